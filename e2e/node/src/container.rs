@@ -24,15 +24,35 @@ pub struct ExecSpec {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub hostname: String,
+    /// The node's copy of the termination-message file: a failure to start is written
+    /// there, so the pod status says why.
+    pub termination_file: PathBuf,
 }
+
+/// Exit code and message prefix of a container that could not be started.
+pub const START_ERROR_CODE: i32 = 128;
+pub const START_ERROR_PREFIX: &str = "ciclo-node: ";
 
 /// The wrapper's side: runs in the child, single-threaded, before the workload exists.
 pub fn exec_from_spec(path: &Path) -> anyhow::Result<()> {
     let spec: ExecSpec = serde_json::from_slice(&std::fs::read(path)?)
         .with_context(|| format!("reading container spec {}", path.display()))?;
+    // Opened before dropping privileges (close-on-exec, so the workload never sees it).
+    let termination = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&spec.termination_file)
+        .ok();
+    let fail = |why: String| -> ! {
+        let message = format!("{START_ERROR_PREFIX}{why}");
+        eprintln!("{message}");
+        if let Some(mut f) = termination.as_ref() {
+            use std::io::Write as _;
+            let _ = f.write_all(message.as_bytes());
+        }
+        std::process::exit(START_ERROR_CODE);
+    };
     if let Err(e) = enter_namespaces(&spec) {
-        eprintln!("ciclo-node: setting up the container failed: {e:#}");
-        std::process::exit(128);
+        fail(format!("setting up the container failed: {e:#}"));
     }
     let mut cmd = std::process::Command::new(&spec.program);
     cmd.args(&spec.args)
@@ -48,8 +68,7 @@ pub fn exec_from_spec(path: &Path) -> anyhow::Result<()> {
         cmd.uid(uid);
     }
     let err = cmd.exec();
-    eprintln!("ciclo-node: exec {}: {err}", spec.program.display());
-    std::process::exit(128);
+    fail(format!("exec {}: {err}", spec.program.display()));
 }
 
 fn enter_namespaces(spec: &ExecSpec) -> anyhow::Result<()> {
@@ -129,10 +148,10 @@ pub fn spawn(
 
 /// Signals the whole process group of a container (its children die with it).
 pub fn signal_group(pgid: u32, signal: Signal) {
-    if let Err(e) = killpg(Pid::from_raw(pgid as i32), signal) {
-        if e != nix::errno::Errno::ESRCH {
-            tracing::warn!(pgid, %signal, error = %e, "signalling container failed");
-        }
+    if let Err(e) = killpg(Pid::from_raw(pgid as i32), signal)
+        && e != nix::errno::Errno::ESRCH
+    {
+        tracing::warn!(pgid, %signal, error = %e, "signalling container failed");
     }
 }
 

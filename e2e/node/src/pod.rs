@@ -103,10 +103,10 @@ impl NodeContext {
     }
 
     fn on_pod_gone(&self, pod: &Pod) {
-        if let Some(uid) = &pod.metadata.uid {
-            if let Some(h) = self.pods.lock().expect("pods lock").get(uid) {
-                h.gone.cancel();
-            }
+        if let Some(uid) = &pod.metadata.uid
+            && let Some(h) = self.pods.lock().expect("pods lock").get(uid)
+        {
+            h.gone.cancel();
         }
     }
 

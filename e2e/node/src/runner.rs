@@ -120,7 +120,7 @@ pub fn exec_spec(
         std::os::unix::fs::chown(&termination, uid, gid).map_err(|e| e.to_string())?;
     }
     mounts.push(Mount {
-        source: termination,
+        source: termination.clone(),
         target: PathBuf::from(
             c.termination_message_path
                 .as_deref()
@@ -137,6 +137,7 @@ pub fn exec_spec(
         uid,
         gid,
         hostname: pod.metadata.name.clone().unwrap_or_default(),
+        termination_file: termination,
     })
 }
 
@@ -186,7 +187,7 @@ pub async fn run(inp: Inputs) -> bool {
         let started = Instant::now();
         let term = match &spec {
             Err(message) => Terminated {
-                exit_code: 128,
+                exit_code: container::START_ERROR_CODE,
                 signal: None,
                 reason: "StartError".into(),
                 message: message.clone(),
@@ -272,7 +273,7 @@ async fn run_once(
         Ok(c) => c,
         Err(e) => {
             return Terminated {
-                exit_code: 128,
+                exit_code: container::START_ERROR_CODE,
                 signal: None,
                 reason: "StartError".into(),
                 message: format!("starting the container process: {e}"),

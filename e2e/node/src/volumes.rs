@@ -13,11 +13,14 @@ use std::os::unix::fs::{PermissionsExt as _, chown};
 use std::path::{Path, PathBuf};
 use tokio::sync::Mutex;
 
+/// The data of a Secret or ConfigMap (`None`: it does not exist).
+type ObjectData = Option<BTreeMap<String, Vec<u8>>>;
+
 /// Secrets and ConfigMaps a pod refers to, fetched once per pod start. A node may only
 /// `get` the objects its own pods reference (the Node authorizer), never list them.
 pub struct ObjectCache {
     client: kube::Client,
-    cache: Mutex<HashMap<(&'static str, String, String), Option<BTreeMap<String, Vec<u8>>>>>,
+    cache: Mutex<HashMap<(&'static str, String, String), ObjectData>>,
 }
 
 impl ObjectCache {
@@ -28,12 +31,7 @@ impl ObjectCache {
         }
     }
 
-    pub async fn secret(
-        &self,
-        ns: &str,
-        name: &str,
-        optional: bool,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    pub async fn secret(&self, ns: &str, name: &str, optional: bool) -> Result<ObjectData, String> {
         self.get("secret", ns, name, optional).await
     }
 
@@ -42,7 +40,7 @@ impl ObjectCache {
         ns: &str,
         name: &str,
         optional: bool,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    ) -> Result<ObjectData, String> {
         self.get("configmap", ns, name, optional).await
     }
 
@@ -52,7 +50,7 @@ impl ObjectCache {
         ns: &str,
         name: &str,
         optional: bool,
-    ) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+    ) -> Result<ObjectData, String> {
         let key = (kind, ns.to_string(), name.to_string());
         if let Some(hit) = self.cache.lock().await.get(&key) {
             return missing_unless_optional(hit.clone(), optional, kind, name);
@@ -100,11 +98,11 @@ impl ObjectCache {
 }
 
 fn missing_unless_optional(
-    data: Option<BTreeMap<String, Vec<u8>>>,
+    data: ObjectData,
     optional: bool,
     kind: &str,
     name: &str,
-) -> Result<Option<BTreeMap<String, Vec<u8>>>, String> {
+) -> Result<ObjectData, String> {
     match data {
         None if !optional => Err(format!("{kind} {name:?} not found")),
         other => Ok(other),

@@ -1,1 +1,179 @@
-//! Helpers shared by the end-to-end tests.
+//! What every end-to-end test needs: a client for the local control plane, `kubectl`,
+//! a fresh namespace per test that is deleted afterwards, and waiting with a deadline.
+#![forbid(unsafe_code)]
+
+use anyhow::{Context as _, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, PostParams};
+use kube::runtime::wait::{Condition, await_condition};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
+}
+
+/// The kubeconfig of the cluster under test: `$KUBECONFIG`, else the local control plane's.
+pub fn kubeconfig() -> PathBuf {
+    std::env::var_os("KUBECONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".cluster/kubeconfig"))
+}
+
+/// The `kubectl` built with the control plane (or `$KUBECTL`).
+pub fn kubectl_path() -> PathBuf {
+    if let Some(k) = std::env::var_os("KUBECTL") {
+        return PathBuf::from(k);
+    }
+    let out = Command::new(repo_root().join("e2e/cluster/build.sh"))
+        .arg("--dir")
+        .output()
+        .expect("running e2e/cluster/build.sh --dir");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
+}
+
+/// Runs kubectl against the cluster under test; returns (success, stdout, stderr).
+pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting kubectl");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input.as_bytes())
+            .expect("writing to kubectl");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("waiting for kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A client for the cluster under test, with a clear error when it is not running.
+pub async fn client() -> anyhow::Result<kube::Client> {
+    let path = kubeconfig();
+    let kubeconfig = kube::config::Kubeconfig::read_from(&path).with_context(|| {
+        format!(
+            "no cluster: {} is missing (run `make cluster-up`)",
+            path.display()
+        )
+    })?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+    let client = kube::Client::try_from(config)?;
+    client
+        .apiserver_version()
+        .await
+        .context("the cluster does not answer (run `make cluster-up`)")?;
+    Ok(client)
+}
+
+/// A namespace of its own for one test, labelled `ciclo.dev/e2e`, deleted when dropped
+/// (also when the test panics).
+pub struct TestNamespace {
+    pub name: String,
+}
+
+impl TestNamespace {
+    pub async fn new(client: &kube::Client, test: &str) -> anyhow::Result<Self> {
+        let suffix: String = format!("{:x}", std::process::id() as u64 * 1_000_003 + nanos());
+        let name = format!(
+            "e2e-{}-{}",
+            test.replace('_', "-"),
+            &suffix[suffix.len().saturating_sub(6)..]
+        );
+        let name: String = name.chars().take(63).collect();
+        let ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"ciclo.dev/e2e": "true"}}
+        }))?;
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
+        // Pods need the namespace's default ServiceAccount before they can be created.
+        let sa_api: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client.clone(), &name);
+        wait_for(
+            Duration::from_secs(30),
+            "the default ServiceAccount",
+            || async { Ok(sa_api.get_opt("default").await?.is_some()) },
+        )
+        .await?;
+        Ok(Self { name })
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Sync on purpose: Drop cannot await, and this also runs after a panic.
+        let _ = kubectl(&["delete", "namespace", &self.name, "--wait=false"], None);
+    }
+}
+
+fn nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Waits until `cond` holds for the named object, or fails after `timeout`.
+pub async fn wait_until<K>(
+    api: Api<K>,
+    name: &str,
+    timeout: Duration,
+    cond: impl Condition<K>,
+) -> anyhow::Result<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    match tokio::time::timeout(timeout, await_condition(api.clone(), name, cond)).await {
+        Ok(Ok(Some(obj))) => Ok(obj),
+        Ok(Ok(None)) => bail!("{name} was deleted while waiting"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => {
+            let now = api.get_opt(name).await.ok().flatten();
+            bail!("timed out after {timeout:?} waiting for {name}; it is now: {now:#?}")
+        }
+    }
+}
+
+/// Polls `check` every 200 ms until it returns true, or fails after `timeout`.
+pub async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let last = check().await;
+        if matches!(last, Ok(true)) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what} (last check: {last:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Parses a YAML manifest into a typed object.
+pub fn from_yaml<K: serde::de::DeserializeOwned>(yaml: &str) -> K {
+    serde_yaml::from_str(yaml).expect("test manifest parses")
+}

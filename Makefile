@@ -1,0 +1,53 @@
+# ciclo's verbs. `make test` is the one test command; `.ci/run` calls it on a clean clone.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+# The control plane's kubectl, built by e2e/cluster/build.sh.
+KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
+export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge control-plane demo
+
+help: ## list the verbs
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+build: ## build every binary (debug)
+	$(CARGO) build --workspace --bins
+
+test: unit e2e ## unit tests, then the end-to-end tests against the local control plane
+
+unit: ## unit tests only (no cluster)
+	$(CARGO) test --workspace --exclude ciclo-e2e
+
+e2e: cluster-up ## end-to-end tests (starts the local control plane if it is not running)
+	KUBECTL=$(KUBECTL) $(CARGO) test -p ciclo-e2e -- --test-threads=4
+
+lint: ## formatting and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+control-plane: ## build Kubernetes and etcd from the pinned upstream modules (cached)
+	e2e/cluster/build.sh >/dev/null
+
+cluster-up: control-plane ## start etcd, the control plane and the process node on loopback
+	$(CARGO) build -p ciclo-node
+	e2e/cluster/up.sh
+
+cluster-down: ## stop everything cluster-up started (keeps .cluster/ state)
+	e2e/cluster/down.sh
+
+cluster-purge: ## stop the cluster and delete .cluster/
+	e2e/cluster/down.sh --purge
+
+demo: cluster-up ## the local cluster the ML cycle will run on (the cycle itself is not built yet)
+	@echo
+	$(KUBECTL) version
+	$(KUBECTL) get nodes -o wide
+	@echo
+	@echo "The local control plane is up (KUBECONFIG=$(KUBECONFIG)); 'make cluster-down' stops it."
+	@echo "ciclo's Dataset -> TrainingRun -> ModelDeployment cycle is not implemented yet; see README.md."
