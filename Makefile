@@ -8,7 +8,7 @@ CARGO ?= cargo
 KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge control-plane demo
+.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge control-plane demo crds deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,11 +18,13 @@ build: ## build every binary (debug)
 
 test: unit e2e ## unit tests, then the end-to-end tests against the local control plane
 
+# The e2e tests are #[ignore]d so that `unit` skips them; both verbs build the same workspace
+# test targets, so neither rebuilds what the other built.
 unit: ## unit tests only (no cluster)
-	$(CARGO) test --workspace --exclude ciclo-e2e
+	$(CARGO) test --workspace
 
-e2e: cluster-up ## end-to-end tests (starts the local control plane if it is not running)
-	KUBECTL=$(KUBECTL) $(CARGO) test -p ciclo-e2e -- --test-threads=4
+e2e: cluster-up deploy ## end-to-end tests (starts the local control plane and installs ciclo if needed)
+	KUBECTL=$(KUBECTL) $(CARGO) test --workspace -- --ignored --test-threads=4
 
 lint: ## formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
@@ -35,7 +37,7 @@ control-plane: ## build Kubernetes and etcd from the pinned upstream modules (ca
 	e2e/cluster/build.sh >/dev/null
 
 cluster-up: control-plane ## start etcd, the control plane and the process node on loopback
-	$(CARGO) build -p ciclo-node
+	$(CARGO) build --workspace --bins
 	e2e/cluster/up.sh
 
 cluster-down: ## stop everything cluster-up started (keeps .cluster/ state)
@@ -51,3 +53,11 @@ demo: cluster-up ## the local cluster the ML cycle will run on (the cycle itself
 	@echo
 	@echo "The local control plane is up (KUBECONFIG=$(KUBECONFIG)); 'make cluster-down' stops it."
 	@echo "ciclo's Dataset -> TrainingRun -> ModelDeployment cycle is not implemented yet; see README.md."
+
+crds: ## regenerate crds/ from the Rust API types
+	$(CARGO) run -q -p ciclo -- crds > crds/ciclo.dev.yaml
+
+deploy: build ## install (or update) ciclo from manifests/base into the cluster and restart it
+	$(KUBECTL) apply --server-side --force-conflicts -k manifests/base
+	$(KUBECTL) -n ciclo-system rollout restart deployment/ciclo-operator
+	$(KUBECTL) -n ciclo-system rollout status deployment/ciclo-operator --timeout=120s

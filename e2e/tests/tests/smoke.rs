@@ -55,6 +55,7 @@ fn terminated(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStateTerminated
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_job_that_succeeds_completes_and_its_logs_are_readable() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "job-ok").await.unwrap();
@@ -99,6 +100,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_failing_job_shows_its_exit_code_and_termination_message() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "job-fail").await.unwrap();
@@ -140,6 +142,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_container_that_fails_once_is_restarted_and_keeps_its_empty_dir() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "restart").await.unwrap();
@@ -178,6 +181,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn secrets_and_config_maps_reach_the_container_as_env_and_files() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "config").await.unwrap();
@@ -232,6 +236,7 @@ spec:
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_deployment_becomes_available_and_each_pod_answers_at_its_address() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "deploy").await.unwrap();
@@ -261,6 +266,7 @@ async fn a_deployment_becomes_available_and_each_pod_answers_at_its_address() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn deleting_a_deployment_stops_and_removes_its_pods() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "delete").await.unwrap();
@@ -311,6 +317,7 @@ async fn deleting_a_deployment_stops_and_removes_its_pods() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn an_object_is_garbage_collected_with_its_owner() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "gc").await.unwrap();
@@ -338,6 +345,7 @@ async fn an_object_is_garbage_collected_with_its_owner() {
 }
 
 #[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_pod_with_an_unsupported_volume_is_reported_and_never_run() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "unsupported").await.unwrap();

@@ -1,0 +1,182 @@
+//! `Dataset`: where a dataset lives and what it must look like. ciclo versions it by
+//! content, validates every new version and keeps the accepted ones.
+
+use ciclo_core::expectations::{DriftLimit, Expectations};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A dataset: a source of files in an object store, the format they are in, how often to
+/// look for new data, and the expectations every accepted version meets.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ciclo.dev",
+    version = "v1alpha1",
+    kind = "Dataset",
+    namespaced,
+    status = "DatasetStatus",
+    shortname = "ds",
+    category = "ciclo",
+    doc = "A versioned, validated dataset: ciclo snapshots its source by content, checks every new version against the expectations and keeps the accepted ones.",
+    printcolumn(
+        name = "Latest",
+        type_ = "string",
+        json_path = ".status.latest.id",
+        description = "The latest accepted version"
+    ),
+    printcolumn(name = "Rows", type_ = "integer", json_path = ".status.latest.rows"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetSpec {
+    /// Where the data lives.
+    pub source: DataSource,
+    /// The files' format. When unset, each file's extension decides (.csv, .parquet, .jsonl).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<DataFormat>,
+    /// How often to look for new data, as a duration ("30m", "1h", "24h"). A change is also
+    /// looked for at once when the annotation `ciclo.dev/reconcile-requested-at` changes.
+    #[serde(default = "default_interval")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("interval must be a positive duration such as 30m or 1h"))]
+    pub interval: String,
+    /// Expectations every accepted version meets: columns, types, nullability, ranges,
+    /// allowed values, minimum rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Expectations>,
+    /// How far a new version may drift from the previous accepted version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftLimit>,
+    /// How many versions (accepted and rejected) the status keeps.
+    #[serde(default = "default_history")]
+    #[schemars(range(min = 1, max = 100))]
+    pub history_limit: u32,
+    /// Stop looking for new data; recorded versions stay.
+    #[serde(default)]
+    pub suspend: bool,
+}
+
+fn default_interval() -> String {
+    "1h".into()
+}
+
+fn default_history() -> u32 {
+    10
+}
+
+/// The files of a dataset in an object store.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DataSource {
+    /// Prefix of the data, as a URI: `s3://bucket/prefix`, `gs://…`, `az://…`,
+    /// `file:///path` or `https://host/path`.
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^(s3|gs|az|file|https)://.+')").message("uri must start with s3://, gs://, az://, file:// or https:// and name a location"))]
+    pub uri: String,
+    /// Globs (relative to the prefix) a file must match to be part of the dataset; empty
+    /// means every file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Globs of files to leave out, applied after `include`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// S3-compatible endpoint URL, for stores other than AWS (MinIO, Ceph, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Region of the bucket (S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Address buckets by path (`endpoint/bucket/key`) rather than by host name (S3).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret in the Dataset's namespace holding the store's credentials, as the
+    /// object_store crate's environment names (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `GOOGLE_SERVICE_ACCOUNT_KEY`, `AZURE_STORAGE_ACCOUNT_KEY`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<SecretRef>,
+}
+
+/// A Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+}
+
+/// Supported file formats.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DataFormat {
+    Csv,
+    Parquet,
+    Jsonl,
+}
+
+/// What ciclo has seen of the dataset.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled (kstatus), Validated, SourceUnavailable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The latest accepted version; a rejected version never becomes latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<DatasetVersion>,
+    /// Recent versions, newest first, accepted and rejected, at most `historyLimit`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<DatasetVersion>,
+    /// When the source was last checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<String>,
+}
+
+/// One content-addressed version of a dataset.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetVersion {
+    /// The version's id: the hash of its manifest (every file's path, size and BLAKE3 hash).
+    pub id: String,
+    /// When the version was first seen.
+    pub created: String,
+    /// Rows over all files.
+    pub rows: i64,
+    /// Bytes over all files.
+    pub bytes: i64,
+    /// Number of files.
+    pub files: i64,
+    /// Accepted or Rejected.
+    pub verdict: Verdict,
+    /// Why the version was rejected (the first failed expectations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Where the version's manifest, profile and report are stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// The outcome of validating a version.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected,
+}

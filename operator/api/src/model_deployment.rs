@@ -1,0 +1,270 @@
+//! `ModelDeployment`: which model version is served and how a new version replaces the old.
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Serves a model version, and rolls out new versions by the chosen strategy with
+/// automatic analysis, promotion and rollback.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "ciclo.dev",
+    version = "v1alpha1",
+    kind = "ModelDeployment",
+    namespaced,
+    status = "ModelDeploymentStatus",
+    shortname = "md",
+    category = "ciclo",
+    doc = "Serves a model version over the Open Inference Protocol and rolls out new versions by canary with automatic analysis, promotion and rollback.",
+    printcolumn(name = "Model", type_ = "string", json_path = ".spec.model.name"),
+    printcolumn(
+        name = "Serving",
+        type_ = "integer",
+        json_path = ".status.servingVersion"
+    ),
+    printcolumn(
+        name = "Canary",
+        type_ = "integer",
+        json_path = ".status.canaryVersion"
+    ),
+    printcolumn(name = "Weight", type_ = "integer", json_path = ".status.canaryWeight"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentSpec {
+    /// The model and version to serve.
+    pub model: ModelSelector,
+    /// What serves it: the built-in server (`ciclo serve`) unless `image` is given.
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// Serving replicas (the starting point when autoscaling).
+    #[serde(default = "one")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// Scale between bounds on CPU (a HorizontalPodAutoscaler).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+    /// Compute resources of each serving pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// How a new version replaces the serving one.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// What must hold while a new version takes traffic.
+    #[serde(default)]
+    pub analysis: Analysis,
+    /// Only roll out a version that beats the serving one on the model's primary metric.
+    #[serde(default = "yes")]
+    pub require_improvement: bool,
+    /// Split traffic with a Gateway API HTTPRoute's backend weights instead of replica ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routing: Option<TrafficRouting>,
+}
+
+fn one() -> i32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A model version: pinned, or following the newest blessed one.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.version) && has(self.track))").message("give either version (pinned) or track (floating), not both"))]
+pub struct ModelSelector {
+    /// The model's name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Pin this version number (served even if not blessed). Without `version` and
+    /// `track`, the newest blessed version is served.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub version: Option<i64>,
+    /// Follow a moving version: `LatestBlessed` (newly blessed versions roll out by themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<ModelTrack>,
+}
+
+/// Floating model versions.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelTrack {
+    LatestBlessed,
+}
+
+/// The serving runtime.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Runtime {
+    /// Your serving image; it gets CICLO_MODEL_URI and CICLO_PORT. Unset: the built-in server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Arguments of your image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// The port it serves on.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+}
+
+fn default_port() -> i32 {
+    8080
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            image: None,
+            args: Vec::new(),
+            port: default_port(),
+        }
+    }
+}
+
+/// Autoscaling bounds.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.maxReplicas >= self.minReplicas").message("maxReplicas must be at least minReplicas"))]
+pub struct Autoscaling {
+    /// Fewest replicas.
+    #[schemars(range(min = 1))]
+    pub min_replicas: i32,
+    /// Most replicas.
+    #[schemars(range(min = 1))]
+    pub max_replicas: i32,
+    /// Target average CPU utilisation, in percent of requests.
+    #[serde(default = "default_cpu")]
+    #[schemars(range(min = 1, max = 100))]
+    pub target_cpu_utilization_percentage: i32,
+}
+
+fn default_cpu() -> i32 {
+    80
+}
+
+/// Rollout strategy.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.type != 'Canary' || has(self.steps)").message("a Canary strategy needs steps"))]
+pub struct Strategy {
+    /// `Rolling` (the new version fully up before the old one goes) or `Canary` (traffic moves in steps).
+    #[serde(default, rename = "type")]
+    pub type_: StrategyType,
+    /// Canary steps: the share of traffic the new version gets, and how long it holds there
+    /// while the analysis runs. Weights must increase and stay within 1–100.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    #[x_kube(validation = Rule::new("self.map(s, s.weight).isSorted() && self.all(s, self.filter(t, t.weight == s.weight).size() == 1)").message("canary step weights must strictly increase"))]
+    pub steps: Vec<CanaryStep>,
+}
+
+/// Strategy types.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StrategyType {
+    #[default]
+    Rolling,
+    Canary,
+}
+
+/// One canary step.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct CanaryStep {
+    /// Percent of traffic to the new version.
+    #[schemars(range(min = 1, max = 100))]
+    pub weight: i32,
+    /// How long to hold at this weight, as a duration ("30s", "5m").
+    #[serde(default = "default_pause")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("pause must be a duration such as 30s or 5m"))]
+    pub pause: String,
+}
+
+fn default_pause() -> String {
+    "30s".into()
+}
+
+/// Thresholds the new version must hold under real traffic.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Analysis {
+    /// Largest share of requests that may fail (5xx), 0–1.
+    #[serde(default = "default_error_ratio")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub max_error_ratio: f64,
+    /// Largest 99th-percentile latency, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_p99_latency_ms: Option<i64>,
+    /// Fewest requests a step must see for its analysis to count.
+    #[serde(default = "default_min_requests")]
+    #[schemars(range(min = 0))]
+    pub min_requests: i64,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Self {
+            max_error_ratio: default_error_ratio(),
+            max_p99_latency_ms: None,
+            min_requests: default_min_requests(),
+        }
+    }
+}
+
+fn default_error_ratio() -> f64 {
+    0.01
+}
+
+fn default_min_requests() -> i64 {
+    20
+}
+
+/// Traffic splitting through the Gateway API.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficRouting {
+    /// The HTTPRoute (same namespace) whose backend weights ciclo sets.
+    pub http_route: String,
+}
+
+/// What is served and how the rollout is going.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelDeploymentStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling, Stalled (kstatus), Progressing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// The version taking (the rest of) the traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serving_version: Option<i64>,
+    /// The version being rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_version: Option<i64>,
+    /// The canary's share of traffic, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_weight: Option<i32>,
+    /// Pending, Serving, Progressing, Promoted, RolledBack or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The Service that fronts the serving pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+}

@@ -1,0 +1,63 @@
+//! Flags of `ciclo operator`; every one can also be set from the environment.
+
+use std::net::SocketAddr;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct OperatorArgs {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served. In a pod, bind the pod's
+    /// address (`$(POD_IP):8080`) so Prometheus and the kubelet reach it.
+    #[arg(
+        long,
+        env = "CICLO_METRICS_BIND_ADDRESS",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub metrics_bind_address: SocketAddr,
+    /// Elect a leader on a Lease so that only one replica reconciles.
+    #[arg(long, env = "CICLO_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// The Lease's name.
+    #[arg(
+        long,
+        env = "CICLO_LEADER_ELECTION_LEASE",
+        default_value = "ciclo-operator"
+    )]
+    pub leader_election_lease: String,
+    /// The Lease's namespace: the operator's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "ciclo-system")]
+    pub leader_election_namespace: String,
+    /// How long a leader's Lease lasts without renewal, in seconds: a standby takes over at
+    /// most this long after the leader dies (at once when it stops cleanly).
+    #[arg(long, env = "CICLO_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    pub lease_duration_seconds: u64,
+    /// This replica's name in the Lease (the pod name; a random suffix is appended).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Watch only this namespace (namespaced install); all namespaces when unset.
+    #[arg(long, env = "CICLO_WATCH_NAMESPACE")]
+    pub watch_namespace: Option<String>,
+    /// Log as JSON lines (for log collectors); human-readable otherwise. Levels come from RUST_LOG.
+    #[arg(long, env = "CICLO_LOG_JSON")]
+    pub log_json: bool,
+}
+
+impl OperatorArgs {
+    /// Makes the identity unique to this process: the pod (or host) name plus a random
+    /// suffix, so a restarted container is a new candidate, not a holder that never renewed.
+    pub fn with_unique_identity(mut self) -> Self {
+        let name = self
+            .identity
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok());
+        self.identity = Some(format!(
+            "{}_{:08x}",
+            name.unwrap_or_else(|| "ciclo".into()),
+            rand::random::<u32>()
+        ));
+        self
+    }
+
+    /// This process's identity in the Lease and on its Events.
+    pub fn identity(&self) -> String {
+        self.identity.clone().unwrap_or_else(|| "ciclo".into())
+    }
+}

@@ -1,0 +1,76 @@
+//! What every reconcile shares.
+
+use crate::args::OperatorArgs;
+use crate::metrics::Metrics;
+use kube::runtime::events::{Recorder, Reporter};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct Context {
+    pub client: kube::Client,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Recorder,
+    /// Only this namespace is watched, when set.
+    pub namespace: Option<String>,
+    /// Consecutive failures per object, for back-off.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+/// Back-off of a failing object: 2 s doubling to 5 min, with ±20 % jitter so that many
+/// objects failing together (an API outage) do not retry in lockstep.
+const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// The delay after `failures` consecutive failures, scaled by `jitter`.
+fn backoff_delay(failures: u32, jitter: f64) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    BACKOFF_BASE
+        .saturating_mul(1 << doublings)
+        .min(BACKOFF_MAX)
+        .mul_f64(jitter)
+}
+
+impl Context {
+    pub fn new(client: kube::Client, metrics: Arc<Metrics>, args: &OperatorArgs) -> Self {
+        let reporter = Reporter {
+            controller: "ciclo-operator".into(),
+            instance: Some(args.identity()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            namespace: args.watch_namespace.clone(),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The delay before retrying `key` after one more failure.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut failures = self.failures.lock().expect("failures lock");
+        let n = failures.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        backoff_delay(*n, rand::random_range(0.8..1.2))
+    }
+
+    /// Forgets `key`'s failures after a success.
+    pub fn succeeded(&self, key: &str) {
+        self.failures.lock().expect("failures lock").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap_and_jitter_stays_within_a_fifth() {
+        assert_eq!(backoff_delay(1, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff_delay(2, 1.0), Duration::from_secs(4));
+        assert_eq!(backoff_delay(5, 1.0), Duration::from_secs(32));
+        assert_eq!(backoff_delay(40, 1.0), BACKOFF_MAX);
+        assert_eq!(backoff_delay(1, 0.8), Duration::from_millis(1600));
+        assert_eq!(backoff_delay(40, 1.2), BACKOFF_MAX.mul_f64(1.2));
+    }
+}

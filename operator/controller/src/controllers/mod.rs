@@ -1,0 +1,132 @@
+//! One controller per kind, run together while this replica leads.
+
+mod dataset;
+mod model_deployment;
+mod model_version;
+mod training_run;
+
+use crate::context::Context;
+use crate::error::Error;
+use futures::StreamExt as _;
+use kube::api::Api;
+use kube::core::{DeserializeGuard, NamespaceResourceScope};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt as _};
+use std::fmt::Debug;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs every controller until `stop`.
+pub async fn run_all(ctx: Arc<Context>, stop: CancellationToken) {
+    tokio::join!(
+        dataset::run(ctx.clone(), stop.clone()),
+        training_run::run(ctx.clone(), stop.clone()),
+        model_version::run(ctx.clone(), stop.clone()),
+        model_deployment::run(ctx.clone(), stop.clone()),
+    );
+    tracing::info!("controllers stopped");
+}
+
+/// An Api over `K` in the watched namespace, or all namespaces.
+pub fn api<K>(ctx: &Context) -> Api<K>
+where
+    K: Resource<Scope = NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match &ctx.namespace {
+        Some(ns) => Api::namespaced(ctx.client.clone(), ns),
+        None => Api::all(ctx.client.clone()),
+    }
+}
+
+/// What every reconcile does around its kind-specific steps: unwrap the deserialisation
+/// guard (a malformed object is reported, never stalls the watch), count and time the
+/// reconcile, and reset the object's back-off on success.
+pub async fn guarded<K, F, Fut>(
+    kind: &'static str,
+    guard: Arc<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+    reconcile: F,
+) -> Result<Action, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + Debug,
+    F: FnOnce(Arc<Context>, K) -> Fut,
+    Fut: std::future::Future<Output = Result<Action, Error>>,
+{
+    let _timer = ctx.metrics.reconcile_started(kind);
+    let key = format!("{kind}/{}", guard.namespace().unwrap_or_default()) + "/" + &guard.name_any();
+    let obj = match &guard.0 {
+        Ok(obj) => obj.clone(),
+        Err(invalid) => {
+            report_malformed::<K>(&ctx, kind, &guard, &invalid.error).await;
+            return Ok(Action::await_change());
+        }
+    };
+    let result = reconcile(ctx.clone(), obj).await;
+    if result.is_ok() {
+        ctx.succeeded(&key);
+    }
+    result
+}
+
+/// Retries a failed reconcile with per-object exponential back-off and jitter.
+pub fn error_policy<K: Resource<DynamicType = ()>>(
+    kind: &'static str,
+) -> impl Fn(Arc<DeserializeGuard<K>>, &Error, Arc<Context>) -> Action {
+    move |guard, error, ctx| {
+        ctx.metrics.reconcile_failed(kind, error.metric_label());
+        let key =
+            format!("{kind}/{}", guard.namespace().unwrap_or_default()) + "/" + &guard.name_any();
+        let delay = ctx.backoff(&key);
+        tracing::warn!(%kind, object = %key, %error, retry_in = ?delay, "reconcile failed");
+        Action::requeue(delay)
+    }
+}
+
+async fn report_malformed<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    kind: &'static str,
+    guard: &DeserializeGuard<K>,
+    error: &str,
+) {
+    ctx.metrics.reconcile_failed(kind, "malformed");
+    tracing::warn!(%kind, name = %guard.name_any(), namespace = ?guard.namespace(), %error, "malformed object skipped");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(
+            format!("ciclo cannot read this {kind}: {error}")
+                .chars()
+                .take(1000)
+                .collect(),
+        ),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
+        tracing::warn!(error = %e, "recording an event failed");
+    }
+}
+
+/// Logs the outcome of each reconcile the controller runs.
+pub async fn drain<K: Resource, S>(kind: &'static str, stream: S)
+where
+    S: futures::Stream<
+            Item = Result<
+                (ObjectRef<K>, Action),
+                kube::runtime::controller::Error<Error, kube::runtime::watcher::Error>,
+            >,
+        >,
+{
+    stream
+        .for_each(|res| async move {
+            match res {
+                Ok((obj, _)) => tracing::debug!(%kind, object = %obj, "reconciled"),
+                Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(e) => tracing::warn!(%kind, error = %e, "controller event"),
+            }
+        })
+        .await;
+}

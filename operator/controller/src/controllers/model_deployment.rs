@@ -1,0 +1,284 @@
+//! The ModelDeployment controller: resolve the model and the version to serve → validate →
+//! status. Serving and rollouts (the work itself) come with the serving capability.
+
+use super::{api, drain, error_policy, guarded};
+use crate::context::Context;
+use crate::error::Result;
+use crate::status;
+use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::model_deployment::ModelDeployment;
+use ciclo_api::model_version::ModelVersion;
+use ciclo_api::training_run::TrainingRun;
+use kube::ResourceExt as _;
+use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+const KIND: &str = "ModelDeployment";
+
+/// The deployments in `store` that serve `model` in `ns`.
+fn serving(
+    store: &Store<DeserializeGuard<ModelDeployment>>,
+    ns: Option<String>,
+    model: &str,
+) -> Vec<ObjectRef<DeserializeGuard<ModelDeployment>>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|g| g.namespace() == ns && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model))
+        .map(|g| ObjectRef::from_obj(&*g))
+        .collect()
+}
+
+pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    let deployments = api::<DeserializeGuard<ModelDeployment>>(&ctx);
+    let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
+    let (by_version, by_run) = (controller.store(), controller.store());
+    // New or changed versions of a model, and TrainingRuns that produce it, wake its deployments.
+    let controller = controller
+        .watches(
+            api::<DeserializeGuard<ModelVersion>>(&ctx),
+            watcher::Config::default().any_semantic(),
+            move |mv| {
+                let model =
+                    mv.0.as_ref()
+                        .map(|mv| mv.spec.model.clone())
+                        .unwrap_or_default();
+                serving(&by_version, mv.namespace(), &model)
+            },
+        )
+        .watches(
+            api::<DeserializeGuard<TrainingRun>>(&ctx),
+            watcher::Config::default().any_semantic(),
+            move |tr| {
+                let model =
+                    tr.0.as_ref()
+                        .map(|tr| tr.spec.model.name.clone())
+                        .unwrap_or_default();
+                serving(&by_run, tr.namespace(), &model)
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            |g, c| guarded(KIND, g, c, reconcile),
+            error_policy(KIND),
+            ctx,
+        );
+    drain(KIND, controller).await;
+}
+
+async fn reconcile(ctx: Arc<Context>, md: ModelDeployment) -> Result<Action> {
+    let ns = md.namespace().unwrap_or_default();
+    let model = &md.spec.model.name;
+    let versions: Vec<ModelVersion> = Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|mv| &mv.spec.model == model)
+        .collect();
+    let producers = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|tr| &tr.spec.model.name == model)
+        .count();
+    let decision = decide(&md, &versions, producers);
+    tracing::debug!(deployment = %md.name_any(), %model, version = ?decision.version, "version resolved");
+    let current = md.status.clone().unwrap_or_default();
+    let mut next = current.clone();
+    next.observed_generation = md.metadata.generation;
+    if next.phase.is_none() {
+        next.phase = Some("Pending".into());
+    }
+    next.conditions = status::conditions_for(&md, &current.conditions, &decision.conditions);
+    status::apply(
+        &ctx,
+        &md,
+        md.status.as_ref(),
+        &next,
+        &current.conditions,
+        &next.conditions,
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// The outcome of the pure steps.
+#[derive(Debug)]
+pub struct Decision {
+    pub conditions: Vec<Set>,
+    /// The version to serve, once resolved.
+    pub version: Option<i64>,
+}
+
+fn decision(ready_reason: &str, message: String, stalled: bool, version: Option<i64>) -> Decision {
+    let conditions = if stalled {
+        vec![
+            Set::new(READY, false, ready_reason, message.clone()),
+            Set::new(STALLED, true, ready_reason, message),
+            Set::new(RECONCILING, false, "", ""),
+        ]
+    } else {
+        vec![
+            Set::new(READY, false, ready_reason, message.clone()),
+            Set::new(STALLED, false, "", ""),
+            Set::new(RECONCILING, true, ready_reason, message),
+        ]
+    };
+    Decision {
+        conditions,
+        version,
+    }
+}
+
+/// Picks the version to serve from the model's `versions`; `producers` counts the
+/// TrainingRuns that register the model (so "not trained yet" differs from "no such model").
+pub fn decide(md: &ModelDeployment, versions: &[ModelVersion], producers: usize) -> Decision {
+    let model = &md.spec.model.name;
+    if versions.is_empty() {
+        return if producers == 0 {
+            decision(
+                "ModelNotFound",
+                format!(
+                    "spec.model.name: no ModelVersion of model {model:?} exists and no TrainingRun in this namespace registers it"
+                ),
+                true,
+                None,
+            )
+        } else {
+            decision(
+                "WaitingForModelVersion",
+                format!("model {model:?} has no version yet; a TrainingRun will register one"),
+                false,
+                None,
+            )
+        };
+    }
+    let blessed = |mv: &&ModelVersion| mv.status.as_ref().is_some_and(|s| s.blessed);
+    let chosen = match md.spec.model.version {
+        Some(pinned) => match versions.iter().find(|mv| mv.spec.version == pinned) {
+            Some(mv) => mv,
+            None => {
+                return decision(
+                    "ModelVersionNotFound",
+                    format!("spec.model.version: model {model:?} has no version {pinned}"),
+                    true,
+                    None,
+                );
+            }
+        },
+        None => match versions
+            .iter()
+            .filter(blessed)
+            .max_by_key(|mv| mv.spec.version)
+        {
+            Some(mv) => mv,
+            None => {
+                return decision(
+                    "WaitingForBlessedVersion",
+                    format!(
+                        "model {model:?} has {} version(s), none blessed; only blessed versions are served unless pinned",
+                        versions.len()
+                    ),
+                    false,
+                    None,
+                );
+            }
+        },
+    };
+    let v = chosen.spec.version;
+    decision(
+        "RolloutPending",
+        format!("version {v} of model {model:?} is selected and not yet serving"),
+        false,
+        Some(v),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::has_condition;
+    use ciclo_api::conditions::merge;
+
+    fn md(model: &str) -> ModelDeployment {
+        serde_yaml::from_str(&format!(
+            "apiVersion: ciclo.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: web, namespace: ml}}\nspec: {{model: {model}}}"
+        ))
+        .unwrap()
+    }
+
+    fn mv(version: i64, blessed: bool) -> ModelVersion {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelVersion
+metadata: {{name: iris-v{version}, namespace: ml}}
+spec:
+  model: iris
+  version: {version}
+  artifact: {{uri: "s3://m/iris/{version}", digest: "blake3:00"}}
+  lineage: {{trainingRun: iris, runId: r{version}, dataset: {{name: iris, version: d}}, image: ciclo}}
+status: {{blessed: {blessed}}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn conds(d: &Decision) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        merge(&[], &d.conditions, Some(1), jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn an_unknown_model_is_stalled_and_says_so() {
+        let d = decide(&md("{name: iris}"), &[], 0);
+        let c = conds(&d);
+        assert!(has_condition(&c, STALLED, "ModelNotFound"), "{c:?}");
+        assert!(c.iter().any(|c| c.message.contains("\"iris\"")));
+    }
+
+    #[test]
+    fn a_model_a_training_run_will_produce_is_awaited_not_stalled() {
+        let c = conds(&decide(&md("{name: iris}"), &[], 1));
+        assert!(has_condition(&c, RECONCILING, "WaitingForModelVersion"));
+        assert!(!c.iter().any(|c| c.type_ == STALLED));
+    }
+
+    #[test]
+    fn following_latest_blessed_picks_the_newest_blessed_version() {
+        let versions = [mv(1, true), mv(2, true), mv(3, false)];
+        assert_eq!(decide(&md("{name: iris}"), &versions, 1).version, Some(2));
+        assert_eq!(
+            decide(&md("{name: iris, track: LatestBlessed}"), &versions, 1).version,
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn an_unblessed_version_is_served_only_when_pinned() {
+        let versions = [mv(1, false)];
+        let d = decide(&md("{name: iris}"), &versions, 1);
+        assert_eq!(d.version, None);
+        assert!(has_condition(
+            &conds(&d),
+            RECONCILING,
+            "WaitingForBlessedVersion"
+        ));
+        assert_eq!(
+            decide(&md("{name: iris, version: 1}"), &versions, 1).version,
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn a_pinned_version_that_does_not_exist_stalls() {
+        let d = decide(&md("{name: iris, version: 7}"), &[mv(1, true)], 1);
+        assert!(has_condition(&conds(&d), STALLED, "ModelVersionNotFound"));
+    }
+}

@@ -1,0 +1,285 @@
+//! The TrainingRun controller: resolve the Dataset and its version → validate the spec →
+//! status. Launching training Jobs (the work itself) comes with the training capability.
+
+use super::{api, drain, error_policy, guarded};
+use crate::context::Context;
+use crate::error::Result;
+use crate::status;
+use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::dataset::{Dataset, Verdict};
+use ciclo_api::training_run::TrainingRun;
+use kube::ResourceExt as _;
+use kube::api::Api;
+use kube::core::DeserializeGuard;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+const KIND: &str = "TrainingRun";
+
+pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    let runs = api::<DeserializeGuard<TrainingRun>>(&ctx);
+    let controller = Controller::new(runs, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // A Dataset appearing, changing or going wakes the runs that train on it.
+    let controller = controller
+        .watches(
+            api::<DeserializeGuard<Dataset>>(&ctx),
+            watcher::Config::default().any_semantic(),
+            move |ds| {
+                let (ns, name) = (ds.namespace(), ds.name_any());
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        g.namespace() == ns
+                            && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
+                    })
+                    .map(|g| ObjectRef::from_obj(&*g))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            |g, c| guarded(KIND, g, c, reconcile),
+            error_policy(KIND),
+            ctx,
+        );
+    drain(KIND, controller).await;
+}
+
+async fn reconcile(ctx: Arc<Context>, tr: TrainingRun) -> Result<Action> {
+    let ns = tr.namespace().unwrap_or_default();
+    let dataset = Api::<Dataset>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&tr.spec.dataset.name)
+        .await?;
+    let decision = decide(&tr, dataset.as_ref());
+    let current = tr.status.clone().unwrap_or_default();
+    let mut next = current.clone();
+    next.observed_generation = tr.metadata.generation;
+    next.dataset_version = decision
+        .dataset_version
+        .clone()
+        .or(current.dataset_version.clone());
+    next.conditions = status::conditions_for(&tr, &current.conditions, &decision.conditions);
+    status::apply(
+        &ctx,
+        &tr,
+        tr.status.as_ref(),
+        &next,
+        &current.conditions,
+        &next.conditions,
+    )
+    .await?;
+    Ok(Action::await_change())
+}
+
+/// The outcome of the pure steps.
+#[derive(Debug)]
+pub struct Decision {
+    pub conditions: Vec<Set>,
+    /// The dataset version the next run trains on, once resolved.
+    pub dataset_version: Option<String>,
+}
+
+fn stalled(reason: &str, message: String) -> Decision {
+    Decision {
+        conditions: vec![
+            Set::new(READY, false, reason, message.clone()),
+            Set::new(STALLED, true, reason, message),
+            Set::new(RECONCILING, false, "", ""),
+        ],
+        dataset_version: None,
+    }
+}
+
+fn waiting(
+    ready_reason: &str,
+    reconciling_reason: &str,
+    message: String,
+    version: Option<String>,
+) -> Decision {
+    Decision {
+        conditions: vec![
+            Set::new(READY, false, ready_reason, message.clone()),
+            Set::new(STALLED, false, "", ""),
+            Set::new(RECONCILING, true, reconciling_reason, message),
+        ],
+        dataset_version: version,
+    }
+}
+
+/// Resolves the dataset version `tr` trains on and checks what only the controller can.
+pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
+    let ns = tr.namespace().unwrap_or_default();
+    let spec = &tr.spec;
+    if let Some(schedule) = &spec.schedule
+        && let Err(e) = schedule.parse::<croner::Cron>()
+    {
+        return stalled(
+            "InvalidSchedule",
+            format!("spec.schedule: {schedule:?} is not a cron expression: {e}"),
+        );
+    }
+    let Some(ds) = dataset else {
+        return stalled(
+            "DatasetNotFound",
+            format!(
+                "spec.dataset.name: Dataset {:?} not found in namespace {ns:?}",
+                spec.dataset.name
+            ),
+        );
+    };
+    let status = ds.status.clone().unwrap_or_default();
+    let version = match &spec.dataset.version {
+        Some(pinned) => match status.versions.iter().find(|v| &v.id == pinned) {
+            None => {
+                return stalled(
+                    "DatasetVersionNotFound",
+                    format!(
+                        "spec.dataset.version: Dataset {:?} has no version {pinned:?}",
+                        ds.name_any()
+                    ),
+                );
+            }
+            Some(v) if v.verdict == Verdict::Rejected => {
+                return stalled(
+                    "DatasetVersionRejected",
+                    format!(
+                        "spec.dataset.version: version {pinned:?} of Dataset {:?} was rejected and is never trained on",
+                        ds.name_any()
+                    ),
+                );
+            }
+            Some(v) => v.id.clone(),
+        },
+        None => match &status.latest {
+            Some(latest) => latest.id.clone(),
+            None => {
+                return waiting(
+                    "WaitingForData",
+                    "WaitingForData",
+                    format!("Dataset {:?} has no accepted version yet", ds.name_any()),
+                    None,
+                );
+            }
+        },
+    };
+    if spec.suspend {
+        return Decision {
+            conditions: vec![
+                Set::new(
+                    READY,
+                    false,
+                    "Suspended",
+                    "no new runs start (spec.suspend)",
+                ),
+                Set::new(STALLED, false, "", ""),
+                Set::new(RECONCILING, false, "", ""),
+            ],
+            dataset_version: Some(version),
+        };
+    }
+    waiting(
+        "TrainingPending",
+        "TrainingPending",
+        format!(
+            "dataset {:?} version {version} resolved; no run has trained on it yet",
+            ds.name_any()
+        ),
+        Some(version),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::has_condition;
+    use ciclo_api::conditions::merge;
+
+    fn tr(dataset: &str) -> TrainingRun {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {{name: iris, namespace: ml, generation: 3}}
+spec:
+  dataset: {dataset}
+  model: {{name: iris}}
+  trainer: {{algorithm: LogisticRegression, target: species}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn ds(status: &str) -> Dataset {
+        serde_yaml::from_str(&format!(
+            "apiVersion: ciclo.dev/v1alpha1\nkind: Dataset\nmetadata: {{name: iris, namespace: ml}}\nspec: {{source: {{uri: 's3://b/iris'}}}}\nstatus: {status}"
+        ))
+        .unwrap()
+    }
+
+    const ACCEPTED_AND_REJECTED: &str = r#"
+  latest: {id: v2, created: "2026-01-02T00:00:00Z", rows: 150, bytes: 5000, files: 1, verdict: Accepted}
+  versions:
+  - {id: v3, created: "2026-01-03T00:00:00Z", rows: 150, bytes: 5000, files: 1, verdict: Rejected, reasons: ["sepal_length: 3 nulls"]}
+  - {id: v2, created: "2026-01-02T00:00:00Z", rows: 150, bytes: 5000, files: 1, verdict: Accepted}
+"#;
+
+    fn conds(d: &Decision) -> Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+        merge(&[], &d.conditions, Some(3), jiff::Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn a_run_whose_dataset_does_not_exist_is_stalled_with_dataset_not_found() {
+        let d = decide(&tr("{name: iris}"), None);
+        let c = conds(&d);
+        assert!(has_condition(&c, STALLED, "DatasetNotFound"), "{c:?}");
+        assert!(c.iter().all(|c| c.observed_generation == Some(3)));
+    }
+
+    #[test]
+    fn following_latest_resolves_the_latest_accepted_version() {
+        let d = decide(&tr("{name: iris}"), Some(&ds(ACCEPTED_AND_REJECTED)));
+        assert_eq!(d.dataset_version.as_deref(), Some("v2"));
+        assert!(!conds(&d).iter().any(|c| c.type_ == STALLED));
+    }
+
+    #[test]
+    fn a_rejected_dataset_version_is_never_trained_on() {
+        let d = decide(
+            &tr("{name: iris, version: v3}"),
+            Some(&ds(ACCEPTED_AND_REJECTED)),
+        );
+        assert!(has_condition(&conds(&d), STALLED, "DatasetVersionRejected"));
+        assert_eq!(d.dataset_version, None);
+    }
+
+    #[test]
+    fn a_pinned_version_that_does_not_exist_stalls() {
+        let d = decide(
+            &tr("{name: iris, version: nope}"),
+            Some(&ds(ACCEPTED_AND_REJECTED)),
+        );
+        assert!(has_condition(&conds(&d), STALLED, "DatasetVersionNotFound"));
+    }
+
+    #[test]
+    fn a_dataset_without_accepted_versions_makes_the_run_wait_not_stall() {
+        let d = decide(&tr("{name: iris}"), Some(&ds("{}")));
+        let c = conds(&d);
+        assert!(has_condition(&c, RECONCILING, "WaitingForData"), "{c:?}");
+        assert!(!c.iter().any(|c| c.type_ == STALLED));
+    }
+
+    #[test]
+    fn an_invalid_schedule_stalls_naming_the_field() {
+        let mut run = tr("{name: iris}");
+        run.spec.schedule = Some("every day".into());
+        let c = conds(&decide(&run, Some(&ds("{}"))));
+        assert!(has_condition(&c, STALLED, "InvalidSchedule"));
+        assert!(c.iter().any(|c| c.message.starts_with("spec.schedule")));
+    }
+}

@@ -1,0 +1,57 @@
+//! `ciclo operator`: one controller per kind in one process, leader-elected on a Lease, with
+//! Prometheus metrics, health endpoints and structured logs.
+//!
+//! Each reconciler is a pipeline of small steps — resolve references → validate → build the
+//! desired state → apply → status — where only the ends touch the API; the middle steps are
+//! pure functions tested from inline YAML.
+#![forbid(unsafe_code)]
+
+mod args;
+mod context;
+mod controllers;
+mod error;
+mod http;
+mod leader;
+mod metrics;
+mod status;
+mod telemetry;
+
+pub use args::OperatorArgs;
+
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Runs the operator until SIGTERM or Ctrl-C.
+pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
+    let args = args.with_unique_identity();
+    telemetry::init(args.log_json);
+    let client = kube::Client::try_default().await?;
+    let metrics = Arc::new(metrics::Metrics::default());
+    let shutdown = CancellationToken::new();
+    let state = http::State::new(metrics.clone());
+    let server = tokio::spawn(http::serve(
+        args.metrics_bind_address,
+        state.clone(),
+        shutdown.clone(),
+    ));
+    let ctx = Arc::new(context::Context::new(client.clone(), metrics, &args));
+    state.set_ready();
+    tracing::info!(identity = %args.identity(), namespace = ?args.watch_namespace, "ciclo operator starting");
+
+    let elector = tokio::spawn(leader::run(ctx, args.clone(), shutdown.clone()));
+    wait_for_signal().await?;
+    tracing::info!("shutting down: stopping controllers and releasing leadership");
+    shutdown.cancel();
+    elector.await??;
+    server.await??;
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}

@@ -1,0 +1,103 @@
+//! Writing a resource's status (server-side apply, field manager `ciclo-operator`) and
+//! announcing every condition transition as an Event.
+
+use crate::context::Context;
+use crate::error::Result;
+use ciclo_api::conditions::{self, READY, STALLED, Set};
+use ciclo_api::labels::FIELD_MANAGER;
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt as _};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// Conditions computed by a reconcile, merged into the object's current ones.
+pub fn conditions_for<K: Resource>(
+    obj: &K,
+    current: &[Condition],
+    wanted: &[Set],
+) -> Vec<Condition> {
+    conditions::merge(current, wanted, obj.meta().generation, Timestamp::now())
+}
+
+/// Applies `status` to `obj` unless it is what the object already has, and records an Event
+/// when the Ready or Stalled condition changed.
+pub async fn apply<K, S>(
+    ctx: &Context,
+    obj: &K,
+    current: Option<&S>,
+    status: &S,
+    old: &[Condition],
+    new: &[Condition],
+) -> Result<()>
+where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug,
+    S: Serialize,
+{
+    let new_value = serde_json::to_value(status)?;
+    if current.map(serde_json::to_value).transpose()?.as_ref() == Some(&new_value) {
+        return Ok(());
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let patch = json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": new_value,
+    });
+    api.patch_status(
+        &obj.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    announce(ctx, obj, old, new).await;
+    Ok(())
+}
+
+/// An Event for a Ready or Stalled transition: Warning while stalled, Normal otherwise.
+async fn announce<K: Resource<DynamicType = ()>>(
+    ctx: &Context,
+    obj: &K,
+    old: &[Condition],
+    new: &[Condition],
+) {
+    let key = |cs: &[Condition]| {
+        let ready = conditions::find(cs, READY).map(|c| (c.status.clone(), c.reason.clone()));
+        let stalled = conditions::find(cs, STALLED).map(|c| c.reason.clone());
+        (ready, stalled)
+    };
+    if key(old) == key(new) {
+        return;
+    }
+    let (type_, shown) = match conditions::find(new, STALLED) {
+        Some(stalled) => (EventType::Warning, stalled),
+        None => match conditions::find(new, READY) {
+            Some(ready) => (EventType::Normal, ready),
+            None => return,
+        },
+    };
+    let event = Event {
+        type_,
+        reason: shown.reason.clone(),
+        note: Some(shown.message.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        tracing::warn!(error = %e, "recording an event failed");
+    }
+}
+
+/// Whether `conds` has `type_` true with `reason`.
+#[cfg(test)]
+pub fn has_condition(conds: &[Condition], type_: &str, reason: &str) -> bool {
+    conds
+        .iter()
+        .any(|c| c.type_ == type_ && c.reason == reason && c.status == "True")
+}

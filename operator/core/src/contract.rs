@@ -1,0 +1,15 @@
+//! The workload contract: what every Job ciclo launches (built-in or a user's image) gets
+//! in its environment, and where it leaves its results.
+
+/// URI of the dataset version's data (an object-store prefix).
+pub const ENV_DATASET_URI: &str = "CICLO_DATASET_URI";
+/// The content-derived id of the dataset version being used.
+pub const ENV_DATASET_VERSION: &str = "CICLO_DATASET_VERSION";
+/// Where the workload writes its output (the model, `metrics.json`).
+pub const ENV_OUTPUT_URI: &str = "CICLO_OUTPUT_URI";
+/// The run's parameters as a JSON object.
+pub const ENV_PARAMS: &str = "CICLO_PARAMS";
+/// The metrics file a training workload writes beside its model.
+pub const METRICS_FILE: &str = "metrics.json";
+/// Where a container's small result goes, read back from the Pod by the operator.
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
