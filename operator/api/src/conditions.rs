@@ -33,6 +33,71 @@ impl Set {
     }
 }
 
+/// Not ready, and cannot progress until its spec (or what it refers to) changes.
+pub fn stalled(reason: &str, message: impl Into<String>) -> Vec<Set> {
+    let message = message.into();
+    vec![
+        Set::new(READY, false, reason, message.clone()),
+        Set::new(STALLED, true, reason, message),
+        Set::new(RECONCILING, false, "", ""),
+    ]
+}
+
+/// Not ready yet, and working towards it (or waiting for something that will come).
+pub fn reconciling(reason: &str, message: impl Into<String>) -> Vec<Set> {
+    let message = message.into();
+    vec![
+        Set::new(READY, false, reason, message.clone()),
+        Set::new(STALLED, false, "", ""),
+        Set::new(RECONCILING, true, reason, message),
+    ]
+}
+
+/// Ready.
+pub fn ready(reason: &str, message: impl Into<String>) -> Vec<Set> {
+    vec![
+        Set::new(READY, true, reason, message),
+        Set::new(STALLED, false, "", ""),
+        Set::new(RECONCILING, false, "", ""),
+    ]
+}
+
+/// Not ready, on purpose (suspended): neither progressing nor stalled.
+pub fn idle(reason: &str, message: impl Into<String>) -> Vec<Set> {
+    vec![
+        Set::new(READY, false, reason, message),
+        Set::new(STALLED, false, "", ""),
+        Set::new(RECONCILING, false, "", ""),
+    ]
+}
+
+/// A status with kstatus conditions and `observedGeneration`.
+pub trait Kstatus: Default + Clone + serde::Serialize {
+    fn conditions(&self) -> &[Condition];
+    fn set_conditions(&mut self, conditions: Vec<Condition>, observed_generation: Option<i64>);
+}
+
+macro_rules! kstatus {
+    ($($status:ty),*) => {$(
+        impl Kstatus for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn set_conditions(&mut self, conditions: Vec<Condition>, observed_generation: Option<i64>) {
+                self.conditions = conditions;
+                self.observed_generation = observed_generation;
+            }
+        }
+    )*};
+}
+
+kstatus!(
+    crate::dataset::DatasetStatus,
+    crate::training_run::TrainingRunStatus,
+    crate::model_version::ModelVersionStatus,
+    crate::model_deployment::ModelDeploymentStatus
+);
+
 /// Merges `wanted` into `current`: a condition whose status did not change keeps its
 /// `lastTransitionTime`; `Reconciling`/`Stalled` that are false are dropped (kstatus
 /// "abnormal-true" conditions are only present while true); the result is sorted by type.

@@ -3,45 +3,42 @@
 
 use crate::context::Context;
 use crate::error::Result;
-use ciclo_api::conditions::{self, READY, STALLED, Set};
+use ciclo_api::conditions::{self, Kstatus, READY, STALLED, Set};
 use ciclo_api::labels::FIELD_MANAGER;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt as _};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-/// Conditions computed by a reconcile, merged into the object's current ones.
-pub fn conditions_for<K: Resource>(
-    obj: &K,
-    current: &[Condition],
-    wanted: &[Set],
-) -> Vec<Condition> {
-    conditions::merge(current, wanted, obj.meta().generation, Timestamp::now())
-}
-
-/// Applies `status` to `obj` unless it is what the object already has, and records an Event
-/// when the Ready or Stalled condition changed.
-pub async fn apply<K, S>(
+/// Sets `obj`'s conditions to `wanted` (and whatever `edit` changes) and applies the status
+/// unless it is what the object already has; an Event records a Ready or Stalled change.
+pub async fn update<K, S>(
     ctx: &Context,
     obj: &K,
-    current: Option<&S>,
-    status: &S,
-    old: &[Condition],
-    new: &[Condition],
+    status: Option<&S>,
+    wanted: &[Set],
+    edit: impl FnOnce(&mut S),
 ) -> Result<()>
 where
     K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + DeserializeOwned
         + std::fmt::Debug,
-    S: Serialize,
+    S: Kstatus,
 {
-    let new_value = serde_json::to_value(status)?;
-    if current.map(serde_json::to_value).transpose()?.as_ref() == Some(&new_value) {
+    let current = status.cloned().unwrap_or_default();
+    let mut next = current.clone();
+    edit(&mut next);
+    let generation = obj.meta().generation;
+    next.set_conditions(
+        conditions::merge(current.conditions(), wanted, generation, Timestamp::now()),
+        generation,
+    );
+    let new_value = serde_json::to_value(&next)?;
+    if status.map(serde_json::to_value).transpose()?.as_ref() == Some(&new_value) {
         return Ok(());
     }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -56,7 +53,7 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    announce(ctx, obj, old, new).await;
+    announce(ctx, obj, current.conditions(), next.conditions()).await;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use super::{api, drain, error_policy, guarded};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
-use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::Dataset;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
@@ -46,19 +46,7 @@ async fn reconcile(ctx: Arc<Context>, ds: Dataset) -> Result<Action> {
         None => None,
     };
     let decision = decide(&ds, secret_found);
-    let current = ds.status.clone().unwrap_or_default();
-    let mut next = current.clone();
-    next.observed_generation = ds.metadata.generation;
-    next.conditions = status::conditions_for(&ds, &current.conditions, &decision.conditions);
-    status::apply(
-        &ctx,
-        &ds,
-        ds.status.as_ref(),
-        &next,
-        &current.conditions,
-        &next.conditions,
-    )
-    .await?;
+    status::update(&ctx, &ds, ds.status.as_ref(), &decision.conditions, |_| {}).await?;
     Ok(decision.action)
 }
 
@@ -72,11 +60,7 @@ pub struct Decision {
 /// Validates `ds` given whether its credentials Secret exists (`None`: none is named).
 pub fn decide(ds: &Dataset, secret_found: Option<bool>) -> Decision {
     let stalled = |reason: &str, message: String, action: Action| Decision {
-        conditions: vec![
-            Set::new(READY, false, reason, message.clone()),
-            Set::new(STALLED, true, reason, message),
-            Set::new(RECONCILING, false, "", ""),
-        ],
+        conditions: conditions::stalled(reason, message),
         action,
     };
     if let Err(why) = parse_interval(&ds.spec.interval) {
@@ -105,48 +89,25 @@ pub fn decide(ds: &Dataset, secret_found: Option<bool>) -> Decision {
     }
     if ds.spec.suspend {
         return Decision {
-            conditions: vec![
-                Set::new(
-                    READY,
-                    false,
-                    "Suspended",
-                    "checks for new data are suspended (spec.suspend)",
-                ),
-                Set::new(STALLED, false, "", ""),
-                Set::new(RECONCILING, false, "", ""),
-            ],
+            conditions: conditions::idle(
+                "Suspended",
+                "checks for new data are suspended (spec.suspend)",
+            ),
             action: Action::await_change(),
         };
     }
     let conditions = match ds.status.as_ref().and_then(|s| s.latest.as_ref()) {
-        Some(latest) => vec![
-            Set::new(
-                READY,
-                true,
-                "VersionAccepted",
-                format!(
-                    "latest accepted version {} ({} rows)",
-                    latest.id, latest.rows
-                ),
+        Some(latest) => conditions::ready(
+            "VersionAccepted",
+            format!(
+                "latest accepted version {} ({} rows)",
+                latest.id, latest.rows
             ),
-            Set::new(STALLED, false, "", ""),
-            Set::new(RECONCILING, false, "", ""),
-        ],
-        None => vec![
-            Set::new(
-                READY,
-                false,
-                "NoAcceptedVersion",
-                "no version of the data has been accepted yet",
-            ),
-            Set::new(STALLED, false, "", ""),
-            Set::new(
-                RECONCILING,
-                true,
-                "AwaitingFirstVersion",
-                "waiting for the first accepted version",
-            ),
-        ],
+        ),
+        None => conditions::reconciling(
+            "AwaitingFirstVersion",
+            "no version of the data has been accepted yet",
+        ),
     };
     Decision {
         conditions,
@@ -169,7 +130,7 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 mod tests {
     use super::*;
     use crate::status::has_condition;
-    use ciclo_api::conditions::merge;
+    use ciclo_api::conditions::{READY, RECONCILING, STALLED, merge};
 
     fn dataset(yaml: &str) -> Dataset {
         serde_yaml::from_str(yaml).unwrap()

@@ -5,7 +5,7 @@ use super::{api, drain, error_policy, guarded};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
-use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::conditions::{self, Set};
 use ciclo_api::model_deployment::ModelDeployment;
 use ciclo_api::model_version::ModelVersion;
 use ciclo_api::training_run::TrainingRun;
@@ -90,21 +90,9 @@ async fn reconcile(ctx: Arc<Context>, md: ModelDeployment) -> Result<Action> {
         .count();
     let decision = decide(&md, &versions, producers);
     tracing::debug!(deployment = %md.name_any(), %model, version = ?decision.version, "version resolved");
-    let current = md.status.clone().unwrap_or_default();
-    let mut next = current.clone();
-    next.observed_generation = md.metadata.generation;
-    if next.phase.is_none() {
-        next.phase = Some("Pending".into());
-    }
-    next.conditions = status::conditions_for(&md, &current.conditions, &decision.conditions);
-    status::apply(
-        &ctx,
-        &md,
-        md.status.as_ref(),
-        &next,
-        &current.conditions,
-        &next.conditions,
-    )
+    status::update(&ctx, &md, md.status.as_ref(), &decision.conditions, |s| {
+        s.phase.get_or_insert_with(|| "Pending".into());
+    })
     .await?;
     Ok(Action::await_change())
 }
@@ -117,19 +105,11 @@ pub struct Decision {
     pub version: Option<i64>,
 }
 
-fn decision(ready_reason: &str, message: String, stalled: bool, version: Option<i64>) -> Decision {
+fn decision(reason: &str, message: String, stalled: bool, version: Option<i64>) -> Decision {
     let conditions = if stalled {
-        vec![
-            Set::new(READY, false, ready_reason, message.clone()),
-            Set::new(STALLED, true, ready_reason, message),
-            Set::new(RECONCILING, false, "", ""),
-        ]
+        conditions::stalled(reason, message)
     } else {
-        vec![
-            Set::new(READY, false, ready_reason, message.clone()),
-            Set::new(STALLED, false, "", ""),
-            Set::new(RECONCILING, true, ready_reason, message),
-        ]
+        conditions::reconciling(reason, message)
     };
     Decision {
         conditions,
@@ -205,7 +185,7 @@ pub fn decide(md: &ModelDeployment, versions: &[ModelVersion], producers: usize)
 mod tests {
     use super::*;
     use crate::status::has_condition;
-    use ciclo_api::conditions::merge;
+    use ciclo_api::conditions::{RECONCILING, STALLED, merge};
 
     fn md(model: &str) -> ModelDeployment {
         serde_yaml::from_str(&format!(

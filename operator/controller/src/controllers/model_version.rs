@@ -6,7 +6,7 @@ use super::{api, drain, error_policy, guarded};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
-use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::conditions::{self, Set};
 use ciclo_api::model_version::ModelVersion;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Controller};
@@ -29,48 +29,24 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 }
 
 async fn reconcile(ctx: Arc<Context>, mv: ModelVersion) -> Result<Action> {
-    let current = mv.status.clone().unwrap_or_default();
-    let mut next = current.clone();
-    next.observed_generation = mv.metadata.generation;
-    next.conditions = status::conditions_for(&mv, &current.conditions, &decide(&mv));
-    status::apply(
-        &ctx,
-        &mv,
-        mv.status.as_ref(),
-        &next,
-        &current.conditions,
-        &next.conditions,
-    )
-    .await?;
+    status::update(&ctx, &mv, mv.status.as_ref(), &decide(&mv), |_| {}).await?;
     Ok(Action::await_change())
 }
 
 /// A record is ready once it names an artifact with a digest.
 pub fn decide(mv: &ModelVersion) -> Vec<Set> {
-    let ready = if mv.spec.artifact.digest.trim().is_empty() {
-        Set::new(
-            READY,
-            false,
+    if mv.spec.artifact.digest.trim().is_empty() {
+        return conditions::stalled(
             "MissingDigest",
             "spec.artifact.digest is empty: the artifact cannot be verified",
-        )
-    } else {
-        Set::new(
-            READY,
-            true,
-            "Recorded",
-            format!(
-                "model {} version {} trained on {} {}",
-                mv.spec.model,
-                mv.spec.version,
-                mv.spec.lineage.dataset.name,
-                mv.spec.lineage.dataset.version
-            ),
-        )
-    };
-    vec![
-        ready,
-        Set::new(STALLED, false, "", ""),
-        Set::new(RECONCILING, false, "", ""),
-    ]
+        );
+    }
+    let lineage = &mv.spec.lineage.dataset;
+    conditions::ready(
+        "Recorded",
+        format!(
+            "model {} version {} trained on {} {}",
+            mv.spec.model, mv.spec.version, lineage.name, lineage.version
+        ),
+    )
 }

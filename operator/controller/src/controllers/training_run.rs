@@ -5,7 +5,7 @@ use super::{api, drain, error_policy, guarded};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
-use ciclo_api::conditions::{READY, RECONCILING, STALLED, Set};
+use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::{Dataset, Verdict};
 use ciclo_api::training_run::TrainingRun;
 use kube::ResourceExt as _;
@@ -56,22 +56,11 @@ async fn reconcile(ctx: Arc<Context>, tr: TrainingRun) -> Result<Action> {
         .get_opt(&tr.spec.dataset.name)
         .await?;
     let decision = decide(&tr, dataset.as_ref());
-    let current = tr.status.clone().unwrap_or_default();
-    let mut next = current.clone();
-    next.observed_generation = tr.metadata.generation;
-    next.dataset_version = decision
-        .dataset_version
-        .clone()
-        .or(current.dataset_version.clone());
-    next.conditions = status::conditions_for(&tr, &current.conditions, &decision.conditions);
-    status::apply(
-        &ctx,
-        &tr,
-        tr.status.as_ref(),
-        &next,
-        &current.conditions,
-        &next.conditions,
-    )
+    status::update(&ctx, &tr, tr.status.as_ref(), &decision.conditions, |s| {
+        if decision.dataset_version.is_some() {
+            s.dataset_version = decision.dataset_version.clone();
+        }
+    })
     .await?;
     Ok(Action::await_change())
 }
@@ -86,28 +75,8 @@ pub struct Decision {
 
 fn stalled(reason: &str, message: String) -> Decision {
     Decision {
-        conditions: vec![
-            Set::new(READY, false, reason, message.clone()),
-            Set::new(STALLED, true, reason, message),
-            Set::new(RECONCILING, false, "", ""),
-        ],
+        conditions: conditions::stalled(reason, message),
         dataset_version: None,
-    }
-}
-
-fn waiting(
-    ready_reason: &str,
-    reconciling_reason: &str,
-    message: String,
-    version: Option<String>,
-) -> Decision {
-    Decision {
-        conditions: vec![
-            Set::new(READY, false, ready_reason, message.clone()),
-            Set::new(STALLED, false, "", ""),
-            Set::new(RECONCILING, true, reconciling_reason, message),
-        ],
-        dataset_version: version,
     }
 }
 
@@ -158,46 +127,39 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
         None => match &status.latest {
             Some(latest) => latest.id.clone(),
             None => {
-                return waiting(
-                    "WaitingForData",
-                    "WaitingForData",
-                    format!("Dataset {:?} has no accepted version yet", ds.name_any()),
-                    None,
-                );
+                return Decision {
+                    conditions: conditions::reconciling(
+                        "WaitingForData",
+                        format!("Dataset {:?} has no accepted version yet", ds.name_any()),
+                    ),
+                    dataset_version: None,
+                };
             }
         },
     };
     if spec.suspend {
         return Decision {
-            conditions: vec![
-                Set::new(
-                    READY,
-                    false,
-                    "Suspended",
-                    "no new runs start (spec.suspend)",
-                ),
-                Set::new(STALLED, false, "", ""),
-                Set::new(RECONCILING, false, "", ""),
-            ],
+            conditions: conditions::idle("Suspended", "no new runs start (spec.suspend)"),
             dataset_version: Some(version),
         };
     }
-    waiting(
-        "TrainingPending",
-        "TrainingPending",
-        format!(
-            "dataset {:?} version {version} resolved; no run has trained on it yet",
-            ds.name_any()
+    Decision {
+        conditions: conditions::reconciling(
+            "TrainingPending",
+            format!(
+                "dataset {:?} version {version} resolved; no run has trained on it yet",
+                ds.name_any()
+            ),
         ),
-        Some(version),
-    )
+        dataset_version: Some(version),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::status::has_condition;
-    use ciclo_api::conditions::merge;
+    use ciclo_api::conditions::{RECONCILING, STALLED, merge};
 
     fn tr(dataset: &str) -> TrainingRun {
         serde_yaml::from_str(&format!(
