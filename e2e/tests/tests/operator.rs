@@ -117,7 +117,14 @@ async fn valid_examples_get_conditions_from_the_operator() {
         "AwaitingFirstVersion",
     )
     .await;
-    wait_condition(&ds, "breast-cancer", "Ready", "False", "AwaitingFirstVersion").await;
+    wait_condition(
+        &ds,
+        "breast-cancer",
+        "Ready",
+        "False",
+        "AwaitingFirstVersion",
+    )
+    .await;
     let m = wait_condition(
         &tr,
         "breast-cancer",

@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let args = args.with_unique_identity();
     telemetry::init(args.log_json);
+    install_crypto_provider();
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
     let shutdown = CancellationToken::new();
@@ -45,6 +46,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     elector.await??;
     server.await??;
     Ok(())
+}
+
+/// rustls needs one process-wide crypto provider; which ones are compiled in depends on the
+/// whole build's features, so choose explicitly rather than hope exactly one is there.
+pub(crate) fn install_crypto_provider() {
+    // Err only means one is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 async fn wait_for_signal() -> std::io::Result<()> {

@@ -130,3 +130,56 @@ where
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{FailureLabels, Metrics};
+    use ciclo_api::Dataset;
+
+    /// A context whose API calls fail fast: nothing listens on port 9 of loopback.
+    fn offline_context() -> Arc<Context> {
+        crate::install_crypto_provider();
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let args = <crate::args::OperatorArgs as clap::FromArgMatches>::from_arg_matches(
+            &<crate::args::OperatorArgs as clap::Args>::augment_args(clap::Command::new("t"))
+                .get_matches_from(["t"]),
+        )
+        .unwrap();
+        Arc::new(Context::new(client, Arc::new(Metrics::default()), &args))
+    }
+
+    #[tokio::test]
+    async fn a_malformed_object_is_reported_and_skipped_without_an_error() {
+        let ctx = offline_context();
+        // `interval` must be a string: this object cannot be read as a Dataset.
+        let guard: DeserializeGuard<Dataset> = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ciclo.dev/v1alpha1", "kind": "Dataset",
+            "metadata": {"name": "broken", "namespace": "ml"},
+            "spec": {"source": {"uri": "s3://b/p"}, "interval": 5},
+        }))
+        .unwrap();
+        assert!(guard.0.is_err());
+        let mut called = false;
+        let action = guarded("Dataset", Arc::new(guard), ctx.clone(), |_, _| {
+            called = true;
+            async { Ok(Action::await_change()) }
+        })
+        .await;
+        assert!(
+            action.is_ok(),
+            "a malformed object must not fail the reconcile (no retry storm)"
+        );
+        assert!(!called, "the reconcile steps never see a malformed object");
+        let failures = ctx
+            .metrics
+            .reconcile_failures
+            .get_or_create(&FailureLabels {
+                kind: "Dataset",
+                error: "malformed",
+            })
+            .get();
+        assert_eq!(failures, 1);
+    }
+}
