@@ -9,6 +9,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::os::fd::AsRawFd as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -84,10 +85,24 @@ fn enter_namespaces(spec: &ExecSpec) -> anyhow::Result<()> {
     .context("making / private")?;
     let host = &spec.hostname[..spec.hostname.len().min(63)];
     nix::unistd::sethostname(host).context("sethostname")?;
-    for m in &spec.mounts {
-        ensure_mount_point(&m.source, &m.target)?;
+    // Every source is opened before the first bind: a mountPath may shadow the node's own
+    // state directory (a pod mounting something at /work hides /work/…/.cluster/node), so
+    // binds go through /proc/self/fd, which keeps pointing at the opened source.
+    let mut mounts: Vec<&Mount> = spec.mounts.iter().collect();
+    // Parents before children, so a mount inside another mount's path lands inside it.
+    mounts.sort_by_key(|m| m.target.components().count());
+    let sources = mounts
+        .iter()
+        .map(|m| {
+            std::fs::File::open(&m.source)
+                .with_context(|| format!("opening {}", m.source.display()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for (m, source) in mounts.iter().zip(&sources) {
+        let via = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
+        ensure_mount_point(source.metadata()?.is_dir(), &m.target)?;
         mount(
-            Some(&m.source),
+            Some(&via),
             &m.target,
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
@@ -112,8 +127,8 @@ fn enter_namespaces(spec: &ExecSpec) -> anyhow::Result<()> {
 }
 
 /// A bind needs an existing target of the same kind (file or directory).
-fn ensure_mount_point(source: &Path, target: &Path) -> anyhow::Result<()> {
-    if source.is_dir() {
+fn ensure_mount_point(source_is_dir: bool, target: &Path) -> anyhow::Result<()> {
+    if source_is_dir {
         std::fs::create_dir_all(target)?;
     } else if !target.exists() {
         if let Some(parent) = target.parent() {

@@ -363,14 +363,17 @@ async fn run_once(
     {
         message = read_tail(&log, 2048);
     }
+    let reason = match exit_code {
+        0 => "Completed",
+        container::START_ERROR_CODE if message.starts_with(container::START_ERROR_PREFIX) => {
+            "StartError"
+        }
+        _ => "Error",
+    };
     Terminated {
         exit_code,
         signal,
-        reason: if exit_code == 0 {
-            "Completed".into()
-        } else {
-            "Error".into()
-        },
+        reason: reason.into(),
         message,
         started_at: Some(started_at),
         finished_at: Timestamp::now(),
