@@ -56,6 +56,32 @@ fn terminated(pod: &Pod) -> k8s_openapi::api::core::v1::ContainerStateTerminated
 
 #[tokio::test]
 #[ignore = "needs the local cluster: make e2e"]
+async fn the_control_plane_runs_the_pinned_release_and_the_node_is_ready() {
+    let client = client().await.unwrap();
+    assert_eq!(
+        client.apiserver_version().await.unwrap().git_version,
+        "v1.36.3"
+    );
+    let (ok, out, err) = kubectl(&["version", "--client", "-o", "json"], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"gitVersion\": \"v1.36.3\""), "{out}");
+    let node = Api::<k8s_openapi::api::core::v1::Node>::all(client)
+        .get("ciclo-node")
+        .await
+        .unwrap();
+    let status = node.status.unwrap();
+    assert!(
+        status
+            .conditions
+            .unwrap()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert_eq!(status.node_info.unwrap().kubelet_version, "v1.36.3");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
 async fn a_job_that_succeeds_completes_and_its_logs_are_readable() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "job-ok").await.unwrap();
