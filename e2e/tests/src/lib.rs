@@ -66,8 +66,15 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// Picks rustls' crypto provider: the workspace compiles two (object_store brings
+/// aws-lc-rs), so none is chosen by default.
+pub fn init_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client for the cluster under test, with a clear error when it is not running.
 pub async fn client() -> anyhow::Result<kube::Client> {
+    init_tls();
     let path = kubeconfig();
     let kubeconfig = kube::config::Kubeconfig::read_from(&path).with_context(|| {
         format!(
@@ -176,4 +183,44 @@ where
 /// Parses a YAML manifest into a typed object.
 pub fn from_yaml<K: serde::de::DeserializeOwned>(yaml: &str) -> K {
     serde_yaml::from_str(yaml).expect("test manifest parses")
+}
+
+/// Waits until an Event with `reason` (and a note starting with `note_prefix`) is recorded
+/// in `ns`, and returns it.
+pub async fn wait_event(
+    client: &kube::Client,
+    ns: &str,
+    reason: &str,
+    note_prefix: &str,
+) -> anyhow::Result<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let found = events
+            .list(&Default::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some(reason)
+                    && e.note
+                        .as_deref()
+                        .unwrap_or_default()
+                        .starts_with(note_prefix)
+            });
+        if let Some(event) = found {
+            return Ok(event);
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("no {reason} event in {ns} after 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether a pod has reached `Succeeded` or `Failed`.
+pub fn pod_finished(pod: Option<&k8s_openapi::api::core::v1::Pod>) -> bool {
+    pod.and_then(|p| p.status.as_ref())
+        .and_then(|s| s.phase.as_deref())
+        .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
 }

@@ -1,9 +1,9 @@
 //! The process node's kubelet duties beyond the smoke tests: init containers, probes that
 //! gate readiness and restart containers, pod deadlines, and GPUs.
 
-use ciclo_e2e::{TestNamespace, client, from_yaml, wait_for, wait_until};
+use ciclo_e2e::{TestNamespace, client, from_yaml, wait_event, wait_until};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use std::time::Duration;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -123,23 +123,9 @@ spec:
     })
     .await
     .unwrap();
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), &ns.name);
-    wait_for(Duration::from_secs(30), "an Unhealthy event", || async {
-        Ok(events
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .any(|e| {
-                e.reason.as_deref() == Some("Unhealthy")
-                    && e.note
-                        .as_deref()
-                        .is_some_and(|n| n.starts_with("Liveness probe failed"))
-            }))
-    })
-    .await
-    .unwrap();
+    wait_event(&client, &ns.name, "Unhealthy", "Liveness probe failed")
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! with its own ServiceAccount (not as admin): conditions with observedGeneration, the
 //! resolve steps of each controller, Events, and leader election across two replicas.
 
-use ciclo_e2e::{TestNamespace, client, kubectl, repo_root, wait_for};
+use ciclo_e2e::{TestNamespace, client, kubectl, repo_root, wait_event, wait_for};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -68,24 +68,6 @@ async fn wait_condition(
         .await
         .map(|(_, _, m)| m)
         .unwrap_or_default()
-}
-
-async fn wait_event(client: &kube::Client, ns: &str, reason: &str) {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    wait_for(
-        Duration::from_secs(30),
-        &format!("a {reason} event"),
-        || async {
-            Ok(events
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .any(|e| e.reason.as_deref() == Some(reason)))
-        },
-    )
-    .await
-    .unwrap();
 }
 
 fn example(name: &str) -> String {
@@ -186,7 +168,9 @@ async fn a_training_run_without_its_dataset_is_stalled_until_the_dataset_appears
         message.starts_with("spec.dataset.name:") && message.contains("\"later\""),
         "{message}"
     );
-    wait_event(&client, &ns.name, "DatasetNotFound").await;
+    wait_event(&client, &ns.name, "DatasetNotFound", "")
+        .await
+        .unwrap();
 
     apply(
         &ns.name,
@@ -248,6 +232,7 @@ async fn holder(client: &kube::Client) -> String {
 
 /// A metric's value summed over its label sets, scraped from the pod directly.
 async fn metric(ip: &str, name: &str) -> f64 {
+    ciclo_e2e::init_tls();
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(5))

@@ -3,7 +3,9 @@
 //! Available and serve, deletion and garbage collection work, and what the node cannot
 //! run is refused out loud. Each test runs in a fresh namespace.
 
-use ciclo_e2e::{TestNamespace, client, from_yaml, kubectl, wait_for, wait_until};
+use ciclo_e2e::{
+    TestNamespace, client, from_yaml, kubectl, pod_finished, wait_event, wait_for, wait_until,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
@@ -187,13 +189,9 @@ spec:
 "#,
     );
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let pod = wait_until(pods, "flaky", TIMEOUT, |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
-    })
-    .await
-    .unwrap();
+    let pod = wait_until(pods, "flaky", TIMEOUT, pod_finished)
+        .await
+        .unwrap();
     let status = pod.status.clone().unwrap();
     assert_eq!(status.phase.as_deref(), Some("Succeeded"));
     let c = &status.container_statuses.unwrap()[0];
@@ -246,13 +244,9 @@ spec:
 "#,
     );
     pods.create(&PostParams::default(), &pod).await.unwrap();
-    let pod = wait_until(pods, "reader", TIMEOUT, |p: Option<&Pod>| {
-        p.and_then(|p| p.status.as_ref())
-            .and_then(|s| s.phase.as_deref())
-            .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
-    })
-    .await
-    .unwrap();
+    let pod = wait_until(pods, "reader", TIMEOUT, pod_finished)
+        .await
+        .unwrap();
     let t = terminated(&pod);
     assert_eq!(
         t.message.as_deref(),
@@ -411,25 +405,10 @@ spec:
         "the container ran although its pod was refused"
     );
 
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(client.clone(), &ns.name);
-    wait_for(
-        Duration::from_secs(30),
-        "an UnsupportedPodSpec event",
-        || async {
-            Ok(events
-                .list(&ListParams::default())
-                .await?
-                .items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("UnsupportedPodSpec")
-                        && e.type_.as_deref() == Some("Warning")
-                }))
-        },
-    )
-    .await
-    .unwrap();
+    let event = wait_event(&client, &ns.name, "UnsupportedPodSpec", "")
+        .await
+        .unwrap();
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
 }
 
 fn web_deployment(name: &str, replicas: i32) -> Deployment {
@@ -524,6 +503,7 @@ async fn service_backends(
 }
 
 async fn http_get(url: &str) -> anyhow::Result<String> {
+    ciclo_e2e::init_tls();
     // Straight to the pod's loopback address: never through a proxy.
     let client = reqwest::Client::builder()
         .no_proxy()

@@ -17,6 +17,9 @@ enum Cli {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Two rustls crypto providers are compiled in (object_store brings aws-lc-rs), so none is
+    // the default: choose one before any subcommand opens a TLS connection.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse() {
         Cli::Crds => {
             print!("{}", ciclo_api::crds_yaml());
