@@ -8,7 +8,7 @@ CARGO ?= cargo
 KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge control-plane demo crds deploy
+.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane demo crds deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ test: unit e2e ## unit tests, then the end-to-end tests against the local contro
 unit: ## unit tests only (no cluster)
 	$(CARGO) test --workspace
 
-e2e: cluster-up deploy ## end-to-end tests (starts the local control plane and installs ciclo if needed)
+e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo)
 	KUBECTL=$(KUBECTL) $(CARGO) test --workspace -- --ignored --test-threads=4
 
 lint: ## formatting and clippy, warnings are errors
@@ -45,6 +45,12 @@ cluster-down: ## stop everything cluster-up started (keeps .cluster/ state)
 
 cluster-purge: ## stop the cluster and delete .cluster/
 	e2e/cluster/down.sh --purge
+
+objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on 127.0.0.1:18333
+	e2e/objectstore/up.sh
+
+objectstore-down: ## stop the S3-compatible store
+	e2e/objectstore/down.sh
 
 demo: cluster-up ## the local cluster the ML cycle will run on (the cycle itself is not built yet)
 	@echo

@@ -14,6 +14,8 @@ pub struct Options {
     pub region: Option<String>,
     /// Address buckets by path rather than by host name.
     pub force_path_style: bool,
+    /// Further object_store settings (`aws_access_key_id`, …), applied after the environment.
+    pub settings: Vec<(String, String)>,
 }
 
 /// Opens `uri` (`scheme://…/prefix`) with `options`; returns the store and the prefix in it.
@@ -39,6 +41,13 @@ pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path)
             opts.push(("aws_virtual_hosted_style_request".into(), "false".into()));
         }
     }
+    opts.extend(options.settings.iter().cloned());
+    let has_keys = opts.iter().any(|(k, _)| k == "aws_access_key_id");
+    if url.scheme() == "s3" && options.endpoint.is_some() && !has_keys {
+        // A custom endpoint without keys is an anonymous store: never fall back to a cloud's
+        // instance-metadata credentials (169.254.169.254), which no such store uses.
+        opts.push(("aws_skip_signature".into(), "true".into()));
+    }
     let (store, prefix) =
         object_store::parse_url_opts(&url, opts).map_err(|e| format!("source uri {uri:?}: {e}"))?;
     Ok((Arc::from(store), prefix))
@@ -58,6 +67,7 @@ mod tests {
             endpoint: Some("http://127.0.0.1:8333".into()),
             region: Some("us-east-1".into()),
             force_path_style: true,
+            settings: Vec::new(),
         };
         let (_, prefix) = open("s3://datasets/breast-cancer/", &s3).unwrap();
         assert_eq!(prefix.as_ref(), "breast-cancer");

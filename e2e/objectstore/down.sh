@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Stops the object store e2e/objectstore/up.sh started (only the pid it recorded, after
+# checking it still runs the `weed` it started). `--purge` also deletes its data.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+STATE=$REPO/.objectstore
+PIDFILE=$STATE/weed.pid
+S3_PORT=${CICLO_S3_PORT:-18333}
+MASTER_PORT=${CICLO_WEED_MASTER_PORT:-19333}
+VOLUME_PORT=${CICLO_WEED_VOLUME_PORT:-18080}
+FILER_PORT=${CICLO_WEED_FILER_PORT:-18888}
+
+log() { echo "objectstore: $*" >&2; }
+
+# The recorded pid, if it is alive and still the weed binary up.sh started.
+weed_pid() {
+  local pid exe
+  pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [ "${exe% (deleted)}" = "$(cat "$PIDFILE.exe" 2>/dev/null)" ] || return 1
+  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
+  echo "$pid"
+}
+
+s3_answers() { curl -s -o /dev/null --noproxy '*' --max-time 2 "http://127.0.0.1:$S3_PORT/"; }
+
+down_main() {
+  local pid
+  if pid=$(weed_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    # weed drains for a while on SIGTERM; the data is disposable, so do not wait long.
+    for _ in $(seq 1 50); do weed_pid >/dev/null || break; sleep 0.2; done
+    if weed_pid >/dev/null; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.5; fi
+    log "stopped weed (pid $pid)"
+  fi
+  rm -f "$PIDFILE" "$PIDFILE.exe"
+  if [ "${1:-}" = --purge ]; then rm -rf "$STATE"; fi
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then down_main "$@"; fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Starts SeaweedFS (`weed server -filer -s3`), the S3-compatible object store of the tests and
+# the demo, on 127.0.0.1 only. State (data, log, pid) lives in $REPO/.objectstore/ (git-ignored).
+# A running store is left alone. Ports (environment, defaults): CICLO_S3_PORT=18333, and the
+# store's internal ones CICLO_WEED_MASTER_PORT=19333, CICLO_WEED_VOLUME_PORT=18080,
+# CICLO_WEED_FILER_PORT=18888 (each also uses its port + 10000 for gRPC).
+set -euo pipefail
+
+# shellcheck source=down.sh
+. "$(dirname "${BASH_SOURCE[0]}")/down.sh"
+
+if weed_pid >/dev/null && s3_answers; then
+  log "already running: S3 endpoint http://127.0.0.1:$S3_PORT"
+  exit 0
+fi
+down_main
+weed=$("$REPO/e2e/objectstore/build.sh")
+mkdir -p "$STATE/data"
+# setsid + nohup: the store outlives the shell that started it, like the cluster does.
+nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
+  -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer -filer.port="$FILER_PORT" \
+  -s3 -s3.port="$S3_PORT" -metricsPort=0 >"$STATE/weed.log" 2>&1 </dev/null &
+echo $! >"$PIDFILE"
+readlink -f "$weed" >"$PIDFILE.exe"
+for _ in $(seq 1 300); do
+  if s3_answers; then
+    log "S3 endpoint http://127.0.0.1:$S3_PORT (log $STATE/weed.log)"
+    exit 0
+  fi
+  weed_pid >/dev/null || { log "ERROR: weed exited; see $STATE/weed.log"; exit 1; }
+  sleep 0.2
+done
+log "ERROR: S3 did not answer within 60 s; see $STATE/weed.log"
+exit 1
