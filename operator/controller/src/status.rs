@@ -14,7 +14,8 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 /// Sets `obj`'s conditions to `wanted` (and whatever `edit` changes) and applies the status
-/// unless it is what the object already has; an Event records a Ready or Stalled change.
+/// unless it is what the object already has; an Event records a Ready or Stalled change
+/// before the status does.
 pub async fn update<K, S>(
     ctx: &Context,
     obj: &K,
@@ -41,6 +42,10 @@ where
     if status.map(serde_json::to_value).transpose()?.as_ref() == Some(&new_value) {
         return Ok(());
     }
+    // The Event goes first: if the process dies between the two, the status is still the old
+    // one, so the next leader sees the same transition and records it again (the recorder
+    // folds repeats into a series). The other order could lose the Event for good.
+    announce(ctx, obj, current.conditions(), next.conditions()).await;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": K::api_version(&()),
@@ -53,7 +58,6 @@ where
         &Patch::Apply(&patch),
     )
     .await?;
-    announce(ctx, obj, current.conditions(), next.conditions()).await;
     Ok(())
 }
 
