@@ -17,9 +17,13 @@ down_main
 weed=$("$REPO/e2e/objectstore/build.sh")
 mkdir -p "$STATE/data"
 # setsid + nohup: the store outlives the shell that started it, like the cluster does.
+# Every bucket is a collection with volumes of its own: small volumes and a limit taken from
+# the free disk (-volume.max=0) let the tests make many buckets (the defaults, 30 GB volumes
+# and 8 of them, run out after the first one).
 nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
   -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer -filer.port="$FILER_PORT" \
-  -s3 -s3.port="$S3_PORT" -metricsPort=0 >"$STATE/weed.log" 2>&1 </dev/null &
+  -s3 -s3.port="$S3_PORT" -metricsPort=0 \
+  -master.volumeSizeLimitMB=64 -volume.max=0 >"$STATE/weed.log" 2>&1 </dev/null &
 echo $! >"$PIDFILE"
 readlink -f "$weed" >"$PIDFILE.exe"
 for _ in $(seq 1 300); do

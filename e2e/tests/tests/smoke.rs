@@ -32,6 +32,23 @@ fn job_condition(job: &Job, type_: &str) -> bool {
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == type_ && c.status == "True"))
 }
 
+/// Creates the Job in `yaml`, waits until it completes or fails, and returns it with its pod.
+async fn finished_job(client: &kube::Client, ns: &str, yaml: &str) -> (Job, Pod) {
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let job: Job = from_yaml(yaml);
+    let name = job.metadata.name.clone().expect("the Job has a name");
+    jobs.create(&PostParams::default(), &job).await.unwrap();
+    let job = wait_until(jobs, &name, TIMEOUT, job_finished)
+        .await
+        .unwrap();
+    let pod = only_pod(
+        &Api::namespaced(client.clone(), ns),
+        &format!("job-name={name}"),
+    )
+    .await;
+    (job, pod)
+}
+
 async fn only_pod(pods: &Api<Pod>, selector: &str) -> Pod {
     let list = pods
         .list(&ListParams::default().labels(selector))
@@ -87,8 +104,9 @@ async fn the_control_plane_runs_the_pinned_release_and_the_node_is_ready() {
 async fn a_job_that_succeeds_completes_and_its_logs_are_readable() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "job-ok").await.unwrap();
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-    let job: Job = from_yaml(
+    let (job, pod) = finished_job(
+        &client,
+        &ns.name,
         r#"
 metadata: {name: ok}
 spec:
@@ -104,16 +122,14 @@ spec:
         - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
         - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
 "#,
-    );
-    jobs.create(&PostParams::default(), &job).await.unwrap();
-    let job = wait_until(jobs, "ok", TIMEOUT, job_finished).await.unwrap();
+    )
+    .await;
     assert!(
         job_condition(&job, "Complete"),
         "job did not complete: {:#?}",
         job.status
     );
 
-    let pod = only_pod(&Api::namespaced(client.clone(), &ns.name), "job-name=ok").await;
     let status = pod.status.clone().unwrap();
     assert_eq!(status.phase.as_deref(), Some("Succeeded"));
     let ip: std::net::Ipv4Addr = status.pod_ip.as_deref().unwrap().parse().unwrap();
@@ -132,8 +148,9 @@ spec:
 async fn a_failing_job_shows_its_exit_code_and_termination_message() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "job-fail").await.unwrap();
-    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
-    let job: Job = from_yaml(
+    let (job, pod) = finished_job(
+        &client,
+        &ns.name,
         r#"
 metadata: {name: fail}
 spec:
@@ -146,18 +163,14 @@ spec:
         image: busybox
         command: [sh, -c, 'echo "disk full" > /dev/termination-log; exit 3']
 "#,
-    );
-    jobs.create(&PostParams::default(), &job).await.unwrap();
-    let job = wait_until(jobs, "fail", TIMEOUT, job_finished)
-        .await
-        .unwrap();
+    )
+    .await;
     assert!(
         job_condition(&job, "Failed"),
         "job did not fail: {:#?}",
         job.status
     );
 
-    let pod = only_pod(&Api::namespaced(client.clone(), &ns.name), "job-name=fail").await;
     assert_eq!(
         pod.status.as_ref().unwrap().phase.as_deref(),
         Some("Failed")

@@ -1,7 +1,7 @@
 //! The Dataset controller: resolve the credentials Secret → validate the spec → status.
 //! Taking snapshots (the work itself) comes with the dataset capability.
 
-use super::{api, drain, error_policy, guarded};
+use super::{controller, run_until};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -10,9 +10,7 @@ use ciclo_api::dataset::Dataset;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt as _;
 use kube::api::Api;
-use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -22,15 +20,8 @@ const KIND: &str = "Dataset";
 const SECRET_RECHECK: Duration = Duration::from_secs(30);
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let datasets = api::<DeserializeGuard<Dataset>>(&ctx);
-    let controller = Controller::new(datasets, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(stop.cancelled_owned())
-        .run(
-            |g, c| guarded(KIND, g, c, reconcile),
-            error_policy(KIND),
-            ctx,
-        );
-    drain(KIND, controller).await;
+    let controller = controller::<Dataset>(&ctx);
+    run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
 async fn reconcile(ctx: Arc<Context>, ds: Dataset) -> Result<Action> {

@@ -14,6 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt as _};
+use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +28,46 @@ pub async fn run_all(ctx: Arc<Context>, stop: CancellationToken) {
         model_deployment::run(ctx.clone(), stop.clone()),
     );
     tracing::info!("controllers stopped");
+}
+
+/// How every controller watches: any resource version (the API server's cache), so restarts
+/// and re-lists do not load etcd.
+pub fn watch_config() -> kube::runtime::watcher::Config {
+    kube::runtime::watcher::Config::default().any_semantic()
+}
+
+/// A controller over `K` in the watched namespace(s), reading objects through the guard.
+pub fn controller<K>(ctx: &Context) -> kube::runtime::Controller<DeserializeGuard<K>>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    kube::runtime::Controller::new(api::<DeserializeGuard<K>>(ctx), watch_config())
+}
+
+/// Runs `controller` with `reconcile` (behind [`guarded`] and [`error_policy`]) until `stop`.
+pub async fn run_until<K, F, Fut>(
+    kind: &'static str,
+    controller: kube::runtime::Controller<DeserializeGuard<K>>,
+    reconcile: F,
+    ctx: Arc<Context>,
+    stop: CancellationToken,
+) where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    F: Fn(Arc<Context>, K) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
+{
+    let stream = controller.graceful_shutdown_on(stop.cancelled_owned()).run(
+        move |g, c| guarded(kind, g, c, reconcile.clone()),
+        error_policy(kind),
+        ctx,
+    );
+    drain(kind, stream).await;
 }
 
 /// An Api over `K` in the watched namespace, or all namespaces.

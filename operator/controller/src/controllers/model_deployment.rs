@@ -1,7 +1,7 @@
 //! The ModelDeployment controller: resolve the model and the version to serve → validate →
 //! status. Serving and rollouts (the work itself) come with the serving capability.
 
-use super::{api, drain, error_policy, guarded};
+use super::{api, controller, run_until, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -12,9 +12,8 @@ use ciclo_api::training_run::TrainingRun;
 use kube::ResourceExt as _;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -35,14 +34,13 @@ fn serving(
 }
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let deployments = api::<DeserializeGuard<ModelDeployment>>(&ctx);
-    let controller = Controller::new(deployments, watcher::Config::default().any_semantic());
+    let controller = controller::<ModelDeployment>(&ctx);
     let (by_version, by_run) = (controller.store(), controller.store());
     // New or changed versions of a model, and TrainingRuns that produce it, wake its deployments.
     let controller = controller
         .watches(
             api::<DeserializeGuard<ModelVersion>>(&ctx),
-            watcher::Config::default().any_semantic(),
+            watch_config(),
             move |mv| {
                 let model =
                     mv.0.as_ref()
@@ -53,7 +51,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         )
         .watches(
             api::<DeserializeGuard<TrainingRun>>(&ctx),
-            watcher::Config::default().any_semantic(),
+            watch_config(),
             move |tr| {
                 let model =
                     tr.0.as_ref()
@@ -61,14 +59,8 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
                         .unwrap_or_default();
                 serving(&by_run, tr.namespace(), &model)
             },
-        )
-        .graceful_shutdown_on(stop.cancelled_owned())
-        .run(
-            |g, c| guarded(KIND, g, c, reconcile),
-            error_policy(KIND),
-            ctx,
         );
-    drain(KIND, controller).await;
+    run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
 async fn reconcile(ctx: Arc<Context>, md: ModelDeployment) -> Result<Action> {

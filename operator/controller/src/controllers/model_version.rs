@@ -2,30 +2,21 @@
 //! well-formed and reports it. Gate verdicts and deployment back-references come with the
 //! training and serving capabilities.
 
-use super::{api, drain, error_policy, guarded};
+use super::{controller, run_until};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::model_version::ModelVersion;
-use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::controller::Action;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const KIND: &str = "ModelVersion";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let versions = api::<DeserializeGuard<ModelVersion>>(&ctx);
-    let controller = Controller::new(versions, watcher::Config::default().any_semantic())
-        .graceful_shutdown_on(stop.cancelled_owned())
-        .run(
-            |g, c| guarded(KIND, g, c, reconcile),
-            error_policy(KIND),
-            ctx,
-        );
-    drain(KIND, controller).await;
+    let controller = controller::<ModelVersion>(&ctx);
+    run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
 async fn reconcile(ctx: Arc<Context>, mv: ModelVersion) -> Result<Action> {

@@ -1,7 +1,7 @@
 //! The TrainingRun controller: resolve the Dataset and its version → validate the spec →
 //! status. Launching training Jobs (the work itself) comes with the training capability.
 
-use super::{api, drain, error_policy, guarded};
+use super::{api, controller, run_until, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -11,43 +11,33 @@ use ciclo_api::training_run::TrainingRun;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const KIND: &str = "TrainingRun";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let runs = api::<DeserializeGuard<TrainingRun>>(&ctx);
-    let controller = Controller::new(runs, watcher::Config::default().any_semantic());
+    let controller = controller::<TrainingRun>(&ctx);
     let store = controller.store();
     // A Dataset appearing, changing or going wakes the runs that train on it.
-    let controller = controller
-        .watches(
-            api::<DeserializeGuard<Dataset>>(&ctx),
-            watcher::Config::default().any_semantic(),
-            move |ds| {
-                let (ns, name) = (ds.namespace(), ds.name_any());
-                store
-                    .state()
-                    .into_iter()
-                    .filter(|g| {
-                        g.namespace() == ns
-                            && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
-                    })
-                    .map(|g| ObjectRef::from_obj(&*g))
-                    .collect::<Vec<_>>()
-            },
-        )
-        .graceful_shutdown_on(stop.cancelled_owned())
-        .run(
-            |g, c| guarded(KIND, g, c, reconcile),
-            error_policy(KIND),
-            ctx,
-        );
-    drain(KIND, controller).await;
+    let controller = controller.watches(
+        api::<DeserializeGuard<Dataset>>(&ctx),
+        watch_config(),
+        move |ds| {
+            let (ns, name) = (ds.namespace(), ds.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|g| {
+                    g.namespace() == ns && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
+                })
+                .map(|g| ObjectRef::from_obj(&*g))
+                .collect::<Vec<_>>()
+        },
+    );
+    run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
 async fn reconcile(ctx: Arc<Context>, tr: TrainingRun) -> Result<Action> {
