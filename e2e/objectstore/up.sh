@@ -9,7 +9,18 @@ set -euo pipefail
 # shellcheck source=down.sh
 . "$(dirname "${BASH_SOURCE[0]}")/down.sh"
 
+# The bucket the operator keeps artifacts in (e2e/deploy points it there). Creating a
+# bucket that exists is a no-op.
+make_bucket() {
+  curl -s -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$ARTIFACT_BUCKET" || {
+    log "ERROR: could not create bucket $ARTIFACT_BUCKET"
+    exit 1
+  }
+}
+ARTIFACT_BUCKET=${CICLO_ARTIFACT_BUCKET:-ciclo-artifacts}
+
 if weed_pid >/dev/null && s3_answers; then
+  make_bucket
   log "already running: S3 endpoint http://127.0.0.1:$S3_PORT"
   exit 0
 fi
@@ -28,6 +39,7 @@ echo $! >"$PIDFILE"
 readlink -f "$weed" >"$PIDFILE.exe"
 for _ in $(seq 1 300); do
   if s3_answers; then
+    make_bucket
     log "S3 endpoint http://127.0.0.1:$S3_PORT (log $STATE/weed.log)"
     exit 0
   fi

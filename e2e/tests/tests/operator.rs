@@ -81,7 +81,7 @@ async fn valid_examples_get_conditions_from_the_operator() {
     let ns = TestNamespace::new(&client, "conditions").await.unwrap();
     apply(
         &ns.name,
-        "apiVersion: v1\nkind: Secret\nmetadata: {name: store-credentials}\nstringData: {AWS_ACCESS_KEY_ID: x}",
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: store-credentials}\nstringData: {AWS_ACCESS_KEY_ID: x, AWS_SECRET_ACCESS_KEY: \"y\"}",
     );
     for name in ["dataset.yaml", "trainingrun.yaml", "modeldeployment.yaml"] {
         apply(&ns.name, &example(name));
@@ -91,22 +91,26 @@ async fn valid_examples_get_conditions_from_the_operator() {
         ciclo_api(&client, &ns.name, "TrainingRun"),
         ciclo_api(&client, &ns.name, "ModelDeployment"),
     );
+    // The example's store (127.0.0.1:9000) is not running here: the first check cannot
+    // read it, and the operator says so while it keeps retrying.
+    let m = wait_condition(
+        &ds,
+        "breast-cancer",
+        "SourceUnavailable",
+        "True",
+        "SourceUnavailable",
+    )
+    .await;
+    assert!(m.contains("127.0.0.1:9000"), "{m}");
     wait_condition(
         &ds,
         "breast-cancer",
         "Reconciling",
         "True",
-        "AwaitingFirstVersion",
+        "SourceUnavailable",
     )
     .await;
-    wait_condition(
-        &ds,
-        "breast-cancer",
-        "Ready",
-        "False",
-        "AwaitingFirstVersion",
-    )
-    .await;
+    wait_condition(&ds, "breast-cancer", "Ready", "False", "SourceUnavailable").await;
     let m = wait_condition(
         &tr,
         "breast-cancer",

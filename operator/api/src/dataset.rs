@@ -2,6 +2,7 @@
 //! content, validates every new version and keeps the accepted ones.
 
 use ciclo_core::expectations::{DriftLimit, Expectations};
+pub use ciclo_core::snapshot_result::{FailureReason, Outcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -27,6 +28,12 @@ use serde::{Deserialize, Serialize};
     ),
     printcolumn(name = "Rows", type_ = "integer", json_path = ".status.latest.rows"),
     printcolumn(
+        name = "Verdict",
+        type_ = "string",
+        json_path = ".status.versions[0].verdict",
+        description = "The verdict on the newest version checked"
+    ),
+    printcolumn(
         name = "Ready",
         type_ = "string",
         json_path = ".status.conditions[?(@.type==\"Ready\")].status"
@@ -34,7 +41,8 @@ use serde::{Deserialize, Serialize};
     printcolumn(
         name = "Status",
         type_ = "string",
-        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
     ),
     printcolumn(
         name = "Age",
@@ -145,9 +153,35 @@ pub struct DatasetStatus {
     /// Recent versions, newest first, accepted and rejected, at most `historyLimit`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<DatasetVersion>,
-    /// When the source was last checked.
+    /// The last check whose result is recorded here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_check_time: Option<String>,
+    pub last_check: Option<DatasetCheck>,
+}
+
+/// One finished check of the source.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetCheck {
+    /// The Job that ran it.
+    pub job: String,
+    /// The spec generation it checked.
+    pub generation: i64,
+    /// The `ciclo.dev/reconcile-requested-at` value it answered, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    /// When its result was recorded (RFC 3339); the next periodic check is `interval` later.
+    pub finished: String,
+    /// Accepted, Rejected, Unchanged, or Failed (see `failure`).
+    pub outcome: Outcome,
+    /// The version it found, when the source could be listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Why it could not run to the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReason>,
+    /// What happened, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// One content-addressed version of a dataset.

@@ -1,7 +1,10 @@
 //! `ciclo`: one binary, its subcommands are the parts (see `ciclo --help`).
 #![forbid(unsafe_code)]
 
+mod dataset;
+
 use clap::Parser as _;
+use std::process::ExitCode;
 
 #[derive(clap::Parser)]
 #[command(
@@ -14,22 +17,27 @@ enum Cli {
     Crds,
     /// Run the controllers (leader-elected), with metrics and health endpoints.
     Operator(ciclo_controller::OperatorArgs),
+    /// Dataset commands (run by the operator as Jobs, or by hand).
+    #[command(subcommand)]
+    Dataset(dataset::Dataset),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     // Two rustls crypto providers are compiled in (object_store brings aws-lc-rs), so none is
     // the default: choose one before any subcommand opens a TLS connection.
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse() {
         Cli::Crds => {
             print!("{}", ciclo_api::crds_yaml());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Cli::Operator(args) => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            runtime.block_on(ciclo_controller::run(args))
+            runtime.block_on(ciclo_controller::run(args))?;
+            Ok(ExitCode::SUCCESS)
         }
+        Cli::Dataset(command) => dataset::run(command),
     }
 }

@@ -35,6 +35,15 @@ pub struct OperatorArgs {
     /// Watch only this namespace (namespaced install); all namespaces when unset.
     #[arg(long, env = "CICLO_WATCH_NAMESPACE")]
     pub watch_namespace: Option<String>,
+    /// The image of the Jobs ciclo runs itself (dataset checks): this operator's own image.
+    #[arg(
+        long,
+        env = "CICLO_IMAGE",
+        default_value = "ghcr.io/ciclo-dev/ciclo:dev"
+    )]
+    pub image: String,
+    #[command(flatten)]
+    pub artifact_store: ArtifactStoreArgs,
     /// Log as JSON lines (for log collectors); human-readable otherwise. Levels come from RUST_LOG.
     #[arg(long, env = "CICLO_LOG_JSON")]
     pub log_json: bool,
@@ -60,4 +69,33 @@ impl OperatorArgs {
     pub fn identity(&self) -> String {
         self.identity.clone().unwrap_or_else(|| "ciclo".into())
     }
+}
+
+/// The artifact store: where dataset versions' manifests, profiles and reports (and later
+/// models) are kept, under `<uri>/<namespace>/datasets/<name>/<version>/`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ArtifactStoreArgs {
+    /// The store's root as a URI (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`).
+    /// Datasets stay `Stalled` with reason `NoArtifactStore` until it is set.
+    #[arg(long = "artifact-store", env = "CICLO_ARTIFACT_STORE")]
+    pub uri: Option<String>,
+    /// S3-compatible endpoint of the store.
+    #[arg(
+        long = "artifact-store-endpoint",
+        env = "CICLO_ARTIFACT_STORE_ENDPOINT"
+    )]
+    pub endpoint: Option<String>,
+    #[arg(long = "artifact-store-region", env = "CICLO_ARTIFACT_STORE_REGION")]
+    pub region: Option<String>,
+    /// Address the store's buckets by path.
+    #[arg(
+        long = "artifact-store-force-path-style",
+        env = "CICLO_ARTIFACT_STORE_FORCE_PATH_STYLE"
+    )]
+    pub force_path_style: bool,
+    /// A Secret of this name, in the namespace of each workload, holds the store's
+    /// credentials (object_store's names: `AWS_ACCESS_KEY_ID`, …). Unset: the store is
+    /// reached without keys (or through the pods' workload identity).
+    #[arg(long = "artifact-store-secret", env = "CICLO_ARTIFACT_STORE_SECRET")]
+    pub secret: Option<String>,
 }

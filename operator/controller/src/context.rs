@@ -1,6 +1,6 @@
 //! What every reconcile shares.
 
-use crate::args::OperatorArgs;
+use crate::args::{ArtifactStoreArgs, OperatorArgs};
 use crate::metrics::Metrics;
 use kube::runtime::events::{Recorder, Reporter};
 use std::collections::HashMap;
@@ -13,6 +13,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// Only this namespace is watched, when set.
     pub namespace: Option<String>,
+    /// The image of the Jobs ciclo runs itself.
+    pub image: String,
+    /// Where versions and their reports are kept.
+    pub artifact_store: ArtifactStoreArgs,
     /// Consecutive failures per object, for back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -42,6 +46,8 @@ impl Context {
             client,
             metrics,
             namespace: args.watch_namespace.clone(),
+            image: args.image.clone(),
+            artifact_store: args.artifact_store.clone(),
             failures: Mutex::new(HashMap::new()),
         }
     }

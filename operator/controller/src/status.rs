@@ -61,27 +61,15 @@ where
     Ok(())
 }
 
-/// An Event for a Ready or Stalled transition: Warning while stalled, Normal otherwise.
+/// An Event for a Ready or Stalled transition.
 async fn announce<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     obj: &K,
     old: &[Condition],
     new: &[Condition],
 ) {
-    let key = |cs: &[Condition]| {
-        let ready = conditions::find(cs, READY).map(|c| (c.status.clone(), c.reason.clone()));
-        let stalled = conditions::find(cs, STALLED).map(|c| c.reason.clone());
-        (ready, stalled)
-    };
-    if key(old) == key(new) {
+    let Some((type_, shown)) = transition_event(old, new) else {
         return;
-    }
-    let (type_, shown) = match conditions::find(new, STALLED) {
-        Some(stalled) => (EventType::Warning, stalled),
-        None => match conditions::find(new, READY) {
-            Some(ready) => (EventType::Normal, ready),
-            None => return,
-        },
     };
     let event = Event {
         type_,
@@ -95,10 +83,82 @@ async fn announce<K: Resource<DynamicType = ()>>(
     }
 }
 
+/// The Event a change from `old` to `new` calls for, if Ready or Stalled changed: Warning
+/// while stalled, or while not ready because of a kind-specific problem that holds (a
+/// Dataset's `SourceUnavailable`, though ciclo keeps retrying); Normal otherwise.
+fn transition_event<'a>(
+    old: &[Condition],
+    new: &'a [Condition],
+) -> Option<(EventType, &'a Condition)> {
+    let key = |cs: &[Condition]| {
+        let ready = conditions::find(cs, READY).map(|c| (c.status.clone(), c.reason.clone()));
+        let stalled = conditions::find(cs, STALLED).map(|c| c.reason.clone());
+        (ready, stalled)
+    };
+    if key(old) == key(new) {
+        return None;
+    }
+    if let Some(stalled) = conditions::find(new, STALLED) {
+        return Some((EventType::Warning, stalled));
+    }
+    let ready = conditions::find(new, READY)?;
+    let problem =
+        ready.status == "False" && ready.reason != READY && conditions::is_true(new, &ready.reason);
+    Some((
+        if problem {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        },
+        ready,
+    ))
+}
+
 /// Whether `conds` has `type_` true with `reason`.
 #[cfg(test)]
 pub fn has_condition(conds: &[Condition], type_: &str, reason: &str) -> bool {
     conds
         .iter()
         .any(|c| c.type_ == type_ && c.reason == reason && c.status == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciclo_api::conditions::{merge, ready, reconciling, stalled};
+
+    fn conds(sets: Vec<Set>) -> Vec<Condition> {
+        merge(&[], &sets, Some(1), Timestamp::UNIX_EPOCH)
+    }
+
+    #[test]
+    fn transitions_are_announced_once_with_the_right_type() {
+        let checking = conds(reconciling("Checking", "checking"));
+        let accepted = conds(ready("VersionAccepted", "v1"));
+        let (t, c) = transition_event(&checking, &accepted).unwrap();
+        assert_eq!(
+            (t, c.reason.as_str()),
+            (EventType::Normal, "VersionAccepted")
+        );
+        assert!(
+            transition_event(&accepted, &accepted).is_none(),
+            "no change, no Event"
+        );
+        let (t, _) = transition_event(&accepted, &conds(stalled("SecretNotFound", "m"))).unwrap();
+        assert_eq!(t, EventType::Warning);
+        // Not ready because a problem condition holds: a Warning, though it is retried.
+        let mut unavailable = reconciling("SourceUnavailable", "refused");
+        unavailable.push(Set::new(
+            "SourceUnavailable",
+            true,
+            "SourceUnavailable",
+            "refused",
+        ));
+        let unavailable = conds(unavailable);
+        let (t, c) = transition_event(&accepted, &unavailable).unwrap();
+        assert_eq!(
+            (t, c.reason.as_str()),
+            (EventType::Warning, "SourceUnavailable")
+        );
+    }
 }

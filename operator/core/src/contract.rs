@@ -13,3 +13,8 @@ pub const ENV_PARAMS: &str = "CICLO_PARAMS";
 pub const METRICS_FILE: &str = "metrics.json";
 /// Where a container's small result goes, read back from the Pod by the operator.
 pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+/// Environment prefix of a dataset source's credentials in a check Job (`CICLO_SOURCE_AWS_…`),
+/// passed from the Dataset's Secret with `envFrom.prefix`.
+pub const SOURCE_ENV_PREFIX: &str = "CICLO_SOURCE_";
+/// Environment prefix of the artifact store's credentials (`CICLO_ARTIFACTS_AWS_…`).
+pub const ARTIFACTS_ENV_PREFIX: &str = "CICLO_ARTIFACTS_";

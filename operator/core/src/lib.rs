@@ -6,3 +6,4 @@
 pub mod contract;
 pub mod expectations;
 pub mod metrics;
+pub mod snapshot_result;

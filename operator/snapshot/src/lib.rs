@@ -6,10 +6,12 @@
 //! as a stat cache does, so unchanged data is never read again.
 #![forbid(unsafe_code)]
 
+pub mod check;
 pub mod manifest;
+pub mod report;
 pub mod select;
 pub mod snapshot;
 pub mod source;
 
 pub use manifest::{FileEntry, Manifest};
-pub use snapshot::{Snapshot, snapshot};
+pub use snapshot::{Reads, Snapshot, snapshot};

@@ -1,6 +1,8 @@
 //! A dataset source as an object store and a prefix, through the object_store crate:
 //! `s3://` (custom endpoint, path-style), `gs://`, `az://`, `file://` and `https://`.
-//! Credentials come from the environment (the operator passes the Dataset's Secret as env).
+//! Credentials come from the environment under a prefix (the operator passes the Dataset's
+//! Secret with `CICLO_SOURCE_`, the artifact store's with `CICLO_ARTIFACTS_`), so the two
+//! stores' keys never mix.
 
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -16,17 +18,17 @@ pub struct Options {
     pub force_path_style: bool,
     /// Further object_store settings (`aws_access_key_id`, …), applied after the environment.
     pub settings: Vec<(String, String)>,
+    /// Environment variables `<prefix>AWS_…`, `<prefix>GOOGLE_…`, `<prefix>AZURE_…` are the
+    /// store's settings (object_store's names, without the prefix).
+    pub env_prefix: String,
 }
+
+pub use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 
 /// Opens `uri` (`scheme://…/prefix`) with `options`; returns the store and the prefix in it.
 pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path), String> {
     let url = url::Url::parse(uri).map_err(|e| format!("source uri {uri:?}: {e}"))?;
-    let mut opts: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let mut opts = store_settings(std::env::vars(), &options.env_prefix);
     if url.scheme() == "s3" {
         if let Some(endpoint) = &options.endpoint {
             opts.push(("aws_endpoint".into(), endpoint.clone()));
@@ -48,9 +50,86 @@ pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path)
         // instance-metadata credentials (169.254.169.254), which no such store uses.
         opts.push(("aws_skip_signature".into(), "true".into()));
     }
-    let (store, prefix) =
-        object_store::parse_url_opts(&url, opts).map_err(|e| format!("source uri {uri:?}: {e}"))?;
-    Ok((Arc::from(store), prefix))
+    build(&url, opts).map_err(|e| format!("source uri {uri:?}: {e}"))
+}
+
+/// A store that gives up on an unreachable endpoint within seconds (object_store's default
+/// retries for minutes), so a check reports `SourceUnavailable` promptly and the operator,
+/// which retries checks itself, decides when to try again.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+fn build(
+    url: &url::Url,
+    opts: Vec<(String, String)>,
+) -> object_store::Result<(Arc<dyn ObjectStore>, Path)> {
+    use object_store::ObjectStoreScheme as Scheme;
+    // Each builder takes the settings it knows and ignores the others, as parse_url_opts.
+    macro_rules! configured {
+        ($builder:expr) => {
+            opts.iter()
+                .fold($builder, |b, (k, v)| match k.parse() {
+                    Ok(key) => b.with_config(key, v),
+                    Err(_) => b,
+                })
+                .with_retry(retry())
+                .build()?
+        };
+    }
+    let (scheme, prefix) = Scheme::parse(url)?;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        Scheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
+        Scheme::AmazonS3 => Arc::new(configured!(
+            object_store::aws::AmazonS3Builder::new().with_url(url.as_str())
+        )),
+        Scheme::GoogleCloudStorage => Arc::new(configured!(
+            object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url.as_str())
+        )),
+        Scheme::MicrosoftAzure => Arc::new(configured!(
+            object_store::azure::MicrosoftAzureBuilder::new().with_url(url.as_str())
+        )),
+        Scheme::Http => Arc::new(configured!(
+            object_store::http::HttpBuilder::new().with_url(&url[..url::Position::BeforePath])
+        )),
+        other => {
+            return Err(object_store::Error::Generic {
+                store: "source",
+                source: format!("{other:?} is not a supported store").into(),
+            });
+        }
+    };
+    Ok((store, prefix))
+}
+
+/// How to read objects of `uri` for hashing: ranged blocks from the local file system,
+/// one streaming GET per object elsewhere.
+pub fn reads_for(uri: &str) -> crate::Reads {
+    if uri.starts_with("file:") {
+        crate::Reads::Blocks
+    } else {
+        crate::Reads::Stream
+    }
+}
+
+/// The object_store settings among `env`: `<prefix>AWS_…`, `<prefix>GOOGLE_…` and
+/// `<prefix>AZURE_…`, named without the prefix, in lower case as object_store expects.
+fn store_settings(
+    env: impl Iterator<Item = (String, String)>,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    env.filter_map(|(k, v)| {
+        let name = k.strip_prefix(prefix)?;
+        let known = ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        known.then(|| (name.to_ascii_lowercase(), v))
+    })
+    .collect()
 }
 
 #[cfg(test)]
@@ -67,10 +146,28 @@ mod tests {
             endpoint: Some("http://127.0.0.1:8333".into()),
             region: Some("us-east-1".into()),
             force_path_style: true,
-            settings: Vec::new(),
+            ..Options::default()
         };
         let (_, prefix) = open("s3://datasets/breast-cancer/", &s3).unwrap();
         assert_eq!(prefix.as_ref(), "breast-cancer");
+    }
+
+    #[test]
+    fn credentials_come_only_from_the_stores_own_prefix() {
+        let env = [
+            ("CICLO_SOURCE_AWS_ACCESS_KEY_ID", "source-key"),
+            ("CICLO_ARTIFACTS_AWS_ACCESS_KEY_ID", "artifacts-key"),
+            ("AWS_ACCESS_KEY_ID", "ambient-key"),
+            ("CICLO_SOURCE_PATH", "not a store setting"),
+        ];
+        let picked = store_settings(
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            SOURCE_ENV_PREFIX,
+        );
+        assert_eq!(
+            picked,
+            vec![("aws_access_key_id".to_string(), "source-key".to_string())]
+        );
     }
 
     #[test]

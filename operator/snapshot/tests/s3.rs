@@ -2,6 +2,7 @@
 //! `make e2e` through e2e/objectstore/up.sh): versions, new data, and unchanged re-checks.
 
 use ciclo_snapshot::select::Selection;
+use ciclo_snapshot::snapshot::Reads;
 use ciclo_snapshot::{snapshot, source};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
@@ -48,6 +49,7 @@ fn open(bucket: &str) -> (Arc<dyn ObjectStore>, Path) {
             ("aws_access_key_id".into(), "ciclo".into()),
             ("aws_secret_access_key".into(), "ciclo-secret".into()),
         ],
+        ..source::Options::default()
     };
     source::open(&format!("s3://{bucket}/data"), &options).unwrap()
 }
@@ -68,7 +70,9 @@ async fn versions_follow_the_bytes_in_the_bucket() {
     put(store.as_ref(), "data/notes.txt", "not data").await;
     let csv = Selection::new(&["**/*.csv".into()], &[]).unwrap();
 
-    let v1 = snapshot(store.as_ref(), &prefix, &csv, None).await.unwrap();
+    let v1 = snapshot(store.clone(), &prefix, &csv, None, Reads::Stream)
+        .await
+        .unwrap();
     assert_eq!(v1.manifest.files.len(), 1);
     assert_eq!(
         v1.manifest.files[0].blake3,
@@ -79,9 +83,15 @@ async fn versions_follow_the_bytes_in_the_bucket() {
         "S3 gives an ETag to tell unchanged files"
     );
 
-    let unchanged = snapshot(store.as_ref(), &prefix, &csv, Some(&v1.manifest))
-        .await
-        .unwrap();
+    let unchanged = snapshot(
+        store.clone(),
+        &prefix,
+        &csv,
+        Some(&v1.manifest),
+        Reads::Stream,
+    )
+    .await
+    .unwrap();
     assert_eq!(unchanged.manifest.version_id(), v1.manifest.version_id());
     assert_eq!(
         (unchanged.hashed, unchanged.reused),
@@ -90,9 +100,15 @@ async fn versions_follow_the_bytes_in_the_bucket() {
     );
 
     put(store.as_ref(), "data/2026/02.csv", "x,y\n3,4\n").await;
-    let v2 = snapshot(store.as_ref(), &prefix, &csv, Some(&v1.manifest))
-        .await
-        .unwrap();
+    let v2 = snapshot(
+        store.clone(),
+        &prefix,
+        &csv,
+        Some(&v1.manifest),
+        Reads::Stream,
+    )
+    .await
+    .unwrap();
     assert_ne!(v2.manifest.version_id(), v1.manifest.version_id());
     assert_eq!((v2.hashed, v2.reused), (1, 1), "only the new file is read");
 }

@@ -1,0 +1,360 @@
+//! The Job that checks a Dataset's source once (`ciclo dataset snapshot`): its
+//! deterministic name, and its spec under the restricted Pod Security Standard.
+
+use crate::args::ArtifactStoreArgs;
+use ciclo_api::dataset::Dataset;
+use ciclo_api::labels;
+use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::api::ObjectMeta;
+use kube::{Resource as _, ResourceExt as _};
+use std::collections::BTreeMap;
+
+/// Annotation: the spec generation a check was started for.
+pub const GENERATION: &str = "ciclo.dev/generation";
+/// The container's name, which the controller reads the result of.
+pub const CONTAINER: &str = "check";
+/// A check that runs longer than this is stopped and recorded as failed.
+const DEADLINE_SECONDS: i64 = 3600;
+/// A finished Job is deleted once its result is recorded; this only cleans up after an
+/// operator that is gone.
+const TTL_AFTER_FINISHED_SECONDS: i32 = 24 * 3600;
+/// Room left in a 63-character name for `-check-` and the hash.
+const NAME_PREFIX_MAX: usize = 45;
+
+/// The name of the check the Dataset asks for now. It changes exactly when a new check is
+/// due — the spec changed, `ciclo.dev/reconcile-requested-at` changed, or the last check's
+/// result was recorded — so a restarted operator finds the same Job instead of starting
+/// another.
+pub fn name(ds: &Dataset) -> String {
+    let last = ds.status.as_ref().and_then(|s| s.last_check.as_ref());
+    let key = format!(
+        "{}\n{}\n{}\n{}",
+        ds.uid().unwrap_or_default(),
+        ds.metadata.generation.unwrap_or_default(),
+        requested_at(ds).unwrap_or_default(),
+        last.map(|c| c.finished.as_str()).unwrap_or_default(),
+    );
+    let hash = blake3::hash(key.as_bytes()).to_hex();
+    let base: String = ds.name_any().chars().take(NAME_PREFIX_MAX).collect();
+    format!(
+        "{}-check-{}",
+        base.trim_end_matches(['-', '.']),
+        &hash[..10]
+    )
+}
+
+/// The value of `ciclo.dev/reconcile-requested-at`, if set.
+pub fn requested_at(ds: &Dataset) -> Option<&str> {
+    ds.annotations()
+        .get(labels::RECONCILE_REQUESTED_AT)
+        .map(String::as_str)
+}
+
+/// Where this Dataset's versions are kept in the artifact store.
+pub fn artifacts_uri(store: &str, ds: &Dataset) -> String {
+    format!(
+        "{}/{}/datasets/{}",
+        store.trim_end_matches('/'),
+        ds.namespace().unwrap_or_default(),
+        ds.name_any()
+    )
+}
+
+/// The check Job `name` for `ds`, run with `image`, writing to `store` (whose `uri` is set).
+pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -> Job {
+    let spec = &ds.spec;
+    let status = ds.status.as_ref();
+    let mut args: Vec<String> = vec!["dataset".into(), "snapshot".into()];
+    let mut flag = |name: &str, value: &str| {
+        args.push(format!("--{name}"));
+        args.push(value.to_string());
+    };
+    flag("source", &spec.source.uri);
+    if let Some(e) = &spec.source.endpoint {
+        flag("source-endpoint", e);
+    }
+    if let Some(r) = &spec.source.region {
+        flag("source-region", r);
+    }
+    for g in &spec.source.include {
+        flag("include", g);
+    }
+    for g in &spec.source.exclude {
+        flag("exclude", g);
+    }
+    if let Some(f) = spec.format {
+        let text = serde_json::to_value(f).expect("formats serialize");
+        flag("format", text.as_str().unwrap_or_default());
+    }
+    if let Some(x) = &spec.schema {
+        flag(
+            "expectations",
+            &serde_json::to_string(x).expect("expectations serialize"),
+        );
+    }
+    if let Some(d) = &spec.drift {
+        flag(
+            "drift",
+            &serde_json::to_string(d).expect("drift serializes"),
+        );
+    }
+    let uri = store.uri.as_deref().unwrap_or_default();
+    flag("artifacts", &artifacts_uri(uri, ds));
+    if let Some(e) = &store.endpoint {
+        flag("artifacts-endpoint", e);
+    }
+    if let Some(r) = &store.region {
+        flag("artifacts-region", r);
+    }
+    if let Some(v) = status.and_then(|s| s.versions.first()) {
+        flag("previous", &v.id);
+    }
+    if let Some(v) = status.and_then(|s| s.latest.as_ref()) {
+        flag("baseline", &v.id);
+    }
+    if spec.source.force_path_style {
+        args.push("--source-force-path-style".into());
+    }
+    if store.force_path_style {
+        args.push("--artifacts-force-path-style".into());
+    }
+
+    // Credentials reach the container as environment under a prefix per store, straight
+    // from the Secrets: they never appear in the Job's spec, the status or an Event.
+    let secret_env = |secret: &str, prefix: &str| EnvFromSource {
+        prefix: Some(prefix.into()),
+        secret_ref: Some(SecretEnvSource {
+            name: secret.into(),
+            optional: Some(false),
+        }),
+        ..Default::default()
+    };
+    let mut env_from = Vec::new();
+    if let Some(s) = &spec.source.credentials_secret_ref {
+        env_from.push(secret_env(&s.name, SOURCE_ENV_PREFIX));
+    }
+    if let Some(s) = &store.secret {
+        env_from.push(secret_env(s, ARTIFACTS_ENV_PREFIX));
+    }
+
+    let labels = BTreeMap::from([
+        (labels::DATASET.to_string(), ds.name_any()),
+        (
+            "app.kubernetes.io/managed-by".to_string(),
+            "ciclo".to_string(),
+        ),
+        (
+            "app.kubernetes.io/component".to_string(),
+            "dataset-check".to_string(),
+        ),
+    ]);
+    // What the check answers, recorded with its result even if the Dataset changed since.
+    let mut annotations = BTreeMap::from([(
+        GENERATION.to_string(),
+        ds.metadata.generation.unwrap_or_default().to_string(),
+    )]);
+    if let Some(r) = requested_at(ds) {
+        annotations.insert(labels::RECONCILE_REQUESTED_AT.into(), r.into());
+    }
+    let quantity = |q: &str| Quantity(q.into());
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: ds.namespace(),
+            labels: Some(labels.clone()),
+            annotations: Some(annotations),
+            owner_references: ds.controller_owner_ref(&()).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            // One attempt: the operator decides when to check again, and records each failure.
+            backoff_limit: Some(0),
+            active_deadline_seconds: Some(DEADLINE_SECONDS),
+            ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED_SECONDS),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    // The check talks to object stores only, never to the Kubernetes API.
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(65532),
+                        run_as_group: Some(65532),
+                        seccomp_profile: Some(SeccompProfile {
+                            type_: "RuntimeDefault".into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }),
+                    containers: vec![Container {
+                        name: CONTAINER.into(),
+                        image: Some(image.into()),
+                        args: Some(args),
+                        env_from: (!env_from.is_empty()).then_some(env_from),
+                        // A crash before the summary is written still says why.
+                        termination_message_policy: Some("FallbackToLogsOnError".into()),
+                        resources: Some(ResourceRequirements {
+                            requests: Some(BTreeMap::from([
+                                ("cpu".into(), quantity("250m")),
+                                ("memory".into(), quantity("128Mi")),
+                            ])),
+                            limits: Some(BTreeMap::from([("memory".into(), quantity("512Mi"))])),
+                            ..Default::default()
+                        }),
+                        security_context: Some(SecurityContext {
+                            allow_privilege_escalation: Some(false),
+                            read_only_root_filesystem: Some(true),
+                            capabilities: Some(Capabilities {
+                                drop: Some(vec!["ALL".into()]),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dataset(yaml: &str) -> Dataset {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    const DS: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: Dataset
+metadata: {name: iris, namespace: ml, uid: 0b8c6c1e-1111-2222-3333-444455556666, generation: 3}
+spec:
+  source:
+    uri: s3://data/iris/
+    endpoint: http://127.0.0.1:18333
+    forcePathStyle: true
+    include: ["**/*.csv"]
+    credentialsSecretRef: {name: store-keys}
+  format: csv
+  schema: {minRows: 10, columns: [{name: species, allowedValues: [setosa]}]}
+"#;
+
+    fn store() -> ArtifactStoreArgs {
+        ArtifactStoreArgs {
+            uri: Some("s3://ciclo/".into()),
+            endpoint: Some("http://127.0.0.1:18333".into()),
+            force_path_style: true,
+            secret: Some("ciclo-artifacts".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_name_changes_exactly_when_a_new_check_is_due() {
+        let ds = dataset(DS);
+        let n = name(&ds);
+        assert!(n.starts_with("iris-check-") && n.len() <= 63, "{n}");
+        assert_eq!(name(&ds), n, "deterministic");
+        let mut spec_changed = ds.clone();
+        spec_changed.metadata.generation = Some(4);
+        let mut requested = ds.clone();
+        requested.annotations_mut().insert(
+            labels::RECONCILE_REQUESTED_AT.into(),
+            "2026-11-26T10:00:00Z".into(),
+        );
+        let mut recorded = ds.clone();
+        recorded.status = serde_yaml::from_str(
+            "lastCheck: {job: x, generation: 3, finished: '2026-11-26T10:00:00Z', outcome: Unchanged}",
+        )
+        .unwrap();
+        for other in [spec_changed, requested, recorded] {
+            assert_ne!(name(&other), n);
+        }
+        let mut long = ds.clone();
+        long.metadata.name = Some("a".repeat(253));
+        assert!(name(&long).len() <= 63);
+    }
+
+    #[test]
+    fn the_job_runs_the_check_restricted_with_credentials_only_from_secrets() {
+        let mut ds = dataset(DS);
+        ds.status = serde_yaml::from_str(
+            r#"
+latest: {id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: t, rows: 1, bytes: 1, files: 1, verdict: Accepted}
+versions:
+- {id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: t, rows: 1, bytes: 1, files: 1, verdict: Rejected}
+"#,
+        )
+        .unwrap();
+        let job = build(&ds, "iris-check-1", "ghcr.io/ciclo-dev/ciclo:v1", &store());
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let c = &pod.containers[0];
+        let args = c.args.as_ref().unwrap().join(" ");
+        for part in [
+            "dataset snapshot --source s3://data/iris/",
+            "--source-endpoint http://127.0.0.1:18333",
+            "--include **/*.csv",
+            "--format csv",
+            "--artifacts s3://ciclo/ml/datasets/iris",
+            "--previous bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+            "--baseline aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "--source-force-path-style",
+            "--artifacts-force-path-style",
+        ] {
+            assert!(args.contains(part), "{part:?} not in {args}");
+        }
+        let expectations = c
+            .args
+            .as_ref()
+            .unwrap()
+            .iter()
+            .skip_while(|a| *a != "--expectations")
+            .nth(1)
+            .unwrap();
+        assert!(expectations.contains("\"minRows\":10"), "{expectations}");
+        let env_from = c.env_from.as_ref().unwrap();
+        assert_eq!(env_from[0].prefix.as_deref(), Some("CICLO_SOURCE_"));
+        assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "store-keys");
+        assert_eq!(env_from[1].prefix.as_deref(), Some("CICLO_ARTIFACTS_"));
+        assert!(c.env.is_none(), "no literal values that could hold secrets");
+        // Restricted Pod Security Standard.
+        let psc = pod.security_context.as_ref().unwrap();
+        assert_eq!(psc.run_as_non_root, Some(true));
+        assert_eq!(
+            psc.seccomp_profile.as_ref().unwrap().type_,
+            "RuntimeDefault"
+        );
+        let sc = c.security_context.as_ref().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(
+            sc.capabilities.as_ref().unwrap().drop.as_deref(),
+            Some(&["ALL".to_string()][..])
+        );
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        assert_eq!(job.spec.as_ref().unwrap().backoff_limit, Some(0));
+        let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Dataset", Some(true))
+        );
+        assert_eq!(
+            job.metadata.labels.as_ref().unwrap()[labels::DATASET],
+            "iris"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The Dataset controller: check the source with a Job (`ciclo dataset snapshot`) on
+//! create, on spec change, every `interval` and when `ciclo.dev/reconcile-requested-at`
+//! changes — one check at a time — and record each result in the status.
+//!
+//! Steps: read the Dataset fresh (the cache may not show this controller's own last status
+//! write yet, and a check must never be recorded twice) → record a finished check Job's
+//! result, then delete the Job → decide (pure) → start the next check Job → conditions.
+
+mod decide;
+mod job;
+mod record;
+
+use super::{api, controller, run_until, watch_config};
+use crate::context::Context;
+use crate::error::Result;
+use crate::status;
+use ciclo_api::dataset::Dataset;
+use ciclo_api::labels;
+use ciclo_core::snapshot_result::{FailureReason, SnapshotSummary};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource as _, ResourceExt as _};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+const KIND: &str = "Dataset";
+
+pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    // Only the check Jobs ciclo made, so other Jobs in the cluster never wake it.
+    let jobs = watch_config().labels("app.kubernetes.io/component=dataset-check");
+    let controller = controller::<Dataset>(&ctx).owns(api::<Job>(&ctx), jobs);
+    run_until(KIND, controller, reconcile, ctx, stop).await;
+}
+
+async fn reconcile(ctx: Arc<Context>, cached: Dataset) -> Result<Action> {
+    let ns = cached.namespace().unwrap_or_default();
+    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(ds) = datasets.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let selector = format!("{}={}", labels::DATASET, ds.name_any());
+    let uid = ds.uid();
+    let jobs: Vec<Job> = jobs_api
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == uid.as_ref())
+        })
+        .collect();
+
+    let recorded = ds
+        .status
+        .as_ref()
+        .and_then(|s| s.last_check.as_ref())
+        .map(|c| c.job.clone());
+    for finished in jobs.iter().filter(|j| is_finished(j)) {
+        let name = finished.name_any();
+        if recorded.as_deref() != Some(name.as_str()) {
+            let summary = read_result(&ctx, &ns, finished).await?;
+            record_check(&ctx, &ds, finished, &summary).await?;
+        }
+        // Recorded: the Job (and its Pod) can go.
+        let delete = DeleteParams {
+            propagation_policy: Some(PropagationPolicy::Background),
+            ..Default::default()
+        };
+        match jobs_api.delete(&name, &delete).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+        if recorded.as_deref() != Some(name.as_str()) {
+            // Decide the next step from the status just written.
+            return Ok(Action::requeue(Duration::from_millis(100)));
+        }
+    }
+
+    let secret_found = match &ds.spec.source.credentials_secret_ref {
+        Some(r) => Some(
+            Api::<Secret>::namespaced(ctx.client.clone(), &ns)
+                .get_metadata_opt(&r.name)
+                .await?
+                .is_some(),
+        ),
+        None => None,
+    };
+    let running = jobs.iter().find(|j| !is_finished(j)).map(|j| j.name_any());
+    let decision = decide::decide(
+        &ds,
+        &decide::Facts {
+            secret_found,
+            artifact_store: ctx.artifact_store.uri.is_some(),
+            running: running.as_deref(),
+            now: jiff::Timestamp::now(),
+        },
+    );
+    if let Some(name) = &decision.start {
+        let job = job::build(&ds, name, &ctx.image, &ctx.artifact_store);
+        match jobs_api.create(&PostParams::default(), &job).await {
+            Ok(_) => {
+                tracing::info!(dataset = %ds.name_any(), namespace = %ns, job = %name, "check started")
+            }
+            // Started before a restart: the same check, not a second one.
+            Err(kube::Error::Api(e)) if e.is_already_exists() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    status::update(&ctx, &ds, ds.status.as_ref(), &decision.conditions, |_| {}).await?;
+    Ok(decision.action)
+}
+
+/// Whether a Job has finished, either way.
+fn is_finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| {
+            cs.iter()
+                .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+        })
+}
+
+/// The check's summary, from its Pod's termination message.
+async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSummary> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
+    let mut terminated: Vec<_> = pods
+        .list(&ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let statuses = p.status?.container_statuses?;
+            statuses
+                .into_iter()
+                .find(|c| c.name == job::CONTAINER)?
+                .state?
+                .terminated
+        })
+        .collect();
+    terminated.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    let why_failed = || {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|cs| cs.iter().find(|c| c.type_ == "Failed"))
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c.reason.as_deref().unwrap_or("Failed"),
+                    c.message.as_deref().unwrap_or_default()
+                )
+            })
+    };
+    let last = terminated.pop();
+    let message = last
+        .as_ref()
+        .and_then(|t| t.message.clone())
+        .unwrap_or_default();
+    if let Ok(summary) = serde_json::from_str::<SnapshotSummary>(message.trim()) {
+        return Ok(summary);
+    }
+    let exit = last
+        .as_ref()
+        .map(|t| format!("exit code {}", t.exit_code))
+        .unwrap_or_else(|| "no container result".into());
+    let tail: String = message
+        .chars()
+        .rev()
+        .take(300)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    Ok(SnapshotSummary::failed(
+        FailureReason::CheckFailed,
+        format!(
+            "the check Job {} stopped without a result ({exit}{}){}",
+            job.name_any(),
+            why_failed().map(|w| format!(", {w}")).unwrap_or_default(),
+            if tail.is_empty() {
+                String::new()
+            } else {
+                format!(": {tail}")
+            }
+        ),
+    ))
+}
+
+/// Records `job`'s result: the Event first, then the status (so a crash in between repeats
+/// the Event, which the recorder folds into a series, rather than losing it).
+async fn record_check(
+    ctx: &Context,
+    ds: &Dataset,
+    job: &Job,
+    summary: &SnapshotSummary,
+) -> Result<()> {
+    let mut next = ds.status.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now().to_string();
+    let note = record::record(
+        &mut next,
+        &record::Check {
+            job: &job.name_any(),
+            generation: job_generation(job).unwrap_or(ds.metadata.generation.unwrap_or_default()),
+            requested_at: job_requested_at(job).or(job::requested_at(ds)),
+            now: &now,
+            history_limit: ds.spec.history_limit as usize,
+        },
+        summary,
+    );
+    if let Some(note) = note {
+        let event = Event {
+            type_: if note.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: note.reason.into(),
+            note: Some(note.message.chars().take(1000).collect()),
+            action: "Check".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &ds.object_ref(&())).await {
+            tracing::warn!(error = %e, "recording an event failed");
+        }
+    }
+    tracing::info!(dataset = %ds.name_any(), job = %job.name_any(), outcome = ?summary.outcome, version = ?summary.id, "check recorded");
+    let mut updated = ds.clone();
+    updated.status = Some(next.clone());
+    let conditions = decide::status_conditions(&updated, None);
+    status::update(ctx, ds, ds.status.as_ref(), &conditions, |s| {
+        s.latest = next.latest;
+        s.versions = next.versions;
+        s.last_check = next.last_check;
+    })
+    .await
+}
+
+/// The spec generation a check Job was started for (its annotation).
+fn job_generation(job: &Job) -> Option<i64> {
+    job.annotations()
+        .get(job::GENERATION)
+        .and_then(|g| g.parse().ok())
+}
+
+/// The `reconcile-requested-at` value a check Job answered (its annotation).
+fn job_requested_at(job: &Job) -> Option<&str> {
+    job.annotations()
+        .get(labels::RECONCILE_REQUESTED_AT)
+        .map(String::as_str)
+}

@@ -1,0 +1,241 @@
+//! Recording a finished check in a Dataset's status: a new version (accepted or rejected),
+//! an unchanged source, or a failure. `latest` only ever moves to an accepted version, and
+//! no recorded version is lost except by the history limit.
+
+use ciclo_api::dataset::{DatasetCheck, DatasetStatus, DatasetVersion, Outcome, Verdict};
+use ciclo_core::snapshot_result::SnapshotSummary;
+
+/// Reasons quoted in an Event or condition message; the rest are in the status and report.
+const QUOTED_REASONS: usize = 3;
+
+/// What a check is announced as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Note {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// The check that ran as `job`, for spec `generation` and request `requested_at`.
+pub struct Check<'a> {
+    pub job: &'a str,
+    pub generation: i64,
+    pub requested_at: Option<&'a str>,
+    /// When the result is recorded (RFC 3339).
+    pub now: &'a str,
+    pub history_limit: usize,
+}
+
+/// Folds `summary` into `status`; returns the Event to record, if the check found anything.
+pub fn record(
+    status: &mut DatasetStatus,
+    check: &Check,
+    summary: &SnapshotSummary,
+) -> Option<Note> {
+    let message = match (&summary.failure, summary.outcome) {
+        (Some(f), _) => f.message.clone(),
+        (None, Outcome::Rejected) => rejection(&summary.reasons),
+        (None, _) => String::new(),
+    };
+    status.last_check = Some(DatasetCheck {
+        job: check.job.to_string(),
+        generation: check.generation,
+        requested_at: check.requested_at.map(str::to_string),
+        finished: check.now.to_string(),
+        outcome: summary.outcome,
+        version: summary.id.clone(),
+        failure: summary.failure.as_ref().map(|f| f.reason),
+        message,
+    });
+    let id = summary.id.clone()?;
+    let note = match summary.outcome {
+        Outcome::Failed => return None,
+        Outcome::Unchanged => Note {
+            warning: false,
+            reason: "Unchanged",
+            message: format!("no new data: the source still holds version {id}"),
+        },
+        Outcome::Accepted if status.latest.as_ref().is_some_and(|l| l.id == id) => Note {
+            warning: false,
+            reason: "Unchanged",
+            message: format!("version {id} checked again and still accepted"),
+        },
+        Outcome::Accepted => Note {
+            warning: false,
+            reason: "NewVersion",
+            message: format!(
+                "version {id} accepted: {} rows in {} files ({} bytes)",
+                summary.rows, summary.files, summary.bytes
+            ),
+        },
+        Outcome::Rejected => Note {
+            warning: true,
+            reason: "VersionRejected",
+            message: format!("version {id} rejected: {}", rejection(&summary.reasons)),
+        },
+    };
+    let verdict = match summary.outcome {
+        Outcome::Rejected => Verdict::Rejected,
+        Outcome::Accepted => Verdict::Accepted,
+        // Unchanged: the version is already recorded as it was.
+        _ => return Some(note),
+    };
+    let first_seen = status
+        .versions
+        .iter()
+        .find(|v| v.id == id)
+        .map(|v| v.created.clone());
+    let version = DatasetVersion {
+        id: id.clone(),
+        created: first_seen.unwrap_or_else(|| check.now.to_string()),
+        rows: saturating(summary.rows),
+        bytes: saturating(summary.bytes),
+        files: saturating(summary.files),
+        verdict,
+        reasons: summary.reasons.clone(),
+        location: summary.location.clone(),
+    };
+    status.versions.retain(|v| v.id != id);
+    status.versions.insert(0, version.clone());
+    status.versions.truncate(check.history_limit.max(1));
+    if verdict == Verdict::Accepted {
+        status.latest = Some(version);
+    }
+    Some(note)
+}
+
+/// The first reasons of a rejection, for a message.
+pub fn rejection(reasons: &[String]) -> String {
+    let mut text = reasons
+        .iter()
+        .take(QUOTED_REASONS)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if reasons.len() > QUOTED_REASONS {
+        text.push_str(&format!(" (and {} more)", reasons.len() - QUOTED_REASONS));
+    }
+    text
+}
+
+fn saturating(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ciclo_core::snapshot_result::FailureReason;
+
+    const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    const C: &str = "cccccccccccccccccccccccccccccccc";
+
+    fn summary(outcome: Outcome, id: &str, reasons: &[&str]) -> SnapshotSummary {
+        SnapshotSummary {
+            outcome,
+            id: Some(id.into()),
+            files: 2,
+            bytes: 100,
+            rows: 10,
+            reasons: reasons.iter().map(|r| r.to_string()).collect(),
+            failure: None,
+            location: Some(format!("s3://store/ml/datasets/d/{id}")),
+        }
+    }
+
+    fn check(now: &str) -> Check<'_> {
+        Check {
+            job: "d-check-1",
+            generation: 1,
+            requested_at: None,
+            now,
+            history_limit: 3,
+        }
+    }
+
+    #[test]
+    fn accepted_versions_become_latest_and_rejected_ones_never_do() {
+        let mut s = DatasetStatus::default();
+        let n = record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[])).unwrap();
+        assert_eq!((n.reason, n.warning), ("NewVersion", false));
+        assert!(n.message.contains("10 rows"), "{}", n.message);
+        assert_eq!(s.latest.as_ref().unwrap().id, A);
+
+        let bad = summary(
+            Outcome::Rejected,
+            B,
+            &["column \"age\": expected integer, found string"],
+        );
+        let n = record(&mut s, &check("t2"), &bad).unwrap();
+        assert_eq!((n.reason, n.warning), ("VersionRejected", true));
+        assert!(n.message.contains("column \"age\""), "{}", n.message);
+        assert_eq!(
+            s.latest.as_ref().unwrap().id,
+            A,
+            "latest stays on the accepted version"
+        );
+        assert_eq!(
+            s.versions
+                .iter()
+                .map(|v| (v.id.as_str(), v.verdict))
+                .collect::<Vec<_>>(),
+            vec![(B, Verdict::Rejected), (A, Verdict::Accepted)]
+        );
+        assert_eq!(s.versions[0].reasons.len(), 1);
+        assert_eq!(s.last_check.as_ref().unwrap().outcome, Outcome::Rejected);
+    }
+
+    #[test]
+    fn unchanged_and_failed_checks_add_no_version() {
+        let mut s = DatasetStatus::default();
+        record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[]));
+        let before = (s.latest.clone(), s.versions.clone());
+        let n = record(&mut s, &check("t2"), &summary(Outcome::Unchanged, A, &[])).unwrap();
+        assert_eq!(n.reason, "Unchanged");
+        let failed =
+            SnapshotSummary::failed(FailureReason::SourceUnavailable, "connection refused");
+        assert_eq!(record(&mut s, &check("t3"), &failed), None);
+        assert_eq!(
+            (s.latest.clone(), s.versions.clone()),
+            before,
+            "nothing recorded is lost"
+        );
+        let last = s.last_check.as_ref().unwrap();
+        assert_eq!(last.failure, Some(FailureReason::SourceUnavailable));
+        assert_eq!(
+            (last.finished.as_str(), last.message.as_str()),
+            ("t3", "connection refused")
+        );
+    }
+
+    #[test]
+    fn history_keeps_the_newest_and_a_version_seen_again_keeps_its_first_time() {
+        let mut s = DatasetStatus::default();
+        record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[]));
+        record(&mut s, &check("t2"), &summary(Outcome::Accepted, B, &[]));
+        record(&mut s, &check("t3"), &summary(Outcome::Accepted, C, &[]));
+        // The data goes back to what it was at t1: the same version, first seen at t1.
+        let n = record(&mut s, &check("t4"), &summary(Outcome::Accepted, A, &[])).unwrap();
+        assert_eq!(n.reason, "NewVersion");
+        assert_eq!(
+            s.versions.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+            vec![A, C, B]
+        );
+        assert_eq!(s.versions[0].created, "t1");
+        assert_eq!(s.latest.as_ref().unwrap().id, A);
+        record(
+            &mut s,
+            &check("t5"),
+            &summary(Outcome::Rejected, "d".repeat(32).as_str(), &["x"]),
+        );
+        assert_eq!(s.versions.len(), 3, "history limit");
+        assert_eq!(s.latest.as_ref().unwrap().id, A);
+    }
+
+    #[test]
+    fn long_rejections_are_quoted_in_part() {
+        let reasons: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+        assert_eq!(rejection(&reasons), "r0; r1; r2 (and 2 more)");
+    }
+}

@@ -1,0 +1,330 @@
+//! `ciclo dataset snapshot`: one check of a dataset's source. List and hash the files (a
+//! version id), and unless that is the version already checked under the same checks,
+//! profile every column, check the expectations and the drift against the last accepted
+//! version, and write `manifest.json`, `profile.json` and `report.json` under
+//! `<artifacts>/<id>/`. The returned summary is what the Job reports to the operator.
+
+use crate::manifest::Manifest;
+use crate::report::{self, Report};
+use crate::select::Selection;
+use crate::source::{self, ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
+use ciclo_core::expectations::{DriftLimit, Expectations};
+use ciclo_core::snapshot_result::{FailureReason, Outcome, SnapshotSummary};
+use ciclo_profile::Format;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use std::sync::Arc;
+
+/// What to check and where to keep the results.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct CheckArgs {
+    /// The dataset's files: `s3://bucket/prefix`, `gs://…`, `az://…`, `file:///dir`, `https://…`.
+    /// Credentials come from `CICLO_SOURCE_AWS_…` (`_GOOGLE_…`, `_AZURE_…`) variables.
+    #[arg(long)]
+    pub source: String,
+    /// S3-compatible endpoint of the source.
+    #[arg(long)]
+    pub source_endpoint: Option<String>,
+    #[arg(long)]
+    pub source_region: Option<String>,
+    /// Address the source's buckets by path.
+    #[arg(long)]
+    pub source_force_path_style: bool,
+    /// Globs a file must match (repeatable); none: every file.
+    #[arg(long)]
+    pub include: Vec<String>,
+    /// Globs of files to leave out (repeatable).
+    #[arg(long)]
+    pub exclude: Vec<String>,
+    /// csv, parquet or jsonl; unset: by each file's extension.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// The expectations, as JSON (a Dataset's `spec.schema`).
+    #[arg(long)]
+    pub expectations: Option<String>,
+    /// The drift limit, as JSON (a Dataset's `spec.drift`).
+    #[arg(long)]
+    pub drift: Option<String>,
+    /// Where this dataset's versions are kept: each goes to `<artifacts>/<id>/`.
+    /// Credentials come from `CICLO_ARTIFACTS_AWS_…` variables.
+    #[arg(long)]
+    pub artifacts: String,
+    #[arg(long)]
+    pub artifacts_endpoint: Option<String>,
+    #[arg(long)]
+    pub artifacts_region: Option<String>,
+    #[arg(long)]
+    pub artifacts_force_path_style: bool,
+    /// The version checked last: unchanged content under unchanged checks is `Unchanged`,
+    /// and its manifest spares re-reading files whose size and ETag or time are the same.
+    #[arg(long)]
+    pub previous: Option<String>,
+    /// The last accepted version, the baseline of the drift check.
+    #[arg(long)]
+    pub baseline: Option<String>,
+}
+
+/// What the settings parse into.
+struct Checks {
+    selection: Selection,
+    format: Option<Format>,
+    expectations: Option<Expectations>,
+    drift: Option<DriftLimit>,
+    /// A digest of the checks, so a version checked under other checks is checked again.
+    digest: String,
+}
+
+impl Checks {
+    fn parse(args: &CheckArgs) -> Result<Self, String> {
+        let selection = Selection::new(&args.include, &args.exclude)?;
+        let format = match args.format.as_deref() {
+            None | Some("") => None,
+            Some(f) => Some(
+                serde_json::from_value(serde_json::Value::String(f.to_ascii_lowercase()))
+                    .map_err(|_| format!("format {f:?}: expected csv, parquet or jsonl"))?,
+            ),
+        };
+        let expectations: Option<Expectations> = parse_json(&args.expectations, "expectations")?;
+        let drift: Option<DriftLimit> = parse_json(&args.drift, "drift")?;
+        for id in [&args.previous, &args.baseline].into_iter().flatten() {
+            if !is_version_id(id) {
+                return Err(format!("{id:?} is not a version id (32 hex digits)"));
+            }
+        }
+        let canonical =
+            serde_json::to_string(&(&format, &expectations, &drift)).expect("checks serialize");
+        Ok(Self {
+            selection,
+            format,
+            expectations,
+            drift,
+            digest: blake3::hash(canonical.as_bytes()).to_hex()[..16].to_string(),
+        })
+    }
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    json: &Option<String>,
+    what: &str,
+) -> Result<Option<T>, String> {
+    json.as_deref()
+        .filter(|j| !j.trim().is_empty())
+        .map(|j| serde_json::from_str(j).map_err(|e| format!("{what}: {e}")))
+        .transpose()
+}
+
+fn is_version_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Runs one check; every way it can go is in the summary.
+pub async fn run(args: &CheckArgs) -> SnapshotSummary {
+    match check(args).await {
+        Ok(summary) => summary,
+        Err((reason, message)) => SnapshotSummary::failed(reason, message),
+    }
+}
+
+type Failed = (FailureReason, String);
+
+async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
+    let invalid = |m: String| (FailureReason::InvalidSpec, m);
+    let checks = Checks::parse(args).map_err(invalid)?;
+    let (data, prefix) = source::open(
+        &args.source,
+        &source::Options {
+            endpoint: args.source_endpoint.clone(),
+            region: args.source_region.clone(),
+            force_path_style: args.source_force_path_style,
+            env_prefix: SOURCE_ENV_PREFIX.into(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        invalid(format!(
+            "the source: {e} (its credentials come from {SOURCE_ENV_PREFIX}* variables, in a Job from the Secret in spec.source.credentialsSecretRef)"
+        ))
+    })?;
+    let (artifacts, root) = source::open(
+        &args.artifacts,
+        &source::Options {
+            endpoint: args.artifacts_endpoint.clone(),
+            region: args.artifacts_region.clone(),
+            force_path_style: args.artifacts_force_path_style,
+            env_prefix: ARTIFACTS_ENV_PREFIX.into(),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| {
+        (
+            FailureReason::ArtifactStoreUnavailable,
+            format!("the artifact store: {e} (its credentials come from {ARTIFACTS_ENV_PREFIX}* variables)"),
+        )
+    })?;
+    let store = Store {
+        artifacts,
+        root,
+        uri: args.artifacts.trim_end_matches('/').to_string(),
+    };
+
+    let previous_manifest: Option<Manifest> = match &args.previous {
+        Some(id) => store.read_json(id, report::MANIFEST).await?,
+        None => None,
+    };
+    let snap = crate::snapshot(
+        data.clone(),
+        &prefix,
+        &checks.selection,
+        previous_manifest.as_ref(),
+        source::reads_for(&args.source),
+    )
+    .await
+    .map_err(|e| (FailureReason::SourceUnavailable, e.to_string()))?;
+    let id = snap.manifest.version_id();
+    tracing::info!(%id, files = snap.manifest.files.len(), hashed = snap.hashed, reused = snap.reused, "listed and hashed");
+
+    if args.previous.as_deref() == Some(id.as_str())
+        && let Some(previous) = store.read_json::<Report>(&id, report::REPORT).await?
+        && previous.checks == checks.digest
+    {
+        return Ok(SnapshotSummary {
+            outcome: Outcome::Unchanged,
+            ..previous.summary(store.location(&id))
+        });
+    }
+
+    let inputs = snap
+        .manifest
+        .files
+        .iter()
+        .zip(&snap.locations)
+        .map(|(f, location)| ciclo_profile::Input {
+            location: location.clone(),
+            relative: f.path.clone(),
+            size: f.size,
+        })
+        .collect();
+    let outcome = ciclo_profile::profile(data, inputs, checks.format, checks.expectations.as_ref())
+        .await
+        .map_err(|e| (FailureReason::SourceUnavailable, e.to_string()))?;
+    let mut reasons = Vec::new();
+    if snap.manifest.files.is_empty() {
+        reasons.push(format!(
+            "no files under {} (after include and exclude): the dataset is empty",
+            args.source
+        ));
+    }
+    reasons.extend(outcome.failures);
+
+    let mut drift = Vec::new();
+    if let (Some(limit), Some(baseline)) = (&checks.drift, &args.baseline)
+        && baseline != &id
+    {
+        match store
+            .read_json::<ciclo_profile::Profile>(baseline, report::PROFILE)
+            .await?
+        {
+            Some(base) => drift = ciclo_profile::drift(limit, &base, &outcome.profile),
+            None => {
+                tracing::warn!(%baseline, "the baseline's profile is missing: drift not checked")
+            }
+        }
+        for d in drift.iter().filter(|d| d.exceeded) {
+            reasons.push(format!(
+                "column {:?}: drift {:?} {:.4} over the limit {} against version {baseline}",
+                d.column, d.measure, d.distance, d.max_distance
+            ));
+        }
+    }
+
+    let report = Report {
+        id: id.clone(),
+        created: jiff::Timestamp::now().to_string(),
+        source: args.source.clone(),
+        verdict: if reasons.is_empty() {
+            Outcome::Accepted
+        } else {
+            Outcome::Rejected
+        },
+        reasons,
+        files: snap.manifest.files.len() as u64,
+        bytes: snap.manifest.total_bytes(),
+        rows: outcome.profile.rows,
+        hashed: snap.hashed as u64,
+        reused: snap.reused as u64,
+        checks: checks.digest,
+        baseline: args.baseline.clone().filter(|b| b != &id),
+        drift,
+    };
+    // The report goes last: a version directory with a report is complete.
+    store
+        .write_json(&id, report::MANIFEST, &snap.manifest)
+        .await?;
+    store
+        .write_json(&id, report::PROFILE, &outcome.profile)
+        .await?;
+    store.write_json(&id, report::REPORT, &report).await?;
+    Ok(report.summary(store.location(&id)))
+}
+
+/// The artifact store, at this dataset's prefix.
+struct Store {
+    artifacts: Arc<dyn ObjectStore>,
+    root: Path,
+    uri: String,
+}
+
+impl Store {
+    fn location(&self, id: &str) -> String {
+        format!("{}/{id}", self.uri)
+    }
+
+    fn path(&self, id: &str, file: &str) -> Path {
+        self.root.clone().join(id).join(file)
+    }
+
+    /// `<id>/<file>` parsed, or None when it is not there.
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+        file: &str,
+    ) -> Result<Option<T>, Failed> {
+        use object_store::ObjectStoreExt as _;
+        let path = self.path(id, file);
+        let bytes = match self.artifacts.get(&path).await {
+            Ok(got) => got.bytes().await.map_err(unavailable)?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(unavailable(e)),
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(v) => Ok(Some(v)),
+            // Written by another version of ciclo, or damaged: check again from scratch.
+            Err(e) => {
+                tracing::warn!(%path, error = %e, "ignoring an unreadable stored file");
+                Ok(None)
+            }
+        }
+    }
+
+    async fn write_json<T: serde::Serialize>(
+        &self,
+        id: &str,
+        file: &str,
+        value: &T,
+    ) -> Result<(), Failed> {
+        use object_store::ObjectStoreExt as _;
+        let body = serde_json::to_vec_pretty(value).expect("reports serialize");
+        self.artifacts
+            .put(&self.path(id, file), body.into())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+fn unavailable(e: object_store::Error) -> Failed {
+    (
+        FailureReason::ArtifactStoreUnavailable,
+        format!("the artifact store: {e}"),
+    )
+}
