@@ -8,7 +8,7 @@ CARGO ?= cargo
 KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane demo crds deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane demo crds deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,6 +25,10 @@ unit: ## unit tests only (no cluster)
 
 e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo)
 	KUBECTL=$(KUBECTL) $(CARGO) test --workspace -- --ignored --test-threads=4
+
+bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars
+	e2e/bench/snapshot.sh
+	e2e/bench/profile.sh
 
 lint: ## formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check

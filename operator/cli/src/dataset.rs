@@ -18,14 +18,79 @@ pub enum Dataset {
         #[arg(long, default_value = TERMINATION_MESSAGE_PATH)]
         termination_message_path: PathBuf,
     },
+    /// Print the version id of the data at a source (hashing every file, nothing else), and
+    /// with `--manifest` every file's path, size and hash: which version a copy holds.
+    Id {
+        /// The data: `s3://bucket/prefix`, `file:///dir`, … (credentials as for `snapshot`).
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        source_endpoint: Option<String>,
+        #[arg(long)]
+        source_region: Option<String>,
+        #[arg(long)]
+        source_force_path_style: bool,
+        /// Globs a file must match (repeatable); none: every file.
+        #[arg(long)]
+        include: Vec<String>,
+        /// Globs of files to leave out (repeatable).
+        #[arg(long)]
+        exclude: Vec<String>,
+        /// Print the whole manifest too.
+        #[arg(long)]
+        manifest: bool,
+    },
 }
 
 /// Runs the command; a check that could not run to the end exits 1.
 pub fn run(command: Dataset) -> anyhow::Result<std::process::ExitCode> {
-    let Dataset::Snapshot {
-        args,
-        termination_message_path,
-    } = command;
+    let (args, termination_message_path) = match command {
+        Dataset::Snapshot {
+            args,
+            termination_message_path,
+        } => (args, termination_message_path),
+        Dataset::Id {
+            source,
+            source_endpoint,
+            source_region,
+            source_force_path_style,
+            include,
+            exclude,
+            manifest,
+        } => {
+            let options = ciclo_snapshot::source::Options {
+                endpoint: source_endpoint,
+                region: source_region,
+                force_path_style: source_force_path_style,
+                env_prefix: ciclo_snapshot::source::SOURCE_ENV_PREFIX.into(),
+                ..Default::default()
+            };
+            let selection = ciclo_snapshot::select::Selection::new(&include, &exclude)
+                .map_err(anyhow::Error::msg)?;
+            let (store, prefix) =
+                ciclo_snapshot::source::open(&source, &options).map_err(anyhow::Error::msg)?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let snap = runtime.block_on(ciclo_snapshot::snapshot(
+                store,
+                &prefix,
+                &selection,
+                None,
+                ciclo_snapshot::source::reads_for(&source),
+            ))?;
+            let mut out = serde_json::json!({
+                "id": snap.manifest.version_id(),
+                "files": snap.manifest.files.len(),
+                "bytes": snap.manifest.total_bytes(),
+            });
+            if manifest {
+                out["manifest"] = serde_json::to_value(&snap.manifest)?;
+            }
+            println!("{out}");
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+    };
     use std::io::IsTerminal as _;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

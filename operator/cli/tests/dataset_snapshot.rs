@@ -79,3 +79,25 @@ fn incomplete_credentials_fail_at_once_saying_where_they_come_from() {
         "no secret in the output"
     );
 }
+
+#[test]
+fn the_id_of_a_copy_matches_the_version_a_check_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("sub")).unwrap();
+    std::fs::write(data.join("a.csv"), "x\n1\n").unwrap();
+    std::fs::write(data.join("sub/b.csv"), "x\n2\n").unwrap();
+    let source = format!("file://{}", data.display());
+    let artifacts = format!("file://{}/artifacts", dir.path().display());
+    let (_, checked) = snapshot(&["--source", &source, "--artifacts", &artifacts], &[]);
+    let checked: serde_json::Value = serde_json::from_str(&checked).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ciclo"))
+        .args(["dataset", "id", "--source", &source, "--manifest"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(id["id"], checked["id"]);
+    assert_eq!(id["files"], 2);
+    assert_eq!(id["manifest"]["files"][1]["path"], "sub/b.csv");
+}
