@@ -36,8 +36,7 @@ fi
 
 log "building ciclo-bench (release)"
 cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo-bench
-bin=$(cargo metadata --format-version 1 --no-deps --manifest-path "$root/Cargo.toml" |
-    "$python" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release
+bin=${CARGO_TARGET_DIR:-$root/target}/release
 
 file=$cache/data/table-$("$bin/bench-gen" --version)-$rows.parquet
 if [[ ! -f "$file" ]]; then

@@ -6,6 +6,10 @@ use ciclo_core::snapshot_result::Outcome;
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only complicate the flags"
+)]
 pub enum Dataset {
     /// Check a dataset's source once: version it by content, profile and validate a new
     /// version, write manifest.json, profile.json and report.json to the artifact store,

@@ -124,7 +124,7 @@ impl Quantiles {
                     self.current.update(x);
                     self.fed += 1;
                 }
-                i += 1 + self.gap();
+                i = i.saturating_add(1 + self.gap());
             }
             self.skip = i - len;
         }

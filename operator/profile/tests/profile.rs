@@ -344,10 +344,12 @@ async fn json_values_that_do_not_fit_the_inferred_type_are_reported() {
     data.push_str("{\"n\": \"many\"}\n");
     let outcome = run(&[("n.jsonl", data.into())], None, None).await;
     assert_eq!(outcome.failures.len(), 1, "{:?}", outcome.failures);
-    assert!(
-        outcome.failures[0].starts_with(&format!("data/n.jsonl line {}: ", good + 1)),
-        "{:?}",
-        outcome.failures
+    assert_eq!(
+        outcome.failures[0],
+        format!(
+            "data/n.jsonl line {}: whilst decoding field 'n': failed to parse \"many\" as Int64",
+            good + 1
+        )
     );
     assert_eq!(outcome.profile.rows, good);
 }
