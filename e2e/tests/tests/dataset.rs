@@ -153,6 +153,35 @@ const BATCH_1: &str = "id,petal_length,species\n1,1.4,setosa\n2,1.3,setosa\n3,5.
 const BATCH_2: &str = "id,petal_length,species\n4,1.5,setosa\n5,5.9,virginica\n";
 const BAD_TYPE: &str = "id,petal_length,species\nx7,1.5,setosa\nx8,5.9,virginica\n";
 
+/// A namespace where the API server admits only restricted Pods (so a check Pod that is not
+/// restricted could not run), a bucket holding `objects`, the credentials Secret, and the
+/// Dataset `flowers` over that bucket.
+async fn start(
+    test: &str,
+    objects: &[(&str, &str)],
+) -> (kube::Client, TestNamespace, String, Api<DynamicObject>) {
+    let client = client().await.unwrap();
+    let ns = TestNamespace::new(&client, test).await.unwrap();
+    let (ok, _, err) = kubectl(
+        &[
+            "label",
+            "namespace",
+            &ns.name,
+            "pod-security.kubernetes.io/enforce=restricted",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let bucket = new_bucket(&ns.name).await;
+    for (key, body) in objects {
+        put(&bucket, key, body).await;
+    }
+    apply(&ns.name, KEYS);
+    apply(&ns.name, &dataset_yaml(&bucket, &s3()));
+    let api = datasets(&client, &ns.name);
+    (client, ns, bucket, api)
+}
+
 /// The newest version's (id, verdict) and the latest accepted id.
 fn versions(s: &Value) -> (Vec<(String, String)>, Option<String>) {
     let list = s["versions"]
@@ -174,21 +203,14 @@ fn versions(s: &Value) -> (Vec<(String, String)>, Option<String>) {
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]
 async fn a_dataset_over_s3_gets_versions_and_rejects_a_batch_with_a_wrong_type() {
-    let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "dataset-versions")
-        .await
-        .unwrap();
-    let bucket = new_bucket(&ns.name).await;
-    put(&bucket, "data/2026/11/batch-1.csv", BATCH_1).await;
-    put(
-        &bucket,
-        "data/README.txt",
-        "not selected by the include glob",
+    let (client, ns, bucket, api) = start(
+        "dataset-versions",
+        &[
+            ("data/2026/11/batch-1.csv", BATCH_1),
+            ("data/README.txt", "not selected by the include glob"),
+        ],
     )
     .await;
-    apply(&ns.name, KEYS);
-    apply(&ns.name, &dataset_yaml(&bucket, &s3()));
-    let api = datasets(&client, &ns.name);
 
     // Version 1.
     let s = wait_status(&api, "flowers", "version 1", |s| {
@@ -337,15 +359,8 @@ async fn a_dataset_over_s3_gets_versions_and_rejects_a_batch_with_a_wrong_type()
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]
 async fn an_unreachable_endpoint_sets_source_unavailable_and_keeps_the_versions() {
-    let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "dataset-unreachable")
-        .await
-        .unwrap();
-    let bucket = new_bucket(&ns.name).await;
-    put(&bucket, "data/batch-1.csv", BATCH_1).await;
-    apply(&ns.name, KEYS);
-    apply(&ns.name, &dataset_yaml(&bucket, &s3()));
-    let api = datasets(&client, &ns.name);
+    let (client, ns, bucket, api) =
+        start("dataset-unreachable", &[("data/batch-1.csv", BATCH_1)]).await;
     let s = wait_status(&api, "flowers", "version 1", |s| {
         s["latest"]["id"].is_string()
     })
