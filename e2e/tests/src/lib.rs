@@ -2,6 +2,8 @@
 //! a fresh namespace per test that is deleted afterwards, and waiting with a deadline.
 #![forbid(unsafe_code)]
 
+pub mod operator;
+
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};

@@ -359,7 +359,7 @@ async fn a_dataset_over_s3_gets_versions_and_rejects_a_batch_with_a_wrong_type()
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]
 async fn an_unreachable_endpoint_sets_source_unavailable_and_keeps_the_versions() {
-    let (client, ns, bucket, api) =
+    let (_client, ns, bucket, api) =
         start("dataset-unreachable", &[("data/batch-1.csv", BATCH_1)]).await;
     let s = wait_status(&api, "flowers", "version 1", |s| {
         s["latest"]["id"].is_string()
@@ -395,4 +395,58 @@ async fn an_unreachable_endpoint_sets_source_unavailable_and_keeps_the_versions(
     .await;
     assert_eq!(s["latest"]["id"], v1);
     assert_eq!(s["lastCheck"]["outcome"], "Unchanged", "{s}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_leader_killed_mid_check_loses_nothing_and_duplicates_nothing() {
+    let (client, ns, _bucket, api) = start("dataset-crash", &[("data/batch-1.csv", BATCH_1)]).await;
+    // The moment the check Job exists, crash the leader that made it.
+    let jobs: Api<Job> = Api::namespaced(client.clone(), &ns.name);
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    let started = loop {
+        let first = jobs
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .next();
+        if let Some(name) = first.and_then(|j| j.metadata.name) {
+            break name;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no check Job started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    ciclo_e2e::operator::kill_leader(&client).await;
+
+    // The next leader finds that Job (same deterministic name), records its result once.
+    let s = wait_status(&api, "flowers", "version 1 after the crash", |s| {
+        s["latest"]["id"].is_string()
+    })
+    .await;
+    assert_eq!(
+        s["lastCheck"]["job"],
+        started.as_str(),
+        "no second check was started"
+    );
+    assert_eq!(s["versions"].as_array().unwrap().len(), 1);
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), &ns.name);
+    let new_versions: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("NewVersion"))
+        .collect();
+    assert_eq!(new_versions.len(), 1, "{new_versions:?}");
+    assert!(
+        new_versions[0].series.is_none(),
+        "announced once: {new_versions:?}"
+    );
 }

@@ -2,10 +2,9 @@
 //! with its own ServiceAccount (not as admin): conditions with observedGeneration, the
 //! resolve steps of each controller, Events, and leader election across two replicas.
 
+use ciclo_e2e::operator::{holder, kill_process_of, replicas};
 use ciclo_e2e::{TestNamespace, client, kubectl, repo_root, wait_event, wait_for};
-use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use std::time::Duration;
 
@@ -205,35 +204,6 @@ async fn a_model_deployment_naming_an_unknown_model_says_so() {
     assert_eq!(obj.data["status"]["phase"], "Pending");
 }
 
-/// `(pod name, pod IP)` of the operator replicas.
-async fn replicas(client: &kube::Client) -> Vec<(String, String)> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "ciclo-system");
-    pods.list(&ListParams::default().labels("app.kubernetes.io/name=ciclo-operator"))
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
-        .filter_map(|p| Some((p.metadata.name?, p.status?.pod_ip?)))
-        .collect()
-}
-
-async fn holder(client: &kube::Client) -> String {
-    let leases: Api<Lease> = Api::namespaced(client.clone(), "ciclo-system");
-    leases
-        .get("ciclo-operator")
-        .await
-        .ok()
-        .and_then(|l| l.spec?.holder_identity)
-        .unwrap_or_default()
-}
-
 /// A metric's value summed over its label sets, scraped from the pod directly.
 async fn metric(ip: &str, name: &str) -> f64 {
     ciclo_e2e::init_tls();
@@ -257,28 +227,6 @@ async fn metric(ip: &str, name: &str) -> f64 {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
-}
-
-/// Sends SIGKILL to the operator process of `pod`: a crash, not a clean stop.
-fn kill_process_of(pod: &str) {
-    let needle = format!("POD_NAME={pod}");
-    let mut killed = 0;
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let has = |hay: &[u8], s: &str| hay.split(|b| *b == 0).any(|part| part == s.as_bytes());
-        if has(&environ, &needle) && has(&cmdline, "operator") {
-            std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status()
-                .unwrap();
-            killed += 1;
-        }
-    }
-    assert_eq!(killed, 1, "expected one operator process for {pod}");
 }
 
 #[tokio::test]
