@@ -10,9 +10,10 @@ use std::sync::Arc;
 /// Files hashed at once: enough to keep a remote store busy, few enough to bound memory
 /// (each holds at most one block in flight).
 const PARALLEL_FILES: usize = 4;
-/// Read size for stores that serve ranges cheaply (the local file system): large reads keep
-/// the per-read overhead negligible next to hashing.
-const BLOCK: u64 = 4 * 1024 * 1024;
+/// Read size for local files: large enough that the per-read cost is negligible next to
+/// hashing, small enough to stay in cache between the read and the hash. One buffer per file
+/// being hashed, reused for every read: no allocation or page fault per block.
+const BLOCK: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -35,12 +36,14 @@ pub struct Snapshot {
 }
 
 /// How the content of an object is read for hashing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Reads {
     /// One streaming GET per object (object stores over HTTP).
     Stream,
-    /// Large ranged reads (the local file system, whose stream reads 8 KiB at a time).
-    Blocks,
+    /// Direct reads into one reused buffer (the local file system, whose object_store
+    /// stream reads 8 KiB at a time into a new allocation each); the store maps its paths to
+    /// files.
+    Local(Arc<object_store::local::LocalFileSystem>),
 }
 
 /// Lists `prefix` in `store`, keeps what `selection` selects, and hashes every file the
@@ -79,12 +82,15 @@ pub async fn snapshot(
         }
     }
     let (hashed, reused) = (to_hash.len(), entries.len());
+    // Fewer files than cores: split each file over threads too, or some cores would idle.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let split = hashed < cores;
     // Each file is its own task so the runtime spreads the hashing over every core.
     let mut tasks = futures::stream::iter(to_hash)
         .map(|(relative, meta, etag, last_modified)| {
-            let store = store.clone();
+            let (store, reads) = (store.clone(), reads.clone());
             tokio::spawn(async move {
-                let blake3 = hash_object(store.as_ref(), &meta, reads).await?;
+                let blake3 = hash_object(store.as_ref(), &meta, reads, split).await?;
                 Ok::<_, Error>(FileEntry {
                     path: relative,
                     size: meta.size,
@@ -112,26 +118,39 @@ pub async fn snapshot(
     })
 }
 
-/// Reads one object through BLAKE3; the hashing itself runs off the async threads.
+/// Reads one object through BLAKE3; the hashing itself runs off the async threads, and with
+/// `split` over several threads at once (as b3sum does for every file).
 async fn hash_object(
     store: &dyn ObjectStore,
     meta: &ObjectMeta,
     reads: Reads,
+    split: bool,
 ) -> Result<String, Error> {
     let mut hasher = blake3::Hasher::new();
     match reads {
-        Reads::Blocks => {
-            let mut start = 0;
-            while start < meta.size {
-                let end = (start + BLOCK).min(meta.size);
-                let block = store.get_range(&meta.location, start..end).await?;
-                hasher = tokio::task::spawn_blocking(move || {
-                    hasher.update_rayon(&block);
-                    hasher
-                })
-                .await?;
-                start = end;
-            }
+        Reads::Local(files) => {
+            let path = files.path_to_filesystem(&meta.location)?;
+            hasher = tokio::task::spawn_blocking(move || {
+                use std::io::Read as _;
+                let unreadable = |e: std::io::Error| object_store::Error::Generic {
+                    store: "LocalFileSystem",
+                    source: format!("{}: {e}", path.display()).into(),
+                };
+                let mut file = std::fs::File::open(&path).map_err(unreadable)?;
+                let mut buf = vec![0u8; BLOCK];
+                loop {
+                    let n = file.read(&mut buf).map_err(unreadable)?;
+                    if n == 0 {
+                        return Ok::<_, object_store::Error>(hasher);
+                    }
+                    if split {
+                        hasher.update_rayon(&buf[..n]);
+                    } else {
+                        hasher.update(&buf[..n]);
+                    }
+                }
+            })
+            .await??;
         }
         Reads::Stream => {
             let mut stream = store.get(&meta.location).await?.into_stream();
@@ -167,12 +186,12 @@ mod tests {
     async fn snap(dir: &std::path::Path, previous: Option<&Manifest>) -> Snapshot {
         let store = Arc::new(LocalFileSystem::new_with_prefix(dir).unwrap());
         let all = Selection::new(&["**/*.csv".into()], &[]).unwrap();
-        let blocks = snapshot(
+        let local = snapshot(
             store.clone(),
             &Path::from("data"),
             &all,
             previous,
-            Reads::Blocks,
+            Reads::Local(store.clone()),
         )
         .await
         .unwrap();
@@ -180,10 +199,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            blocks.manifest, stream.manifest,
+            local.manifest, stream.manifest,
             "both ways of reading agree"
         );
-        blocks
+        local
     }
 
     #[tokio::test]
@@ -238,7 +257,9 @@ mod tests {
     async fn files_larger_than_a_block_hash_as_a_whole() {
         let dir = tempfile::tempdir().unwrap();
         // Not a multiple of the block size, so the last read is short.
-        let content: Vec<u8> = (0..(2 * BLOCK + 12_345)).map(|i| (i % 251) as u8).collect();
+        let content: Vec<u8> = (0..(2 * BLOCK as u64 + 12_345))
+            .map(|i| (i % 251) as u8)
+            .collect();
         std::fs::create_dir_all(dir.path().join("data")).unwrap();
         std::fs::write(dir.path().join("data/big.csv"), &content).unwrap();
         let snap = snap(dir.path(), None).await;

@@ -106,11 +106,12 @@ fn build(
     Ok((store, prefix))
 }
 
-/// How to read objects of `uri` for hashing: ranged blocks from the local file system,
-/// one streaming GET per object elsewhere.
+/// How to read objects of `uri` for hashing: direct reads from the local file system, one
+/// streaming GET per object elsewhere.
 pub fn reads_for(uri: &str) -> crate::Reads {
     if uri.starts_with("file:") {
-        crate::Reads::Blocks
+        // The same root as the store `open` makes for file:// URIs.
+        crate::Reads::Local(Arc::new(object_store::local::LocalFileSystem::new()))
     } else {
         crate::Reads::Stream
     }
