@@ -18,3 +18,10 @@ pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 pub const SOURCE_ENV_PREFIX: &str = "CICLO_SOURCE_";
 /// Environment prefix of the artifact store's credentials (`CICLO_ARTIFACTS_AWS_…`).
 pub const ARTIFACTS_ENV_PREFIX: &str = "CICLO_ARTIFACTS_";
+/// URI of the dataset version's `manifest.json`: the exact files (path, size, BLAKE3) of the
+/// version, so a workload reads that version even if the source has changed since.
+pub const ENV_DATASET_MANIFEST: &str = "CICLO_DATASET_MANIFEST";
+/// The built-in trainer's settings (a TrainingRun's `spec.trainer`) as JSON.
+pub const ENV_TRAINER: &str = "CICLO_TRAINER";
+/// The model file the built-in trainer writes under the output URI.
+pub const MODEL_FILE: &str = "model.json";

@@ -3,7 +3,9 @@
 mod dataset;
 mod model_deployment;
 mod model_version;
+mod pod_security;
 mod training_run;
+mod workload;
 
 use crate::context::Context;
 use crate::error::Error;

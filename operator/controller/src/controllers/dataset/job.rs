@@ -2,14 +2,12 @@
 //! deterministic name, and its spec under the restricted Pod Security Standard.
 
 use crate::args::ArtifactStoreArgs;
+use crate::controllers::pod_security;
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvFromSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-    ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext,
-};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::ObjectMeta;
 use kube::{Resource as _, ResourceExt as _};
@@ -127,14 +125,7 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
 
     // Credentials reach the container as environment under a prefix per store, straight
     // from the Secrets: they never appear in the Job's spec, the status or an Event.
-    let secret_env = |secret: &str, prefix: &str| EnvFromSource {
-        prefix: Some(prefix.into()),
-        secret_ref: Some(SecretEnvSource {
-            name: secret.into(),
-            optional: Some(false),
-        }),
-        ..Default::default()
-    };
+    use crate::controllers::workload::secret_env;
     let mut env_from = Vec::new();
     if let Some(s) = &spec.source.credentials_secret_ref {
         env_from.push(secret_env(&s.name, SOURCE_ENV_PREFIX));
@@ -186,16 +177,7 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
                     restart_policy: Some("Never".into()),
                     // The check talks to object stores only, never to the Kubernetes API.
                     automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        run_as_user: Some(65532),
-                        run_as_group: Some(65532),
-                        seccomp_profile: Some(SeccompProfile {
-                            type_: "RuntimeDefault".into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }),
+                    security_context: Some(pod_security::pod()),
                     containers: vec![Container {
                         name: CONTAINER.into(),
                         image: Some(image.into()),
@@ -211,15 +193,7 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
                             limits: Some(BTreeMap::from([("memory".into(), quantity("512Mi"))])),
                             ..Default::default()
                         }),
-                        security_context: Some(SecurityContext {
-                            allow_privilege_escalation: Some(false),
-                            read_only_root_filesystem: Some(true),
-                            capabilities: Some(Capabilities {
-                                drop: Some(vec!["ALL".into()]),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        }),
+                        security_context: Some(pod_security::container()),
                         ..Default::default()
                     }],
                     ..Default::default()
