@@ -1,9 +1,12 @@
 //! The TrainingRun controller: resolve the Dataset and its version → validate the spec →
 //! status. Launching training Jobs (the work itself) comes with the training capability.
 
-// Launching runs comes next; the Job builder is unit-tested on its own until then.
+// Launching runs and registering their ModelVersions come next; these pure steps are
+// unit-tested on their own until then.
 #[allow(dead_code)]
 mod job;
+#[allow(dead_code)]
+mod outcome;
 
 use super::{api, controller, run_until, watch_config};
 use crate::context::Context;

@@ -1,0 +1,186 @@
+//! Reading a training Job: its phase, why it failed, and which ModelVersion number its
+//! result gets — pure steps, so that a retried or restarted reconcile reaches the same answer.
+
+use ciclo_api::model_version::ModelVersion;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::ContainerStateTerminated;
+
+/// Where a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+        }
+    }
+}
+
+/// The phase of a run's Job, from its conditions and counters.
+pub fn phase(job: &Job) -> Phase {
+    let Some(status) = &job.status else {
+        return Phase::Pending;
+    };
+    let holds = |t: &str| {
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == t && c.status == "True")
+    };
+    if holds("Complete") {
+        Phase::Succeeded
+    } else if holds("Failed") {
+        Phase::Failed
+    } else if status.active.unwrap_or(0) > 0 {
+        Phase::Running
+    } else {
+        Phase::Pending
+    }
+}
+
+/// Why a run failed, for its record: the Job's reason and the last container's exit code and
+/// termination message (its summary, or with FallbackToLogsOnError its last log lines).
+pub fn failure(job: &Job, last: Option<&ContainerStateTerminated>) -> String {
+    let condition = job
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .find(|c| c.type_ == "Failed" && c.status == "True")
+        });
+    let mut parts = Vec::new();
+    if let Some(c) = condition {
+        parts.push(format!(
+            "{}: {}",
+            c.reason.as_deref().unwrap_or("Failed"),
+            c.message.as_deref().unwrap_or_default()
+        ));
+    }
+    if let Some(t) = last {
+        let mut exit = format!("exit code {}", t.exit_code);
+        if let Some(m) = t
+            .message
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+        {
+            let tail: String = m.chars().take(500).collect();
+            exit.push_str(&format!(": {tail}"));
+        }
+        parts.push(exit);
+    }
+    if parts.is_empty() {
+        "the Job failed without a reason".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// How a successful run's ModelVersion is registered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// Already registered (a retry, or a restart after the create): this version.
+    Existing(i64),
+    /// Register it as this number: one past the highest of the model in the namespace.
+    New(i64),
+}
+
+/// The ModelVersion for run `run_id` of `model`, given the namespace's ModelVersions: found by
+/// run id first, so a retried registration never makes a second one. A `New` number that
+/// another writer took meanwhile makes the create fail with a conflict; the caller lists
+/// again and gets the next one.
+pub fn registration(existing: &[ModelVersion], model: &str, run_id: &str) -> Registration {
+    let of_model = existing.iter().filter(|mv| mv.spec.model == model);
+    if let Some(mv) = of_model.clone().find(|mv| mv.spec.lineage.run_id == run_id) {
+        return Registration::Existing(mv.spec.version);
+    }
+    Registration::New(of_model.map(|mv| mv.spec.version).max().unwrap_or(0) + 1)
+}
+
+/// The deterministic name of a model's version `number`.
+pub fn model_version_name(model: &str, number: i64) -> String {
+    format!("{model}-{number}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: &str) -> Job {
+        serde_yaml::from_str(&format!("metadata: {{name: j}}\nstatus: {status}")).unwrap()
+    }
+
+    #[test]
+    fn the_phase_follows_the_jobs_conditions() {
+        assert_eq!(phase(&job("{}")), Phase::Pending);
+        assert_eq!(phase(&job("{active: 1}")), Phase::Running);
+        assert_eq!(
+            phase(&job("{conditions: [{type: Complete, status: 'True'}]}")),
+            Phase::Succeeded
+        );
+        assert_eq!(
+            phase(&job(
+                "{conditions: [{type: Failed, status: 'True', reason: BackoffLimitExceeded}]}"
+            )),
+            Phase::Failed
+        );
+    }
+
+    #[test]
+    fn a_failure_names_the_reason_the_exit_code_and_the_message() {
+        let j = job(
+            "{conditions: [{type: Failed, status: 'True', reason: BackoffLimitExceeded, message: 'Job has reached the specified backoff limit'}]}",
+        );
+        let t: ContainerStateTerminated =
+            serde_yaml::from_str("{exitCode: 3, message: \"Traceback: boom\\n\"}").unwrap();
+        let f = failure(&j, Some(&t));
+        assert_eq!(
+            f,
+            "BackoffLimitExceeded: Job has reached the specified backoff limit; exit code 3: Traceback: boom"
+        );
+        assert_eq!(failure(&job("{}"), None), "the Job failed without a reason");
+    }
+
+    fn mv(model: &str, version: i64, run: &str) -> ModelVersion {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelVersion
+metadata: {{name: {model}-{version}}}
+spec:
+  model: {model}
+  version: {version}
+  artifact: {{uri: "s3://a/m", digest: "blake3:00"}}
+  lineage: {{trainingRun: tr, runId: {run}, dataset: {{name: d, version: v}}, image: i}}
+"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn versions_increase_per_model_and_a_run_is_registered_once() {
+        let existing = vec![
+            mv("churn", 1, "r1"),
+            mv("churn", 2, "r2"),
+            mv("other", 7, "r9"),
+        ];
+        assert_eq!(registration(&existing, "churn", "r3"), Registration::New(3));
+        assert_eq!(
+            registration(&existing, "churn", "r2"),
+            Registration::Existing(2)
+        );
+        assert_eq!(registration(&existing, "fresh", "r1"), Registration::New(1));
+        assert_eq!(model_version_name("churn", 3), "churn-3");
+    }
+}
