@@ -30,8 +30,10 @@ mkdir -p "$STATE/data"
 # setsid + nohup: the store outlives the shell that started it, like the cluster does.
 # Every bucket is a collection with volumes of its own: small volumes and a limit taken from
 # the free disk (-volume.max=0) let the tests make many buckets (the defaults, 30 GB volumes
-# and 8 of them, run out after the first one).
-nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
+# and 8 of them, run out after the first one); one volume per new bucket instead of 7
+# (master.volume_growth.copy_1, through SeaweedFS's WEED_ environment) keeps a reused data
+# directory from running out after a few hundred test buckets.
+WEED_MASTER_VOLUME_GROWTH_COPY_1=1 nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
   -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer -filer.port="$FILER_PORT" \
   -s3 -s3.port="$S3_PORT" -metricsPort=0 \
   -master.volumeSizeLimitMB=64 -volume.max=0 >"$STATE/weed.log" 2>&1 </dev/null &

@@ -450,3 +450,122 @@ async fn a_leader_killed_mid_check_loses_nothing_and_duplicates_nothing() {
         "announced once: {new_versions:?}"
     );
 }
+
+/// A training image of the user's (here a shell script on the process node) that follows the
+/// workload contract: it reports its result as JSON in its termination message.
+const TRAIN_OK: &str = r#"printf '{"outcome":"Succeeded","metrics":{"accuracy":0.93},"model":"%s/model.json","digest":"blake3:00ab"}' "$CICLO_OUTPUT_URI" > /dev/termination-log; echo "trained on $CICLO_DATASET_VERSION""#;
+
+fn training_run(name: &str, script: &str) -> String {
+    let script = serde_json::to_string(script).unwrap();
+    format!(
+        r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {{name: {name}}}
+spec:
+  dataset: {{name: flowers}}
+  model: {{name: {name}}}
+  image: python:3.12
+  command: [sh, -c, {script}]
+  params: {{lr: "0.1"}}
+  metrics: [{{name: accuracy, direction: Maximize}}]
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_training_run_registers_its_model_version_and_a_failing_image_is_reported() {
+    let (client, ns, bucket, api) = start("training-runs", &[("data/batch-1.csv", BATCH_1)]).await;
+    let s = wait_status(&api, "flowers", "version 1", |s| {
+        s["latest"]["id"].is_string()
+    })
+    .await;
+    let v1 = s["latest"]["id"].as_str().unwrap().to_string();
+    apply(&ns.name, &training_run("species", TRAIN_OK));
+    apply(&ns.name, &training_run("broken", "echo boom >&2; exit 3"));
+
+    let gvk = |kind| GroupVersionKind::gvk("ciclo.dev", "v1alpha1", kind);
+    let runs: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &ApiResource::from_gvk(&gvk("TrainingRun")),
+    );
+    let tr = wait_status(&runs, "species", "a registered model version", |s| {
+        s["lastModelVersion"] == 1
+    })
+    .await;
+    let run = &tr["runs"][0];
+    assert_eq!(
+        (run["phase"].as_str(), run["datasetVersion"].as_str()),
+        (Some("Succeeded"), Some(v1.as_str()))
+    );
+    assert_eq!(run["metrics"]["accuracy"], 0.93);
+    assert_eq!(condition(&tr, "Ready").unwrap()["reason"], "RunSucceeded");
+    let versions: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &ns.name,
+        &ApiResource::from_gvk(&gvk("ModelVersion")),
+    );
+    let mv = versions.get("species-1").await.unwrap().data;
+    let lineage = &mv["spec"]["lineage"];
+    assert_eq!(lineage["dataset"]["version"], v1.as_str());
+    assert_eq!(lineage["runId"], run["id"]);
+    assert_eq!(lineage["params"]["lr"], "0.1");
+    assert_eq!(lineage["metrics"]["accuracy"], 0.93);
+    assert!(
+        mv["spec"]["artifact"]["uri"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(
+                "/{}/models/species/runs/{}/model.json",
+                ns.name,
+                run["id"].as_str().unwrap()
+            )),
+        "{mv}"
+    );
+    wait_event(&client, &ns.name, "RunSucceeded", "run ")
+        .await
+        .unwrap();
+
+    // New accepted data: a second run by itself, registered as version 2 on the new version.
+    put(&bucket, "data/batch-2.csv", BATCH_2).await;
+    request_check(&ns.name, "flowers", "2026-11-26T10:00:00Z");
+    let tr = wait_status(&runs, "species", "model version 2", |s| {
+        s["lastModelVersion"] == 2
+    })
+    .await;
+    let v2 = tr["runs"][0]["datasetVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(v2, v1);
+    let mv2 = versions.get("species-2").await.unwrap().data;
+    assert_eq!(mv2["spec"]["lineage"]["dataset"]["version"], v2.as_str());
+
+    // A rejected dataset version triggers nothing.
+    put(&bucket, "data/batch-3.csv", BAD_TYPE).await;
+    request_check(&ns.name, "flowers", "2026-11-26T11:00:00Z");
+    wait_status(&api, "flowers", "the rejected version", |s| {
+        s["versions"][0]["verdict"] == "Rejected"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tr = status(&runs, "species").await;
+    assert_eq!(tr["lastModelVersion"], 2, "{tr}");
+    assert!(
+        tr["currentRun"].is_null(),
+        "no run on a rejected version: {tr}"
+    );
+    assert_eq!(tr["runs"].as_array().unwrap().len(), 2);
+
+    // The failing image: the run is Failed with its exit code and message, and stays so.
+    let tr = wait_status(&runs, "broken", "the failed run", |s| {
+        s["runs"][0]["phase"] == "Failed"
+    })
+    .await;
+    let failure = tr["runs"][0]["failure"].as_str().unwrap();
+    assert!(failure.contains("exit code 3"), "{failure}");
+    assert_eq!(condition(&tr, "Stalled").unwrap()["reason"], "RunFailed");
+    assert!(versions.get_opt("broken-1").await.unwrap().is_none());
+}

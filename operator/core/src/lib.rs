@@ -7,3 +7,4 @@ pub mod contract;
 pub mod expectations;
 pub mod metrics;
 pub mod snapshot_result;
+pub mod train_result;

@@ -1,12 +1,10 @@
-//! The TrainingRun controller: resolve the Dataset and its version → validate the spec →
-//! status. Launching training Jobs (the work itself) comes with the training capability.
+//! The TrainingRun controller: read the TrainingRun fresh → resolve the Dataset and its
+//! version → record finished runs (registering their ModelVersions) → start the run the
+//! spec and the dataset version call for, one at a time → status.
 
-// Launching runs and registering their ModelVersions come next; these pure steps are
-// unit-tested on their own until then.
-#[allow(dead_code)]
 mod job;
-#[allow(dead_code)]
 mod outcome;
+mod runs;
 
 use super::{api, controller, run_until, watch_config};
 use crate::context::Context;
@@ -14,7 +12,8 @@ use crate::error::Result;
 use crate::status;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::{Dataset, Verdict};
-use ciclo_api::training_run::TrainingRun;
+use ciclo_api::training_run::{TrainingRun, TrainingRunStatus};
+use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -26,7 +25,9 @@ use tokio_util::sync::CancellationToken;
 const KIND: &str = "TrainingRun";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let controller = controller::<TrainingRun>(&ctx);
+    // Only the training Jobs ciclo made, so other Jobs never wake it.
+    let jobs = watch_config().labels("app.kubernetes.io/component=training-run");
+    let controller = controller::<TrainingRun>(&ctx).owns(api::<Job>(&ctx), jobs);
     let store = controller.store();
     // A Dataset appearing, changing or going wakes the runs that train on it.
     let controller = controller.watches(
@@ -47,19 +48,96 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, tr: TrainingRun) -> Result<Action> {
-    let ns = tr.namespace().unwrap_or_default();
+async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
+    let ns = cached.namespace().unwrap_or_default();
+    // The cache may not show this controller's last status write yet; a run must never be
+    // recorded or started twice.
+    let Some(tr) = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
+        .get_opt(&cached.name_any())
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
     let dataset = Api::<Dataset>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&tr.spec.dataset.name)
         .await?;
     let decision = decide(&tr, dataset.as_ref());
-    status::update(&ctx, &tr, tr.status.as_ref(), &decision.conditions, |s| {
+    let runs::Runs { mut status, active } = runs::observe(&ctx, &tr).await?;
+    let mut conditions = decision.conditions.clone();
+    let mut current = active;
+    if let (true, None, Some(ds), Some(version_id)) =
+        (decision.train, &current, &dataset, &decision.dataset_version)
+    {
+        let run_id = job::run_id(&tr, version_id, requested_at(&tr).unwrap_or_default());
+        let version = ds
+            .status
+            .as_ref()
+            .and_then(|s| s.versions.iter().chain(s.latest.as_ref()).find(|v| &v.id == version_id).cloned());
+        match (&ctx.artifact_store.uri, version) {
+            (None, _) => {
+                conditions = conditions::stalled(
+                    "NoArtifactStore",
+                    "the operator has no artifact store to write models to: set --artifact-store (CICLO_ARTIFACT_STORE)",
+                )
+            }
+            (Some(_), Some(version)) if !status.runs.iter().any(|r| r.id == run_id) => {
+                current = Some(runs::start(&ctx, &tr, ds, &version, &run_id).await?);
+            }
+            _ => {}
+        }
+        if current.is_none() && ctx.artifact_store.uri.is_some() {
+            conditions = finished_conditions(&status, &run_id).unwrap_or(conditions);
+        }
+    }
+    if let Some(run) = &current {
+        conditions = conditions::reconciling(
+            "Training",
+            format!("run {} (Job {}) on dataset version {}", run.id, run.job, run.dataset_version),
+        );
+    }
+    conditions.push(Set::new(
+        RUNNING,
+        current.is_some(),
+        if current.is_some() { "RunActive" } else { "NoActiveRun" },
+        current.as_ref().map(|r| format!("Job {}", r.job)).unwrap_or_default(),
+    ));
+    status::update(&ctx, &tr, tr.status.as_ref(), &conditions, |s| {
         if decision.dataset_version.is_some() {
             s.dataset_version = decision.dataset_version.clone();
         }
+        s.runs = status.runs;
+        s.current_run = current;
+        s.last_model_version = status.last_model_version.take();
     })
     .await?;
     Ok(Action::await_change())
+}
+
+/// The condition `Running` (true while a run's Job is active).
+pub const RUNNING: &str = "Running";
+
+/// The conditions once the run `run_id` has finished: ready with its model version, or
+/// stalled with why it failed (it is not retried beyond its `backoffLimit` until the spec or
+/// the data changes, or a new run is requested).
+fn finished_conditions(status: &TrainingRunStatus, run_id: &str) -> Option<Vec<Set>> {
+    let run = status.runs.iter().find(|r| r.id == run_id)?;
+    Some(match run.model_version {
+        Some(n) => conditions::ready(
+            "RunSucceeded",
+            format!("run {run_id} on dataset version {} registered model version {n}", run.dataset_version),
+        ),
+        None => conditions::stalled(
+            "RunFailed",
+            format!("run {run_id} failed: {}", run.failure.as_deref().unwrap_or("no reason given")),
+        ),
+    })
+}
+
+/// The value of `ciclo.dev/reconcile-requested-at`: a new value asks for a new run.
+fn requested_at(tr: &TrainingRun) -> Option<&str> {
+    tr.annotations()
+        .get(ciclo_api::labels::RECONCILE_REQUESTED_AT)
+        .map(String::as_str)
 }
 
 /// The outcome of the pure steps.
@@ -68,12 +146,15 @@ pub struct Decision {
     pub conditions: Vec<Set>,
     /// The dataset version the next run trains on, once resolved.
     pub dataset_version: Option<String>,
+    /// Whether a run may start (resolved, valid, not suspended).
+    pub train: bool,
 }
 
 fn stalled(reason: &str, message: String) -> Decision {
     Decision {
         conditions: conditions::stalled(reason, message),
         dataset_version: None,
+        train: false,
     }
 }
 
@@ -130,6 +211,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
                         format!("Dataset {:?} has no accepted version yet", ds.name_any()),
                     ),
                     dataset_version: None,
+                    train: false,
                 };
             }
         },
@@ -138,6 +220,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
         return Decision {
             conditions: conditions::idle("Suspended", "no new runs start (spec.suspend)"),
             dataset_version: Some(version),
+            train: false,
         };
     }
     Decision {
@@ -149,6 +232,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
             ),
         ),
         dataset_version: Some(version),
+        train: true,
     }
 }
 
