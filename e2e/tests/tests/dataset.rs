@@ -455,7 +455,7 @@ async fn a_leader_killed_mid_check_loses_nothing_and_duplicates_nothing() {
 /// workload contract: it reports its result as JSON in its termination message.
 const TRAIN_OK: &str = r#"printf '{"outcome":"Succeeded","metrics":{"accuracy":0.93},"model":"%s/model.json","digest":"blake3:00ab"}' "$CICLO_OUTPUT_URI" > /dev/termination-log; echo "trained on $CICLO_DATASET_VERSION""#;
 
-fn training_run(name: &str, script: &str) -> String {
+fn training_run(name: &str, script: &str, accuracy_gate: f64) -> String {
     let script = serde_json::to_string(script).unwrap();
     format!(
         r#"
@@ -469,6 +469,7 @@ spec:
   command: [sh, -c, {script}]
   params: {{lr: "0.1"}}
   metrics: [{{name: accuracy, direction: Maximize}}]
+  gates: [{{metric: accuracy, threshold: {accuracy_gate}}}]
 "#
     )
 }
@@ -482,8 +483,13 @@ async fn a_training_run_registers_its_model_version_and_a_failing_image_is_repor
     })
     .await;
     let v1 = s["latest"]["id"].as_str().unwrap().to_string();
-    apply(&ns.name, &training_run("species", TRAIN_OK));
-    apply(&ns.name, &training_run("broken", "echo boom >&2; exit 3"));
+    apply(&ns.name, &training_run("species", TRAIN_OK, 0.9));
+    apply(
+        &ns.name,
+        &training_run("broken", "echo boom >&2; exit 3", 0.9),
+    );
+    // The same result held to a bar it does not reach.
+    apply(&ns.name, &training_run("strict", TRAIN_OK, 0.99));
 
     let gvk = |kind| GroupVersionKind::gvk("ciclo.dev", "v1alpha1", kind);
     let runs: Api<DynamicObject> = Api::namespaced_with(
@@ -523,6 +529,28 @@ async fn a_training_run_registers_its_model_version_and_a_failing_image_is_repor
                 run["id"].as_str().unwrap()
             )),
         "{mv}"
+    );
+    let blessed = |name: &'static str, want: bool| {
+        let versions = versions.clone();
+        async move {
+            wait_for(TIMEOUT, &format!("{name} judged"), || async {
+                // Registered once its run has finished.
+                let Some(mv) = versions.get_opt(name).await? else {
+                    return Ok(false);
+                };
+                let s = &mv.data["status"];
+                Ok(s["gates"].as_array().is_some_and(|g| !g.is_empty()) && s["blessed"] == want)
+            })
+            .await
+        }
+    };
+    blessed("species-1", true).await.unwrap();
+    blessed("strict-1", false).await.unwrap();
+    let strict = status(&versions, "strict-1").await;
+    assert_eq!(strict["gates"][0]["passed"], false, "{strict}");
+    assert_eq!(
+        condition(&strict, "Blessed").unwrap()["reason"],
+        "GateFailed"
     );
     wait_event(&client, &ns.name, "RunSucceeded", "run ")
         .await

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod dataset;
+mod train;
 
 use clap::Parser as _;
 use std::process::ExitCode;
@@ -20,6 +21,9 @@ enum Cli {
     /// Dataset commands (run by the operator as Jobs, or by hand).
     #[command(subcommand)]
     Dataset(dataset::Dataset),
+    /// Train a model on one dataset version with the built-in trainer (run by the operator
+    /// as a TrainingRun's Job; every flag also comes from the workload contract's variables).
+    Train(ciclo_train::TrainArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -39,5 +43,6 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cli::Dataset(command) => dataset::run(command),
+        Cli::Train(args) => train::run(&args),
     }
 }

@@ -134,8 +134,9 @@ pub struct SplitInfo {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsFile {
-    /// The validation metrics by name.
-    #[serde(flatten)]
+    /// The validation metrics by name. Reading keeps every other top-level number too, and
+    /// skips what is neither a known key nor a number (a user's image may write notes).
+    #[serde(flatten, deserialize_with = "numbers_only")]
     pub metrics: BTreeMap<String, f64>,
     /// Row counts of the split.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -158,6 +159,16 @@ pub struct MetricsFile {
     /// were not listed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped_columns: Vec<String>,
+}
+
+fn numbers_only<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, f64>, D::Error> {
+    let all = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    Ok(all
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.as_f64()?)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -228,7 +239,11 @@ mod tests {
         let back: MetricsFile = serde_json::from_value(json).unwrap();
         assert_eq!(back, file);
         // What a user's image writes: numbers only.
-        let plain: MetricsFile = serde_json::from_str(r#"{"accuracy": 0.9}"#).unwrap();
-        assert_eq!(plain.metrics["accuracy"], 0.9);
+        let plain: MetricsFile =
+            serde_json::from_str(r#"{"accuracy": 0.9, "notes": "v2 features", "f1": 1}"#).unwrap();
+        assert_eq!(
+            plain.metrics,
+            BTreeMap::from([("accuracy".into(), 0.9), ("f1".into(), 1.0)])
+        );
     }
 }

@@ -46,7 +46,9 @@ pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path)
     opts.extend(options.settings.iter().cloned());
     let has_keys = opts.iter().any(|(k, _)| k == "aws_access_key_id");
     // The endpoint may also come from the environment (`<prefix>AWS_ENDPOINT`).
-    let custom_endpoint = opts.iter().any(|(k, _)| k == "aws_endpoint" || k == "aws_endpoint_url");
+    let custom_endpoint = opts
+        .iter()
+        .any(|(k, _)| k == "aws_endpoint" || k == "aws_endpoint_url");
     if url.scheme() == "s3" && custom_endpoint && !has_keys {
         // A custom endpoint without keys is an anonymous store: never fall back to a cloud's
         // instance-metadata credentials (169.254.169.254), which no such store uses.

@@ -2,7 +2,7 @@
 
 mod dataset;
 mod model_deployment;
-mod model_version;
+pub mod model_version;
 mod pod_security;
 mod training_run;
 mod workload;

@@ -65,14 +65,20 @@ async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
     let runs::Runs { mut status, active } = runs::observe(&ctx, &tr).await?;
     let mut conditions = decision.conditions.clone();
     let mut current = active;
-    if let (true, None, Some(ds), Some(version_id)) =
-        (decision.train, &current, &dataset, &decision.dataset_version)
-    {
+    if let (true, None, Some(ds), Some(version_id)) = (
+        decision.train,
+        &current,
+        &dataset,
+        &decision.dataset_version,
+    ) {
         let run_id = job::run_id(&tr, version_id, requested_at(&tr).unwrap_or_default());
-        let version = ds
-            .status
-            .as_ref()
-            .and_then(|s| s.versions.iter().chain(s.latest.as_ref()).find(|v| &v.id == version_id).cloned());
+        let version = ds.status.as_ref().and_then(|s| {
+            s.versions
+                .iter()
+                .chain(s.latest.as_ref())
+                .find(|v| &v.id == version_id)
+                .cloned()
+        });
         match (&ctx.artifact_store.uri, version) {
             (None, _) => {
                 conditions = conditions::stalled(
@@ -92,14 +98,24 @@ async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
     if let Some(run) = &current {
         conditions = conditions::reconciling(
             "Training",
-            format!("run {} (Job {}) on dataset version {}", run.id, run.job, run.dataset_version),
+            format!(
+                "run {} (Job {}) on dataset version {}",
+                run.id, run.job, run.dataset_version
+            ),
         );
     }
     conditions.push(Set::new(
         RUNNING,
         current.is_some(),
-        if current.is_some() { "RunActive" } else { "NoActiveRun" },
-        current.as_ref().map(|r| format!("Job {}", r.job)).unwrap_or_default(),
+        if current.is_some() {
+            "RunActive"
+        } else {
+            "NoActiveRun"
+        },
+        current
+            .as_ref()
+            .map(|r| format!("Job {}", r.job))
+            .unwrap_or_default(),
     ));
     status::update(&ctx, &tr, tr.status.as_ref(), &conditions, |s| {
         if decision.dataset_version.is_some() {
@@ -124,11 +140,17 @@ fn finished_conditions(status: &TrainingRunStatus, run_id: &str) -> Option<Vec<S
     Some(match run.model_version {
         Some(n) => conditions::ready(
             "RunSucceeded",
-            format!("run {run_id} on dataset version {} registered model version {n}", run.dataset_version),
+            format!(
+                "run {run_id} on dataset version {} registered model version {n}",
+                run.dataset_version
+            ),
         ),
         None => conditions::stalled(
             "RunFailed",
-            format!("run {run_id} failed: {}", run.failure.as_deref().unwrap_or("no reason given")),
+            format!(
+                "run {run_id} failed: {}",
+                run.failure.as_deref().unwrap_or("no reason given")
+            ),
         ),
     })
 }

@@ -38,7 +38,11 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
         .await?
         .items
         .into_iter()
-        .filter(|j| j.owner_references().iter().any(|o| Some(&o.uid) == tr.uid().as_ref()))
+        .filter(|j| {
+            j.owner_references()
+                .iter()
+                .any(|o| Some(&o.uid) == tr.uid().as_ref())
+        })
         .collect();
     let mut status = tr.status.clone().unwrap_or_default();
     let mut active = None;
@@ -50,7 +54,11 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
             job: j.name_any(),
             dataset_version: annotation(j, "ciclo.dev/dataset-version"),
             phase: phase.as_str().into(),
-            start_time: j.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string()),
+            start_time: j
+                .status
+                .as_ref()
+                .and_then(|s| s.start_time.as_ref())
+                .map(|t| t.0.to_string()),
             completion_time: None,
             metrics: Default::default(),
             model_version: None,
@@ -70,12 +78,21 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
             .and_then(|t| t.message.as_deref())
             .and_then(|m| serde_json::from_str::<TrainSummary>(m.trim()).ok());
         let note = match (phase, summary) {
-            (Phase::Succeeded, Some(s)) if s.outcome == TrainOutcome::Succeeded && s.digest.is_some() => {
+            (Phase::Succeeded, Some(s))
+                if s.outcome == TrainOutcome::Succeeded && s.digest.is_some() =>
+            {
                 let number = register(ctx, tr, &record, &s, image_id.flatten()).await?;
                 record.metrics = s.metrics.clone();
                 record.model_version = Some(number);
                 status.last_model_version = Some(number);
-                (EventType::Normal, "RunSucceeded", format!("run {id} registered {} version {number}", tr.spec.model.name))
+                (
+                    EventType::Normal,
+                    "RunSucceeded",
+                    format!(
+                        "run {id} registered {} version {number}",
+                        tr.spec.model.name
+                    ),
+                )
             }
             (Phase::Succeeded, _) => {
                 record.phase = Phase::Failed.as_str().into();
@@ -83,11 +100,25 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
                     "the run exited 0 but reported no result: write a summary ({{\"outcome\": \"Succeeded\", \"metrics\": {{…}}, \"model\": URI, \"digest\": \"blake3:…\"}}) to {}",
                     ciclo_core::contract::TERMINATION_MESSAGE_PATH
                 ));
-                (EventType::Warning, "RunFailed", format!("run {id}: {}", record.failure.as_deref().unwrap_or_default()))
+                (
+                    EventType::Warning,
+                    "RunFailed",
+                    format!(
+                        "run {id}: {}",
+                        record.failure.as_deref().unwrap_or_default()
+                    ),
+                )
             }
             _ => {
                 record.failure = Some(outcome::failure(j, last.as_ref()));
-                (EventType::Warning, "RunFailed", format!("run {id} failed: {}", record.failure.as_deref().unwrap_or_default()))
+                (
+                    EventType::Warning,
+                    "RunFailed",
+                    format!(
+                        "run {id} failed: {}",
+                        record.failure.as_deref().unwrap_or_default()
+                    ),
+                )
             }
         };
         publish(ctx, tr, note.0, note.1, note.2).await;
@@ -116,11 +147,29 @@ pub async fn start(
         store: &ctx.artifact_store,
     });
     if let Some(service) = service {
-        ignore_exists(Api::<Service>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &service).await)?;
+        ignore_exists(
+            Api::<Service>::namespaced(ctx.client.clone(), &ns)
+                .create(&PostParams::default(), &service)
+                .await,
+        )?;
     }
     let name = job.name_any();
-    if ignore_exists(Api::<Job>::namespaced(ctx.client.clone(), &ns).create(&PostParams::default(), &job).await)? {
-        publish(ctx, tr, EventType::Normal, "RunStarted", format!("run {run_id} on dataset version {} (Job {name})", version.id)).await;
+    if ignore_exists(
+        Api::<Job>::namespaced(ctx.client.clone(), &ns)
+            .create(&PostParams::default(), &job)
+            .await,
+    )? {
+        publish(
+            ctx,
+            tr,
+            EventType::Normal,
+            "RunStarted",
+            format!(
+                "run {run_id} on dataset version {} (Job {name})",
+                version.id
+            ),
+        )
+        .await;
     }
     Ok(RunRecord {
         id: run_id.into(),
@@ -174,7 +223,11 @@ fn model_version(
 ) -> ModelVersion {
     let model = &tr.spec.model.name;
     let git = tr.spec.git.as_ref();
-    let image = tr.spec.image.clone().unwrap_or_else(|| "ciclo (built-in trainer)".into());
+    let image = tr
+        .spec
+        .image
+        .clone()
+        .unwrap_or_else(|| "ciclo (built-in trainer)".into());
     let value = serde_json::json!({
         "apiVersion": "ciclo.dev/v1alpha1",
         "kind": "ModelVersion",
@@ -188,6 +241,14 @@ fn model_version(
                 "ciclo.dev/run-id": run.id,
             },
             // Owned by no one: a model version outlives the TrainingRun that made it.
+            "annotations": {
+                crate::controllers::model_version::GATES_ANNOTATION: serde_json::to_string(
+                    &crate::controllers::model_version::RegisteredGates {
+                        gates: tr.spec.gates.clone(),
+                        metrics: tr.spec.metrics.clone(),
+                    },
+                ).expect("gates serialize"),
+            },
         },
         "spec": {
             "model": model,
@@ -222,7 +283,10 @@ async fn last_terminated(
 ) -> Result<Option<(ContainerStateTerminated, Option<String>)>> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let mut terminated: Vec<(ContainerStateTerminated, Option<String>)> = pods
-        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/job-name={}", j.name_any())))
+        .list(
+            &ListParams::default()
+                .labels(&format!("batch.kubernetes.io/job-name={}", j.name_any())),
+        )
         .await?
         .items
         .into_iter()
