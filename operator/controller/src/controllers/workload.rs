@@ -1,6 +1,8 @@
 //! What ciclo's Jobs share: how a store's settings and credentials reach the container.
 
-use k8s_openapi::api::core::v1::{EnvFromSource, EnvVar, SecretEnvSource};
+use k8s_openapi::api::core::v1::{
+    ContainerStateTerminated, EnvFromSource, EnvVar, Pod, SecretEnvSource,
+};
 
 /// A Secret's keys as environment under `prefix` (`CICLO_SOURCE_AWS_ACCESS_KEY_ID`, …):
 /// straight from the Secret, never written into a spec, the status or an Event.
@@ -42,4 +44,58 @@ pub fn store_settings_env(
         env.push(var("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false"));
     }
     env
+}
+
+/// The Jobs in `ns` matching `selector` that `owner` controls (a same-named object deleted
+/// and created again owns none of its predecessor's).
+pub async fn owned_jobs<K: kube::Resource>(
+    client: &kube::Client,
+    ns: &str,
+    selector: &str,
+    owner: &K,
+) -> kube::Result<Vec<k8s_openapi::api::batch::v1::Job>> {
+    use kube::ResourceExt as _;
+    let uid = owner.meta().uid.clone();
+    Ok(
+        kube::Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), ns)
+            .list(&kube::api::ListParams::default().labels(selector))
+            .await?
+            .items
+            .into_iter()
+            .filter(|j| {
+                j.owner_references()
+                    .iter()
+                    .any(|o| Some(&o.uid) == uid.as_ref())
+            })
+            .collect(),
+    )
+}
+
+/// The last termination of `container` among the Pods of Job `job`, with the image id the
+/// node ran: where a Job's result (its termination message) and exit code are read from.
+pub async fn last_terminated(
+    client: &kube::Client,
+    ns: &str,
+    job: &str,
+    container: &str,
+) -> kube::Result<Option<(ContainerStateTerminated, Option<String>)>> {
+    let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
+    let selector = format!("batch.kubernetes.io/job-name={job}");
+    let mut terminated: Vec<(ContainerStateTerminated, Option<String>)> = pods
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let c = p
+                .status?
+                .container_statuses?
+                .into_iter()
+                .find(|c| c.name == container)?;
+            let image_id = Some(c.image_id).filter(|i| !i.is_empty());
+            Some((c.state?.terminated?, image_id))
+        })
+        .collect();
+    terminated.sort_by(|a, b| a.0.finished_at.cmp(&b.0.finished_at));
+    Ok(terminated.pop())
 }

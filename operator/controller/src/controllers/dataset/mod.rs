@@ -18,8 +18,8 @@ use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_core::snapshot_result::{FailureReason, SnapshotSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
-use kube::api::{Api, DeleteParams, ListParams, PostParams, PropagationPolicy};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource as _, ResourceExt as _};
@@ -44,18 +44,7 @@ async fn reconcile(ctx: Arc<Context>, cached: Dataset) -> Result<Action> {
     };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     let selector = format!("{}={}", labels::DATASET, ds.name_any());
-    let uid = ds.uid();
-    let jobs: Vec<Job> = jobs_api
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-        .into_iter()
-        .filter(|j| {
-            j.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == uid.as_ref())
-        })
-        .collect();
+    let jobs = super::workload::owned_jobs(&ctx.client, &ns, &selector, &ds).await?;
 
     let recorded = ds
         .status
@@ -131,23 +120,9 @@ fn is_finished(job: &Job) -> bool {
 
 /// The check's summary, from its Pod's termination message.
 async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSummary> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let selector = format!("batch.kubernetes.io/job-name={}", job.name_any());
-    let mut terminated: Vec<_> = pods
-        .list(&ListParams::default().labels(&selector))
+    let last = super::workload::last_terminated(&ctx.client, ns, &job.name_any(), job::CONTAINER)
         .await?
-        .items
-        .into_iter()
-        .filter_map(|p| {
-            let statuses = p.status?.container_statuses?;
-            statuses
-                .into_iter()
-                .find(|c| c.name == job::CONTAINER)?
-                .state?
-                .terminated
-        })
-        .collect();
-    terminated.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+        .map(|(t, _)| t);
     let why_failed = || {
         job.status
             .as_ref()
@@ -161,7 +136,6 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
                 )
             })
     };
-    let last = terminated.pop();
     let message = last
         .as_ref()
         .and_then(|t| t.message.clone())

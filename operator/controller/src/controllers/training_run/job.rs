@@ -311,16 +311,13 @@ spec:
         }
     }
 
+    fn container(job: &Job) -> &Container {
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        &pod.containers[0]
+    }
+
     fn env_of(job: &Job) -> BTreeMap<String, String> {
-        let c = &job
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
+        let c = container(job);
         c.env
             .iter()
             .flatten()
@@ -444,15 +441,7 @@ spec:
             image: "ciclo:v1",
             store: &store(),
         });
-        let c = &job
-            .spec
-            .as_ref()
-            .unwrap()
-            .template
-            .spec
-            .as_ref()
-            .unwrap()
-            .containers[0];
+        let c = container(&job);
         assert_eq!(c.image.as_deref(), Some("ciclo:v1"));
         assert_eq!(c.args.as_deref(), Some(&["train".to_string()][..]));
         assert!(env_of(&job)[ENV_TRAINER].contains("\"target\":\"churned\""));

@@ -9,6 +9,7 @@
 use super::job;
 use super::outcome::{self, Phase, Registration};
 use crate::context::Context;
+use crate::controllers::workload;
 use crate::error::Result;
 use ciclo_api::dataset::{Dataset, DatasetVersion};
 use ciclo_api::labels;
@@ -16,7 +17,7 @@ use ciclo_api::model_version::ModelVersion;
 use ciclo_api::training_run::{RunRecord, TrainingRun, TrainingRunStatus};
 use ciclo_core::train_result::{TrainOutcome, TrainSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, Pod, Service};
+use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource as _, ResourceExt as _};
@@ -33,17 +34,8 @@ pub struct Runs {
 /// one), and reports the run in progress.
 pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
     let ns = tr.namespace().unwrap_or_default();
-    let jobs: Vec<Job> = Api::<Job>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{}={}", labels::TRAINING_RUN, tr.name_any())))
-        .await?
-        .items
-        .into_iter()
-        .filter(|j| {
-            j.owner_references()
-                .iter()
-                .any(|o| Some(&o.uid) == tr.uid().as_ref())
-        })
-        .collect();
+    let selector = format!("{}={}", labels::TRAINING_RUN, tr.name_any());
+    let jobs = workload::owned_jobs(&ctx.client, &ns, &selector, tr).await?;
     let mut status = tr.status.clone().unwrap_or_default();
     let mut active = None;
     for j in &jobs {
@@ -72,7 +64,10 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
             continue;
         }
         record.completion_time = Some(jiff::Timestamp::now().to_string());
-        let (last, image_id) = last_terminated(ctx, &ns, j).await?.unzip();
+        let (last, image_id) =
+            workload::last_terminated(&ctx.client, &ns, &j.name_any(), job::CONTAINER)
+                .await?
+                .unzip();
         let summary = last
             .as_ref()
             .and_then(|t| t.message.as_deref())
@@ -273,35 +268,6 @@ fn model_version(
         },
     });
     serde_json::from_value(value).expect("a ModelVersion from its own fields")
-}
-
-/// The training container's last termination, and the image id the node ran.
-async fn last_terminated(
-    ctx: &Context,
-    ns: &str,
-    j: &Job,
-) -> Result<Option<(ContainerStateTerminated, Option<String>)>> {
-    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let mut terminated: Vec<(ContainerStateTerminated, Option<String>)> = pods
-        .list(
-            &ListParams::default()
-                .labels(&format!("batch.kubernetes.io/job-name={}", j.name_any())),
-        )
-        .await?
-        .items
-        .into_iter()
-        .filter_map(|p| {
-            let c = p
-                .status?
-                .container_statuses?
-                .into_iter()
-                .find(|c| c.name == job::CONTAINER)?;
-            let image_id = Some(c.image_id).filter(|i| !i.is_empty());
-            Some((c.state?.terminated?, image_id))
-        })
-        .collect();
-    terminated.sort_by(|a, b| a.0.finished_at.cmp(&b.0.finished_at));
-    Ok(terminated.pop())
 }
 
 fn annotation(j: &Job, key: &str) -> String {
