@@ -2,7 +2,8 @@
 
 use crate::args::{ArtifactStoreArgs, OperatorArgs};
 use crate::metrics::Metrics;
-use kube::runtime::events::{Recorder, Reporter};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +59,28 @@ impl Context {
         let n = failures.entry(key.to_string()).or_insert(0);
         *n = n.saturating_add(1);
         backoff_delay(*n, rand::random_range(0.8..1.2))
+    }
+
+    /// Records an Event about `obj` (the note cut to the API's 1 kB); a failure to record
+    /// is logged, never fails the reconcile that announces it.
+    pub async fn publish(
+        &self,
+        obj: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        action: &str,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, obj).await {
+            tracing::warn!(error = %e, "recording an event failed");
+        }
     }
 
     /// Forgets `key`'s failures after a success.

@@ -8,7 +8,7 @@ use ciclo_api::labels::FIELD_MANAGER;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -71,16 +71,14 @@ async fn announce<K: Resource<DynamicType = ()>>(
     let Some((type_, shown)) = transition_event(old, new) else {
         return;
     };
-    let event = Event {
+    ctx.publish(
+        &obj.object_ref(&()),
         type_,
-        reason: shown.reason.clone(),
-        note: Some(shown.message.chars().take(1000).collect()),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
-        tracing::warn!(error = %e, "recording an event failed");
-    }
+        &shown.reason,
+        &shown.message,
+        "Reconcile",
+    )
+    .await;
 }
 
 /// The Event a change from `old` to `new` calls for, if Ready or Stalled changed: Warning

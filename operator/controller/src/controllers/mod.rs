@@ -13,7 +13,7 @@ use futures::StreamExt as _;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
@@ -136,21 +136,15 @@ async fn report_malformed<K: Resource<DynamicType = ()>>(
 ) {
     ctx.metrics.reconcile_failed(kind, "malformed");
     tracing::warn!(%kind, name = %guard.name_any(), namespace = ?guard.namespace(), %error, "malformed object skipped");
-    let event = Event {
-        type_: EventType::Warning,
-        reason: "InvalidObject".into(),
-        note: Some(
-            format!("ciclo cannot read this {kind}: {error}")
-                .chars()
-                .take(1000)
-                .collect(),
-        ),
-        action: "Reconcile".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &guard.object_ref(&())).await {
-        tracing::warn!(error = %e, "recording an event failed");
-    }
+    let note = format!("ciclo cannot read this {kind}: {error}");
+    ctx.publish(
+        &guard.object_ref(&()),
+        EventType::Warning,
+        "InvalidObject",
+        &note,
+        "Reconcile",
+    )
+    .await;
 }
 
 /// Logs the outcome of each reconcile the controller runs.

@@ -21,7 +21,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource as _, ResourceExt as _};
 use std::sync::Arc;
 use std::time::Duration;
@@ -192,20 +192,19 @@ async fn record_check(
         summary,
     );
     if let Some(note) = note {
-        let event = Event {
-            type_: if note.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: note.reason.into(),
-            note: Some(note.message.chars().take(1000).collect()),
-            action: "Check".into(),
-            secondary: None,
+        let type_ = if note.warning {
+            EventType::Warning
+        } else {
+            EventType::Normal
         };
-        if let Err(e) = ctx.recorder.publish(&event, &ds.object_ref(&())).await {
-            tracing::warn!(error = %e, "recording an event failed");
-        }
+        ctx.publish(
+            &ds.object_ref(&()),
+            type_,
+            note.reason,
+            &note.message,
+            "Check",
+        )
+        .await;
     }
     tracing::info!(dataset = %ds.name_any(), job = %job.name_any(), outcome = ?summary.outcome, version = ?summary.id, "check recorded");
     let mut updated = ds.clone();

@@ -19,7 +19,7 @@ use ciclo_core::train_result::{TrainOutcome, TrainSummary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::events::{Event, EventType};
+use kube::runtime::events::EventType;
 use kube::{Resource as _, ResourceExt as _};
 
 /// What the runs of a TrainingRun look like now.
@@ -284,14 +284,6 @@ fn ignore_exists<T>(r: kube::Result<T>) -> Result<bool> {
 }
 
 async fn publish(ctx: &Context, tr: &TrainingRun, type_: EventType, reason: &str, note: String) {
-    let event = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
-        action: "Train".into(),
-        secondary: None,
-    };
-    if let Err(e) = ctx.recorder.publish(&event, &tr.object_ref(&())).await {
-        tracing::warn!(error = %e, "recording an event failed");
-    }
+    ctx.publish(&tr.object_ref(&()), type_, reason, &note, "Train")
+        .await;
 }
