@@ -18,6 +18,15 @@ make_bucket() {
   }
 }
 ARTIFACT_BUCKET=${CICLO_ARTIFACT_BUCKET:-ciclo-artifacts}
+MIN_FREE_MIB=${CICLO_S3_MIN_FREE_MIB:-2048}
+
+# Writes (and deletes) one object: a bucket's first write makes its first volume, so this
+# waits until the store takes writes, not only answers.
+writable() {
+  local url="http://127.0.0.1:$S3_PORT/$ARTIFACT_BUCKET/.ciclo-write-probe"
+  curl -sf -o /dev/null --noproxy '*' --max-time 10 -X PUT --data-binary probe "$url" &&
+    curl -sf -o /dev/null --noproxy '*' --max-time 10 -X DELETE "$url"
+}
 
 if weed_pid >/dev/null && s3_answers; then
   make_bucket
@@ -26,27 +35,38 @@ if weed_pid >/dev/null && s3_answers; then
 fi
 down_main
 weed=$("$REPO/e2e/objectstore/build.sh")
-mkdir -p "$STATE/data"
+mkdir -p "$STATE/data" "$STATE/log"
+# A volume server on a nearly full disk marks every volume read-only, and each PUT then fails
+# with a bare 500; say so up front instead.
+free_mib=$(df -Pm "$STATE/data" | awk 'NR==2 {print $4}')
+if [ "$free_mib" -lt "$MIN_FREE_MIB" ]; then
+  log "ERROR: only $free_mib MiB free under $STATE/data; the store needs $MIN_FREE_MIB MiB (CICLO_S3_MIN_FREE_MIB)"
+  exit 1
+fi
 # setsid + nohup: the store outlives the shell that started it, like the cluster does.
 # Every bucket is a collection with volumes of its own: small volumes and a limit taken from
 # the free disk (-volume.max=0) let the tests make many buckets (the defaults, 30 GB volumes
 # and 8 of them, run out after the first one); one volume per new bucket instead of 7
 # (master.volume_growth.copy_1, through SeaweedFS's WEED_ environment) keeps a reused data
 # directory from running out after a few hundred test buckets.
-WEED_MASTER_VOLUME_GROWTH_COPY_1=1 nohup setsid "$weed" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
+# The volume server's free-space floor is absolute (its default, 1 % of the disk, is many GB on
+# a big shared disk); its own log files go to the state folder, not /tmp.
+WEED_MASTER_VOLUME_GROWTH_COPY_1=1 nohup setsid "$weed" -logdir="$STATE/log" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
   -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer -filer.port="$FILER_PORT" \
   -s3 -s3.port="$S3_PORT" -metricsPort=0 \
-  -master.volumeSizeLimitMB=64 -volume.max=0 >"$STATE/weed.log" 2>&1 </dev/null &
+  -master.volumeSizeLimitMB=64 -volume.max=0 -volume.minFreeSpace=512MiB >"$STATE/weed.log" 2>&1 </dev/null &
 echo $! >"$PIDFILE"
 readlink -f "$weed" >"$PIDFILE.exe"
 for _ in $(seq 1 300); do
   if s3_answers; then
     make_bucket
-    log "S3 endpoint http://127.0.0.1:$S3_PORT (log $STATE/weed.log)"
-    exit 0
+    if writable; then
+      log "S3 endpoint http://127.0.0.1:$S3_PORT (log $STATE/weed.log)"
+      exit 0
+    fi
   fi
   weed_pid >/dev/null || { log "ERROR: weed exited; see $STATE/weed.log"; exit 1; }
   sleep 0.2
 done
-log "ERROR: S3 did not answer within 60 s; see $STATE/weed.log"
+log "ERROR: S3 did not take a write within 60 s; see $STATE/weed.log and $STATE/log/"
 exit 1

@@ -49,7 +49,9 @@ async fn put(bucket: &str, key: &str, body: &str) {
         .send()
         .await
         .unwrap();
-    assert!(resp.status().is_success(), "PUT {key}: {resp:?}");
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "PUT {key}: {status} {text}");
 }
 
 /// An object of the artifact store, if it is there.
