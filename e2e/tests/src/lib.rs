@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod operator;
+pub mod resources;
+pub mod s3;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
@@ -61,6 +63,24 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("waiting for kubectl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the `ciclo` binary `make build` made (or `$CICLO_BIN`) against the cluster under
+/// test, as a user at a terminal would; returns (success, stdout, stderr).
+pub fn ciclo_cli(args: &[&str]) -> (bool, String, String) {
+    let bin = std::env::var_os("CICLO_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/debug/ciclo"));
+    let out = Command::new(&bin)
+        .args(args)
+        .env("KUBECONFIG", kubeconfig())
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

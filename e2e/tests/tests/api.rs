@@ -58,6 +58,22 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "every gate's metric must be declared in spec.metrics",
         ),
         (
+            "gate with both a threshold and a baseline",
+            format!(
+                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, metrics: [{{name: accuracy, direction: Maximize}}], gates: [{{metric: accuracy, threshold: 0.9, mustBeatBaseline: true}}]}}"
+            ),
+            "spec.gates",
+            "each gate needs exactly one of threshold (a fixed value) and mustBeatBaseline: true",
+        ),
+        (
+            "minDelta without a baseline",
+            format!(
+                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, metrics: [{{name: accuracy, direction: Maximize}}], gates: [{{metric: accuracy, threshold: 0.9, minDelta: 0.01}}]}}"
+            ),
+            "spec.gates",
+            "minDelta applies only to a gate with mustBeatBaseline: true",
+        ),
+        (
             "pinned and floating dataset version",
             format!(
                 "{TRAINING_RUN}spec: {{dataset: {{name: d, version: abc, track: Latest}}, model: {{name: m}}, image: trainer}}"

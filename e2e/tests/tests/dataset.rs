@@ -2,184 +2,58 @@
 //! the operator checks the source with Jobs running `ciclo dataset snapshot` on the process
 //! node, and records content-addressed versions, accepted or rejected, in the status.
 
-use ciclo_e2e::{TestNamespace, client, kubectl, wait_event, wait_for};
+use ciclo_e2e::resources::{
+    STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile, restricted_namespace,
+    s3_dataset, wait_status,
+};
+use ciclo_e2e::s3::{artifact, endpoint, new_bucket, put};
+use ciclo_e2e::{TestNamespace, kubectl, wait_event, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 use std::time::Duration;
 
-/// A check is a Job on the process node: start, list, hash, profile, write, record.
-const TIMEOUT: Duration = Duration::from_secs(120);
-
-fn s3() -> String {
-    let port = std::env::var("CICLO_S3_PORT").unwrap_or_else(|_| "18333".into());
-    format!("http://127.0.0.1:{port}")
-}
-
 fn datasets(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("ciclo.dev", "v1alpha1", "Dataset");
-    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
-}
-
-fn apply(ns: &str, yaml: &str) {
-    let (ok, _, err) = kubectl(&["apply", "-n", ns, "-f", "-"], Some(yaml));
-    assert!(ok, "kubectl apply failed: {err}");
-}
-
-/// A bucket of its own for one test (the server accepts unsigned requests).
-async fn new_bucket(ns: &str) -> String {
-    let bucket = ns.to_string();
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{bucket}", s3()))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        resp.status().is_success(),
-        "creating bucket {bucket}: {resp:?}"
-    );
-    bucket
-}
-
-async fn put(bucket: &str, key: &str, body: &str) {
-    let resp = reqwest::Client::new()
-        .put(format!("{}/{bucket}/{key}", s3()))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    let text = resp.text().await.unwrap_or_default();
-    assert!(status.is_success(), "PUT {key}: {status} {text}");
-}
-
-/// An object of the artifact store, if it is there.
-async fn artifact(path: &str) -> Option<String> {
-    let resp = reqwest::get(format!("{}/ciclo-artifacts/{path}", s3()))
-        .await
-        .unwrap();
-    resp.status()
-        .is_success()
-        .then_some(resp.text().await.unwrap())
-}
-
-async fn status(api: &Api<DynamicObject>, name: &str) -> Value {
-    api.get(name)
-        .await
-        .unwrap()
-        .data
-        .get("status")
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-/// Waits until the status satisfies `pred`, and returns it.
-async fn wait_status(
-    api: &Api<DynamicObject>,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    wait_for(TIMEOUT, what, || async {
-        let s = status(api, name).await;
-        if pred(&s) {
-            Ok(true)
-        } else {
-            anyhow::bail!("status now: {s}")
-        }
-    })
-    .await
-    .unwrap();
-    status(api, name).await
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)
+    ciclo(client, ns, "Dataset")
 }
 
 /// Asks for a check now, as a CI job or a bucket notification would.
 fn request_check(ns: &str, name: &str, at: &str) {
-    let annotation = format!("ciclo.dev/reconcile-requested-at={at}");
-    let (ok, _, err) = kubectl(
-        &[
-            "annotate",
-            "-n",
-            ns,
-            "--overwrite",
-            "dataset",
-            name,
-            &annotation,
-        ],
-        None,
-    );
-    assert!(ok, "annotate: {err}");
+    request_reconcile(ns, "dataset", name, at);
 }
 
 fn dataset_yaml(bucket: &str, endpoint: &str) -> String {
-    format!(
-        r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: Dataset
-metadata: {{name: flowers}}
-spec:
-  source:
-    uri: s3://{bucket}/data/
-    endpoint: {endpoint}
-    region: us-east-1
-    forcePathStyle: true
-    include: ["**/*.csv"]
-    credentialsSecretRef: {{name: store-keys}}
-  interval: 1h
-  schema:
-    minRows: 3
+    s3_dataset(
+        "flowers",
+        bucket,
+        endpoint,
+        "**/*.csv",
+        r#"    minRows: 3
     columns:
-    - {{name: id, type: integer, nullable: false}}
-    - {{name: petal_length, type: float, min: 0, max: 100}}
-    - {{name: species, type: string, allowedValues: [setosa, virginica]}}
-"#
+    - {name: id, type: integer, nullable: false}
+    - {name: petal_length, type: float, min: 0, max: 100}
+    - {name: species, type: string, allowedValues: [setosa, virginica]}
+"#,
     )
 }
-
-const KEYS: &str = r#"
-apiVersion: v1
-kind: Secret
-metadata: {name: store-keys}
-stringData: {AWS_ACCESS_KEY_ID: ciclo, AWS_SECRET_ACCESS_KEY: ciclo-secret}
-"#;
 
 const BATCH_1: &str = "id,petal_length,species\n1,1.4,setosa\n2,1.3,setosa\n3,5.1,virginica\n";
 const BATCH_2: &str = "id,petal_length,species\n4,1.5,setosa\n5,5.9,virginica\n";
 const BAD_TYPE: &str = "id,petal_length,species\nx7,1.5,setosa\nx8,5.9,virginica\n";
 
-/// A namespace where the API server admits only restricted Pods (so a check Pod that is not
-/// restricted could not run), a bucket holding `objects`, the credentials Secret, and the
+/// A restricted namespace, a bucket holding `objects`, the credentials Secret, and the
 /// Dataset `flowers` over that bucket.
 async fn start(
     test: &str,
     objects: &[(&str, &str)],
 ) -> (kube::Client, TestNamespace, String, Api<DynamicObject>) {
-    let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, test).await.unwrap();
-    let (ok, _, err) = kubectl(
-        &[
-            "label",
-            "namespace",
-            &ns.name,
-            "pod-security.kubernetes.io/enforce=restricted",
-        ],
-        None,
-    );
-    assert!(ok, "{err}");
+    let (client, ns) = restricted_namespace(test).await;
     let bucket = new_bucket(&ns.name).await;
     for (key, body) in objects {
-        put(&bucket, key, body).await;
+        put(&bucket, key, body.to_string()).await;
     }
-    apply(&ns.name, KEYS);
-    apply(&ns.name, &dataset_yaml(&bucket, &s3()));
+    apply(&ns.name, STORE_KEYS);
+    apply(&ns.name, &dataset_yaml(&bucket, &endpoint()));
     let api = datasets(&client, &ns.name);
     (client, ns, bucket, api)
 }
@@ -389,7 +263,7 @@ async fn an_unreachable_endpoint_sets_source_unavailable_and_keeps_the_versions(
     );
 
     // Reachable again: the check succeeds, the condition clears, still one version.
-    apply(&ns.name, &dataset_yaml(&bucket, &s3()));
+    apply(&ns.name, &dataset_yaml(&bucket, &endpoint()));
     let s = wait_status(&api, "flowers", "the source readable again", |s| {
         condition(s, "SourceUnavailable").is_some_and(|c| c["status"] == "False")
             && condition(s, "Ready").is_some_and(|c| c["status"] == "True")
@@ -451,151 +325,4 @@ async fn a_leader_killed_mid_check_loses_nothing_and_duplicates_nothing() {
         new_versions[0].series.is_none(),
         "announced once: {new_versions:?}"
     );
-}
-
-/// A training image of the user's (here a shell script on the process node) that follows the
-/// workload contract: it reports its result as JSON in its termination message.
-const TRAIN_OK: &str = r#"printf '{"outcome":"Succeeded","metrics":{"accuracy":0.93},"model":"%s/model.json","digest":"blake3:00ab"}' "$CICLO_OUTPUT_URI" > /dev/termination-log; echo "trained on $CICLO_DATASET_VERSION""#;
-
-fn training_run(name: &str, script: &str, accuracy_gate: f64) -> String {
-    let script = serde_json::to_string(script).unwrap();
-    format!(
-        r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {{name: {name}}}
-spec:
-  dataset: {{name: flowers}}
-  model: {{name: {name}}}
-  image: python:3.12
-  command: [sh, -c, {script}]
-  params: {{lr: "0.1"}}
-  metrics: [{{name: accuracy, direction: Maximize}}]
-  gates: [{{metric: accuracy, threshold: {accuracy_gate}}}]
-"#
-    )
-}
-
-#[tokio::test]
-#[ignore = "needs the local cluster and the S3 server: make e2e"]
-async fn a_training_run_registers_its_model_version_and_a_failing_image_is_reported() {
-    let (client, ns, bucket, api) = start("training-runs", &[("data/batch-1.csv", BATCH_1)]).await;
-    let s = wait_status(&api, "flowers", "version 1", |s| {
-        s["latest"]["id"].is_string()
-    })
-    .await;
-    let v1 = s["latest"]["id"].as_str().unwrap().to_string();
-    apply(&ns.name, &training_run("species", TRAIN_OK, 0.9));
-    apply(
-        &ns.name,
-        &training_run("broken", "echo boom >&2; exit 3", 0.9),
-    );
-    // The same result held to a bar it does not reach.
-    apply(&ns.name, &training_run("strict", TRAIN_OK, 0.99));
-
-    let gvk = |kind| GroupVersionKind::gvk("ciclo.dev", "v1alpha1", kind);
-    let runs: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk(&gvk("TrainingRun")),
-    );
-    let tr = wait_status(&runs, "species", "a registered model version", |s| {
-        s["lastModelVersion"] == 1
-    })
-    .await;
-    let run = &tr["runs"][0];
-    assert_eq!(
-        (run["phase"].as_str(), run["datasetVersion"].as_str()),
-        (Some("Succeeded"), Some(v1.as_str()))
-    );
-    assert_eq!(run["metrics"]["accuracy"], 0.93);
-    assert_eq!(condition(&tr, "Ready").unwrap()["reason"], "RunSucceeded");
-    let versions: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &ns.name,
-        &ApiResource::from_gvk(&gvk("ModelVersion")),
-    );
-    let mv = versions.get("species-1").await.unwrap().data;
-    let lineage = &mv["spec"]["lineage"];
-    assert_eq!(lineage["dataset"]["version"], v1.as_str());
-    assert_eq!(lineage["runId"], run["id"]);
-    assert_eq!(lineage["params"]["lr"], "0.1");
-    assert_eq!(lineage["metrics"]["accuracy"], 0.93);
-    assert!(
-        mv["spec"]["artifact"]["uri"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!(
-                "/{}/models/species/runs/{}/model.json",
-                ns.name,
-                run["id"].as_str().unwrap()
-            )),
-        "{mv}"
-    );
-    let blessed = |name: &'static str, want: bool| {
-        let versions = versions.clone();
-        async move {
-            wait_for(TIMEOUT, &format!("{name} judged"), || async {
-                // Registered once its run has finished.
-                let Some(mv) = versions.get_opt(name).await? else {
-                    return Ok(false);
-                };
-                let s = &mv.data["status"];
-                Ok(s["gates"].as_array().is_some_and(|g| !g.is_empty()) && s["blessed"] == want)
-            })
-            .await
-        }
-    };
-    blessed("species-1", true).await.unwrap();
-    blessed("strict-1", false).await.unwrap();
-    let strict = status(&versions, "strict-1").await;
-    assert_eq!(strict["gates"][0]["passed"], false, "{strict}");
-    assert_eq!(
-        condition(&strict, "Blessed").unwrap()["reason"],
-        "GateFailed"
-    );
-    wait_event(&client, &ns.name, "RunSucceeded", "run ")
-        .await
-        .unwrap();
-
-    // New accepted data: a second run by itself, registered as version 2 on the new version.
-    put(&bucket, "data/batch-2.csv", BATCH_2).await;
-    request_check(&ns.name, "flowers", "2026-11-26T10:00:00Z");
-    let tr = wait_status(&runs, "species", "model version 2", |s| {
-        s["lastModelVersion"] == 2
-    })
-    .await;
-    let v2 = tr["runs"][0]["datasetVersion"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_ne!(v2, v1);
-    let mv2 = versions.get("species-2").await.unwrap().data;
-    assert_eq!(mv2["spec"]["lineage"]["dataset"]["version"], v2.as_str());
-
-    // A rejected dataset version triggers nothing.
-    put(&bucket, "data/batch-3.csv", BAD_TYPE).await;
-    request_check(&ns.name, "flowers", "2026-11-26T11:00:00Z");
-    wait_status(&api, "flowers", "the rejected version", |s| {
-        s["versions"][0]["verdict"] == "Rejected"
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let tr = status(&runs, "species").await;
-    assert_eq!(tr["lastModelVersion"], 2, "{tr}");
-    assert!(
-        tr["currentRun"].is_null(),
-        "no run on a rejected version: {tr}"
-    );
-    assert_eq!(tr["runs"].as_array().unwrap().len(), 2);
-
-    // The failing image: the run is Failed with its exit code and message, and stays so.
-    let tr = wait_status(&runs, "broken", "the failed run", |s| {
-        s["runs"][0]["phase"] == "Failed"
-    })
-    .await;
-    let failure = tr["runs"][0]["failure"].as_str().unwrap();
-    assert!(failure.contains("exit code 3"), "{failure}");
-    assert_eq!(condition(&tr, "Stalled").unwrap()["reason"], "RunFailed");
-    assert!(versions.get_opt("broken-1").await.unwrap().is_none());
 }

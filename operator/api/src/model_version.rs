@@ -1,7 +1,7 @@
 //! `ModelVersion`: the immutable registry record of one trained model, with its lineage.
 //! Written by the operator; its spec can never change.
 
-use ciclo_core::metrics::GateVerdict;
+use ciclo_core::metrics::{Gate, GateVerdict, MetricSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
@@ -125,3 +125,13 @@ pub struct ModelVersionStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployed_by: Vec<String>,
 }
+
+/// What the annotation [`crate::labels::GATES`] holds.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RegisteredGates {
+    pub gates: Vec<Gate>,
+    pub metrics: Vec<MetricSpec>,
+}
+
+/// Condition of a ModelVersion: whether every gate passed.
+pub const BLESSED: &str = "Blessed";

@@ -50,6 +50,8 @@ use std::collections::BTreeMap;
     )
 )]
 #[x_kube(validation = Rule::new("!has(self.gates) || self.gates.all(g, has(self.metrics) && self.metrics.exists(m, m.name == g.metric))").message("every gate's metric must be declared in spec.metrics, which gives its direction").field_path(".gates"))]
+#[x_kube(validation = Rule::new("!has(self.gates) || self.gates.all(g, has(g.threshold) != (has(g.mustBeatBaseline) && g.mustBeatBaseline))").message("each gate needs exactly one of threshold (a fixed value) and mustBeatBaseline: true").field_path(".gates"))]
+#[x_kube(validation = Rule::new("!has(self.gates) || self.gates.all(g, !has(g.minDelta) || (has(g.mustBeatBaseline) && g.mustBeatBaseline))").message("minDelta applies only to a gate with mustBeatBaseline: true").field_path(".gates"))]
 #[x_kube(validation = Rule::new("!has(self.primaryMetric) || (has(self.metrics) && self.metrics.exists(m, m.name == self.primaryMetric))").message("primaryMetric must be declared in spec.metrics, which gives its direction").field_path(".primaryMetric"))]
 #[x_kube(validation = Rule::new("has(self.trainer) != has(self.image)").message("give either trainer (the built-in trainer) or image (your own), exactly one"))]
 #[serde(rename_all = "camelCase")]
@@ -111,12 +113,14 @@ pub struct TrainingRunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 63))]
     pub primary_metric: Option<String>,
-    /// Thresholds a version must reach to be blessed (each metric must be in `metrics`).
+    /// What a version must reach to be blessed (each metric must be in `metrics`): a fixed
+    /// threshold, or beating the latest blessed earlier version by `minDelta`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub gates: Vec<Gate>,
-    /// The code's git repository and revision, recorded in lineage. When unset, the GitOps
-    /// annotations Argo CD and Flux put on the object are used.
+    /// The code's git repository and revision, recorded in lineage. When unset, the
+    /// annotations `ciclo.dev/git-repository` and `ciclo.dev/git-revision` are used, which a
+    /// GitOps tool can fill in when it renders the object (see docs/training.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git: Option<GitSource>,
     /// Start no new runs; a running one finishes.

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod dataset;
+mod lineage;
 mod train;
 
 use clap::Parser as _;
@@ -24,6 +25,8 @@ enum Cli {
     /// Train a model on one dataset version with the built-in trainer (run by the operator
     /// as a TrainingRun's Job; every flag also comes from the workload contract's variables).
     Train(ciclo_train::TrainArgs),
+    /// Print a model version's lineage: dataset version → run → model version → deployments.
+    Lineage(lineage::LineageArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -44,5 +47,6 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Cli::Dataset(command) => dataset::run(command),
         Cli::Train(args) => train::run(&args),
+        Cli::Lineage(args) => lineage::run(&args),
     }
 }

@@ -1,33 +1,27 @@
 //! The ModelVersion controller: a ModelVersion is a record, so its controller confirms it is
-//! well-formed and judges it against the gates it was registered with (a TFX-style
-//! blessing). Deployment back-references come with serving.
+//! well-formed and judges it, once, against the gates it was registered with (a TFX-style
+//! blessing): fixed thresholds, and "must beat the baseline" — the latest blessed earlier
+//! version of the same model. Deployment back-references come with serving.
 
 use super::{controller, run_until};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
 use ciclo_api::conditions::{self, Set};
-use ciclo_api::model_version::ModelVersion;
-use ciclo_core::metrics::{Gate, GateVerdict, MetricSpec, judge};
+use ciclo_api::labels;
+use ciclo_api::labels::GATES as GATES_ANNOTATION;
+use ciclo_api::model_version::{BLESSED, ModelVersion, RegisteredGates};
+use ciclo_core::metrics::{Baseline, GateVerdict, judge};
 use kube::ResourceExt as _;
+use kube::api::{Api, ListParams};
 use kube::runtime::controller::Action;
-use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 const KIND: &str = "ModelVersion";
-/// Condition: whether every gate passed.
-pub const BLESSED: &str = "Blessed";
-/// Annotation: the gates (and the metrics' directions) a version was registered with, so its
-/// verdict never changes when the TrainingRun's gates do later.
-pub const GATES_ANNOTATION: &str = "ciclo.dev/gates";
-
-/// What [`GATES_ANNOTATION`] holds.
-#[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
-pub struct RegisteredGates {
-    pub gates: Vec<Gate>,
-    pub metrics: Vec<MetricSpec>,
-}
+/// Reason of `Blessed` while an earlier version of the model is not judged yet.
+const WAITING: &str = "WaitingForBaseline";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let controller = controller::<ModelVersion>(&ctx);
@@ -35,13 +29,52 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 }
 
 async fn reconcile(ctx: Arc<Context>, mv: ModelVersion) -> Result<Action> {
-    let decision = decide(&mv);
+    // A verdict is part of the record: judged once, it stays, even when the baseline it was
+    // compared with is deleted or a later version is blessed.
+    if judged(&mv) {
+        return Ok(Action::await_change());
+    }
+    let earlier = if needs_baseline(&mv) {
+        let ns = mv.namespace().unwrap_or_default();
+        let selector = format!("{}={}", labels::MODEL, mv.spec.model);
+        Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+    } else {
+        Vec::new()
+    };
+    let decision = decide(&mv, &earlier);
     status::update(&ctx, &mv, mv.status.as_ref(), &decision.conditions, |s| {
         s.gates = decision.verdicts.clone();
         s.blessed = decision.blessed;
     })
     .await?;
-    Ok(Action::await_change())
+    Ok(if decision.waiting {
+        // Earlier versions are judged in their own reconciles, usually within a second.
+        Action::requeue(Duration::from_secs(2))
+    } else {
+        Action::await_change()
+    })
+}
+
+/// Whether `mv`'s current generation has its verdict.
+fn judged(mv: &ModelVersion) -> bool {
+    let Some(status) = &mv.status else {
+        return false;
+    };
+    status.observed_generation == mv.metadata.generation
+        && conditions::find(&status.conditions, BLESSED).is_some_and(|c| c.reason != WAITING)
+}
+
+fn registered(mv: &ModelVersion) -> Option<serde_json::Result<RegisteredGates>> {
+    mv.annotations()
+        .get(GATES_ANNOTATION)
+        .map(|json| serde_json::from_str(json))
+}
+
+fn needs_baseline(mv: &ModelVersion) -> bool {
+    matches!(registered(mv), Some(Ok(r)) if r.gates.iter().any(|g| g.must_beat_baseline))
 }
 
 /// The record's conditions and gate verdicts.
@@ -50,64 +83,100 @@ pub struct Decision {
     pub conditions: Vec<Set>,
     pub verdicts: Vec<GateVerdict>,
     pub blessed: bool,
+    /// An earlier version of the model is not judged yet, so the baseline is not known.
+    pub waiting: bool,
+}
+
+impl Decision {
+    fn not_blessed(mut conditions: Vec<Set>, reason: &str, message: String) -> Self {
+        conditions.push(Set::new(BLESSED, false, reason, message));
+        Decision {
+            conditions,
+            verdicts: Vec::new(),
+            blessed: false,
+            waiting: false,
+        }
+    }
 }
 
 /// A record is ready once it names an artifact with a digest; it is blessed when every gate
-/// it was registered with passes (a version without gates is blessed).
-pub fn decide(mv: &ModelVersion) -> Decision {
+/// it was registered with passes (a version without gates is blessed). `models` are the
+/// versions of the same model (any order, may include `mv`); a baseline gate compares with
+/// the highest-numbered blessed one below `mv`, once every one below `mv` is judged.
+pub fn decide(mv: &ModelVersion, models: &[ModelVersion]) -> Decision {
     if mv.spec.artifact.digest.trim().is_empty() {
-        return Decision {
-            conditions: conditions::stalled(
-                "MissingDigest",
-                "spec.artifact.digest is empty: the artifact cannot be verified",
-            ),
-            verdicts: Vec::new(),
-            blessed: false,
-        };
+        let message = "spec.artifact.digest is empty: the artifact cannot be verified";
+        return Decision::not_blessed(
+            conditions::stalled("MissingDigest", message),
+            "MissingDigest",
+            message.into(),
+        );
     }
-    let registered: RegisteredGates = match mv.annotations().get(GATES_ANNOTATION) {
-        Some(json) => match serde_json::from_str(json) {
-            Ok(g) => g,
-            Err(e) => {
-                return Decision {
-                    conditions: conditions::stalled(
-                        "InvalidGates",
-                        format!("annotation {GATES_ANNOTATION}: {e}"),
-                    ),
-                    verdicts: Vec::new(),
-                    blessed: false,
-                };
-            }
-        },
+    let registered = match registered(mv) {
+        Some(Ok(g)) => g,
+        Some(Err(e)) => {
+            let message = format!("annotation {GATES_ANNOTATION}: {e}");
+            return Decision::not_blessed(
+                conditions::stalled("InvalidGates", message.clone()),
+                "InvalidGates",
+                message,
+            );
+        }
         // Not registered by a TrainingRun (made by hand or by another tool): a record, but
         // nothing says what it must reach, so it is not blessed automatically.
         None => {
-            let mut conditions = recorded(mv);
-            conditions.push(Set::new(
-                BLESSED,
-                false,
+            return Decision::not_blessed(
+                recorded(mv),
                 "NotJudged",
-                format!("registered without gates (annotation {GATES_ANNOTATION}): not blessed automatically"),
-            ));
+                format!(
+                    "registered without gates (annotation {GATES_ANNOTATION}): not blessed automatically"
+                ),
+            );
+        }
+    };
+    let earlier: Vec<&ModelVersion> = models
+        .iter()
+        .filter(|m| m.spec.model == mv.spec.model && m.spec.version < mv.spec.version)
+        .collect();
+    if registered.gates.iter().any(|g| g.must_beat_baseline) {
+        let unjudged: Vec<i64> = earlier
+            .iter()
+            .filter(|m| !judged(m))
+            .map(|m| m.spec.version)
+            .collect();
+        if !unjudged.is_empty() {
+            let message = format!(
+                "earlier versions {unjudged:?} of {} are not judged yet; the baseline is the latest blessed one",
+                mv.spec.model
+            );
+            let mut conditions = conditions::reconciling(WAITING, message.clone());
+            conditions.push(Set::new(BLESSED, false, WAITING, message));
             return Decision {
                 conditions,
                 verdicts: Vec::new(),
                 blessed: false,
+                waiting: true,
             };
         }
-    };
+    }
+    let baseline = earlier
+        .iter()
+        .filter(|m| m.status.as_ref().is_some_and(|s| s.blessed))
+        .max_by_key(|m| m.spec.version)
+        .map(|m| Baseline {
+            version: m.spec.version,
+            metrics: m.spec.lineage.metrics.clone(),
+        });
     let verdicts = judge(
         &registered.gates,
         &registered.metrics,
         &mv.spec.lineage.metrics,
+        baseline.as_ref(),
     );
-    let failed: Vec<String> = verdicts
+    let failed: Vec<&str> = verdicts
         .iter()
         .filter(|v| !v.passed)
-        .map(|v| match v.value {
-            Some(value) => format!("{} = {value} does not reach {}", v.metric, v.threshold),
-            None => format!("{} was not reported", v.metric),
-        })
+        .map(|v| v.message.as_str())
         .collect();
     let blessed = failed.is_empty();
     let mut conditions = recorded(mv);
@@ -125,6 +194,7 @@ pub fn decide(mv: &ModelVersion) -> Decision {
         conditions,
         verdicts,
         blessed,
+        waiting: false,
     }
 }
 
@@ -143,16 +213,17 @@ fn recorded(mv: &ModelVersion) -> Vec<Set> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ciclo_api::conditions::merge;
 
-    fn mv(annotations: &str, metrics: &str) -> ModelVersion {
+    fn mv(version: i64, annotations: &str, metrics: &str) -> ModelVersion {
         serde_yaml::from_str(&format!(
             r#"
 apiVersion: ciclo.dev/v1alpha1
 kind: ModelVersion
-metadata: {{name: churn-1, annotations: {annotations}}}
+metadata: {{name: churn-{version}, generation: 1, annotations: {annotations}}}
 spec:
   model: churn
-  version: 1
+  version: {version}
   artifact: {{uri: "s3://a/m", digest: "blake3:00"}}
   lineage: {{trainingRun: tr, runId: r, dataset: {{name: d, version: v}}, image: i, metrics: {metrics}}}
 "#
@@ -160,14 +231,36 @@ spec:
         .unwrap()
     }
 
+    /// `m` with the status its own decision gives, as the controller would write it.
+    fn judged_as(mut m: ModelVersion, models: &[ModelVersion]) -> ModelVersion {
+        let d = decide(&m, models);
+        m.status = Some(ciclo_api::model_version::ModelVersionStatus {
+            observed_generation: Some(1),
+            conditions: merge(&[], &d.conditions, Some(1), jiff::Timestamp::UNIX_EPOCH),
+            blessed: d.blessed,
+            gates: d.verdicts,
+            deployed_by: Vec::new(),
+        });
+        m
+    }
+
+    fn blessed_reason(d: &Decision) -> &str {
+        &d.conditions
+            .iter()
+            .find(|c| c.type_ == BLESSED)
+            .unwrap()
+            .reason
+    }
+
     const GATES: &str = r#"{"ciclo.dev/gates": '{"gates": [{"metric": "accuracy", "threshold": 0.9}], "metrics": [{"name": "accuracy", "direction": "Maximize"}]}'}"#;
+    const BEAT: &str = r#"{"ciclo.dev/gates": '{"gates": [{"metric": "accuracy", "mustBeatBaseline": true, "minDelta": 0.01}], "metrics": [{"name": "accuracy", "direction": "Maximize"}]}'}"#;
 
     #[test]
     fn a_version_meeting_its_gates_is_blessed_and_one_missing_them_is_kept_unblessed() {
-        let good = decide(&mv(GATES, "{accuracy: 0.93}"));
+        let good = decide(&mv(1, GATES, "{accuracy: 0.93}"), &[]);
         assert!(good.blessed);
         assert_eq!(good.verdicts[0].value, Some(0.93));
-        let bad = decide(&mv(GATES, "{accuracy: 0.85}"));
+        let bad = decide(&mv(1, GATES, "{accuracy: 0.85}"), &[]);
         assert!(!bad.blessed);
         let blessed = bad.conditions.iter().find(|c| c.type_ == BLESSED).unwrap();
         assert_eq!(blessed.reason, "GateFailed");
@@ -184,17 +277,52 @@ spec:
     fn gates_decide_only_for_registered_versions_and_bad_gates_stall() {
         let no_gates = r#"{"ciclo.dev/gates": '{"gates": [], "metrics": []}'}"#;
         assert!(
-            decide(&mv(no_gates, "{}")).blessed,
+            decide(&mv(1, no_gates, "{}"), &[]).blessed,
             "registered without gates: blessed"
         );
-        let by_hand = decide(&mv("{}", "{accuracy: 1.0}"));
+        let by_hand = decide(&mv(1, "{}", "{accuracy: 1.0}"), &[]);
         assert!(
             !by_hand.blessed,
             "not registered by ciclo: never blessed automatically"
         );
-        assert!(by_hand.conditions.iter().any(|c| c.reason == "NotJudged"));
-        let broken = decide(&mv(r#"{"ciclo.dev/gates": "not json"}"#, "{}"));
+        assert_eq!(blessed_reason(&by_hand), "NotJudged");
+        let broken = decide(&mv(1, r#"{"ciclo.dev/gates": "not json"}"#, "{}"), &[]);
         assert!(!broken.blessed);
-        assert!(broken.conditions.iter().any(|c| c.reason == "InvalidGates"));
+        assert_eq!(blessed_reason(&broken), "InvalidGates");
+    }
+
+    #[test]
+    fn a_baseline_gate_compares_with_the_latest_blessed_earlier_version() {
+        let v1 = judged_as(mv(1, BEAT, "{accuracy: 0.80}"), &[]);
+        assert!(v1.status.as_ref().unwrap().blessed, "nothing to beat yet");
+        let v2 = judged_as(mv(2, BEAT, "{accuracy: 0.805}"), std::slice::from_ref(&v1));
+        assert!(
+            !v2.status.as_ref().unwrap().blessed,
+            "0.805 does not beat 0.80 by 0.01"
+        );
+        // v2 was not blessed, so v3 is held to v1 — the latest *blessed* version.
+        let v3 = decide(&mv(3, BEAT, "{accuracy: 0.82}"), &[v2.clone(), v1.clone()]);
+        assert!(v3.blessed, "{:?}", v3.verdicts);
+        assert_eq!(v3.verdicts[0].baseline_version, Some(1));
+        // Later versions do not count as baselines of earlier ones.
+        let v4 = judged_as(mv(4, BEAT, "{accuracy: 0.95}"), &[]);
+        let again = decide(&mv(3, BEAT, "{accuracy: 0.82}"), &[v4, v1]);
+        assert_eq!(again.verdicts[0].baseline_version, Some(1));
+    }
+
+    #[test]
+    fn a_baseline_gate_waits_until_every_earlier_version_is_judged() {
+        let unjudged = mv(1, BEAT, "{accuracy: 0.9}");
+        let d = decide(&mv(2, BEAT, "{accuracy: 0.95}"), &[unjudged]);
+        assert!(d.waiting && !d.blessed);
+        assert_eq!(blessed_reason(&d), WAITING);
+        assert!(
+            !judged(&judged_as(mv(2, BEAT, "{}"), &[mv(1, BEAT, "{}")])),
+            "a waiting verdict is not final"
+        );
+        // A version that can never be blessed still counts as judged.
+        let broken = judged_as(mv(1, r#"{"ciclo.dev/gates": "not json"}"#, "{}"), &[]);
+        assert!(judged(&broken));
+        assert!(!decide(&mv(2, BEAT, "{accuracy: 0.5}"), &[broken]).waiting);
     }
 }

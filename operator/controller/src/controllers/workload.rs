@@ -71,16 +71,22 @@ pub async fn owned_jobs<K: kube::Resource>(
     )
 }
 
-/// The last termination of `container` among the Pods of Job `job`, with the image id the
-/// node ran: where a Job's result (its termination message) and exit code are read from.
+/// The last termination of `container` among the Pods of Job `job` (with `rank0`, among
+/// those of completion index 0 of an Indexed Job, the worker that reports a distributed
+/// run's result), with the image id the node ran: where a Job's result (its termination
+/// message) and exit code are read from.
 pub async fn last_terminated(
     client: &kube::Client,
     ns: &str,
     job: &str,
     container: &str,
+    rank0: bool,
 ) -> kube::Result<Option<(ContainerStateTerminated, Option<String>)>> {
     let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
-    let selector = format!("batch.kubernetes.io/job-name={job}");
+    let mut selector = format!("batch.kubernetes.io/job-name={job}");
+    if rank0 {
+        selector.push_str(",batch.kubernetes.io/job-completion-index=0");
+    }
     let mut terminated: Vec<(ContainerStateTerminated, Option<String>)> = pods
         .list(&kube::api::ListParams::default().labels(&selector))
         .await?

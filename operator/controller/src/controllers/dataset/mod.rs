@@ -120,9 +120,10 @@ fn is_finished(job: &Job) -> bool {
 
 /// The check's summary, from its Pod's termination message.
 async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSummary> {
-    let last = super::workload::last_terminated(&ctx.client, ns, &job.name_any(), job::CONTAINER)
-        .await?
-        .map(|(t, _)| t);
+    let last =
+        super::workload::last_terminated(&ctx.client, ns, &job.name_any(), job::CONTAINER, false)
+            .await?
+            .map(|(t, _)| t);
     let why_failed = || {
         job.status
             .as_ref()

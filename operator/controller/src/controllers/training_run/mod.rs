@@ -5,6 +5,7 @@
 mod job;
 mod outcome;
 mod runs;
+mod schedule;
 
 use super::{api, controller, run_until, watch_config};
 use crate::context::Context;
@@ -13,6 +14,7 @@ use crate::status;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::{Dataset, Verdict};
 use ciclo_api::training_run::{TrainingRun, TrainingRunStatus};
+use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use kube::ResourceExt as _;
 use kube::api::Api;
@@ -71,7 +73,7 @@ async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
         &dataset,
         &decision.dataset_version,
     ) {
-        let run_id = job::run_id(&tr, version_id, requested_at(&tr).unwrap_or_default());
+        let run_id = job::run_id(&tr, version_id, &trigger(&tr, &decision, Timestamp::now()));
         let version = ds.status.as_ref().and_then(|s| {
             s.versions
                 .iter()
@@ -126,7 +128,36 @@ async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
         s.last_model_version = status.last_model_version.take();
     })
     .await?;
-    Ok(Action::await_change())
+    Ok(
+        match decision
+            .schedule
+            .as_ref()
+            .and_then(|c| schedule::until_next(c, Timestamp::now()))
+        {
+            Some(wait) => Action::requeue(wait),
+            None => Action::await_change(),
+        },
+    )
+}
+
+/// What asked for the run beyond the spec and the data: the reconcile-requested-at
+/// annotation and the latest `spec.schedule` tick, if any (absent parts add nothing, so the
+/// identity of unscheduled runs does not depend on the feature).
+fn trigger(tr: &TrainingRun, decision: &Decision, now: Timestamp) -> String {
+    let mut trigger = requested_at(tr).unwrap_or_default().to_string();
+    let created = tr
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(Timestamp::UNIX_EPOCH, |t| t.0);
+    if let Some(tick) = decision
+        .schedule
+        .as_ref()
+        .and_then(|c| schedule::last_tick(c, created, now))
+    {
+        trigger.push_str(&format!("\nschedule {tick}"));
+    }
+    trigger
 }
 
 /// The condition `Running` (true while a run's Job is active).
@@ -170,6 +201,8 @@ pub struct Decision {
     pub dataset_version: Option<String>,
     /// Whether a run may start (resolved, valid, not suspended).
     pub train: bool,
+    /// `spec.schedule`, parsed.
+    pub schedule: Option<croner::Cron>,
 }
 
 fn stalled(reason: &str, message: String) -> Decision {
@@ -177,6 +210,7 @@ fn stalled(reason: &str, message: String) -> Decision {
         conditions: conditions::stalled(reason, message),
         dataset_version: None,
         train: false,
+        schedule: None,
     }
 }
 
@@ -184,14 +218,19 @@ fn stalled(reason: &str, message: String) -> Decision {
 pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
     let ns = tr.namespace().unwrap_or_default();
     let spec = &tr.spec;
-    if let Some(schedule) = &spec.schedule
-        && let Err(e) = schedule.parse::<croner::Cron>()
-    {
-        return stalled(
-            "InvalidSchedule",
-            format!("spec.schedule: {schedule:?} is not a cron expression: {e}"),
-        );
-    }
+    let schedule = match spec.schedule.as_deref().map(str::parse::<croner::Cron>) {
+        None => None,
+        Some(Ok(cron)) => Some(cron),
+        Some(Err(e)) => {
+            return stalled(
+                "InvalidSchedule",
+                format!(
+                    "spec.schedule: {:?} is not a cron expression: {e}",
+                    spec.schedule.as_deref().unwrap_or_default()
+                ),
+            );
+        }
+    };
     let Some(ds) = dataset else {
         return stalled(
             "DatasetNotFound",
@@ -234,6 +273,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
                     ),
                     dataset_version: None,
                     train: false,
+                    schedule,
                 };
             }
         },
@@ -243,6 +283,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
             conditions: conditions::idle("Suspended", "no new runs start (spec.suspend)"),
             dataset_version: Some(version),
             train: false,
+            schedule,
         };
     }
     Decision {
@@ -255,6 +296,7 @@ pub fn decide(tr: &TrainingRun, dataset: Option<&Dataset>) -> Decision {
         ),
         dataset_version: Some(version),
         train: true,
+        schedule,
     }
 }
 
@@ -337,6 +379,36 @@ spec:
         let c = conds(&d);
         assert!(has_condition(&c, RECONCILING, "WaitingForData"), "{c:?}");
         assert!(!c.iter().any(|c| c.type_ == STALLED));
+    }
+
+    #[test]
+    fn each_schedule_tick_is_a_new_run_and_no_schedule_keeps_the_trigger_as_it_was() {
+        let mut run = tr("{name: iris}");
+        run.metadata.creation_timestamp =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                "2026-11-20T10:00:00Z".parse().unwrap(),
+            ));
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        let plain = decide(&run, Some(&ds(ACCEPTED_AND_REJECTED)));
+        assert_eq!(trigger(&run, &plain, at("2026-11-22T00:00:00Z")), "");
+        run.spec.schedule = Some("0 3 * * *".into());
+        let d = decide(&run, Some(&ds(ACCEPTED_AND_REJECTED)));
+        let first = trigger(&run, &d, at("2026-11-21T04:00:00Z"));
+        assert_eq!(
+            first,
+            trigger(&run, &d, at("2026-11-22T02:59:00Z")),
+            "same tick"
+        );
+        assert_ne!(
+            first,
+            trigger(&run, &d, at("2026-11-22T03:00:00Z")),
+            "next tick"
+        );
+        assert_eq!(
+            trigger(&run, &d, at("2026-11-20T11:00:00Z")),
+            "",
+            "no tick yet"
+        );
     }
 
     #[test]

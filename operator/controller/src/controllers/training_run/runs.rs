@@ -64,8 +64,11 @@ pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
             continue;
         }
         record.completion_time = Some(jiff::Timestamp::now().to_string());
+        // A distributed run's result is its rank 0's; a failure is whichever worker ended last.
+        let indexed = j.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+        let rank0 = phase == Phase::Succeeded && indexed;
         let (last, image_id) =
-            workload::last_terminated(&ctx.client, &ns, &j.name_any(), job::CONTAINER)
+            workload::last_terminated(&ctx.client, &ns, &j.name_any(), job::CONTAINER, rank0)
                 .await?
                 .unzip();
         let summary = last
@@ -217,7 +220,7 @@ fn model_version(
     number: i64,
 ) -> ModelVersion {
     let model = &tr.spec.model.name;
-    let git = tr.spec.git.as_ref();
+    let (git_repository, git_revision) = git_source(tr);
     let image = tr
         .spec
         .image
@@ -237,8 +240,8 @@ fn model_version(
             },
             // Owned by no one: a model version outlives the TrainingRun that made it.
             "annotations": {
-                crate::controllers::model_version::GATES_ANNOTATION: serde_json::to_string(
-                    &crate::controllers::model_version::RegisteredGates {
+                labels::GATES: serde_json::to_string(
+                    &ciclo_api::model_version::RegisteredGates {
                         gates: tr.spec.gates.clone(),
                         metrics: tr.spec.metrics.clone(),
                     },
@@ -260,14 +263,26 @@ fn model_version(
                 "image": image,
                 // As the node reported it (`imageID` of the container status).
                 "imageDigest": image_id,
-                "gitRepository": git.map(|g| g.repository.clone()),
-                "gitRevision": git.map(|g| g.revision.clone()),
+                "gitRepository": git_repository,
+                "gitRevision": git_revision,
                 "params": tr.spec.params,
                 "metrics": summary.metrics,
             },
         },
     });
     serde_json::from_value(value).expect("a ModelVersion from its own fields")
+}
+
+/// The code's repository and revision: `spec.git`, else the annotations a GitOps tool put
+/// on the TrainingRun.
+fn git_source(tr: &TrainingRun) -> (Option<String>, Option<String>) {
+    match &tr.spec.git {
+        Some(g) => (Some(g.repository.clone()), Some(g.revision.clone())),
+        None => {
+            let get = |k| tr.annotations().get(k).filter(|v| !v.is_empty()).cloned();
+            (get(labels::GIT_REPOSITORY), get(labels::GIT_REVISION))
+        }
+    }
 }
 
 fn annotation(j: &Job, key: &str) -> String {
@@ -286,4 +301,36 @@ fn ignore_exists<T>(r: kube::Result<T>) -> Result<bool> {
 async fn publish(ctx: &Context, tr: &TrainingRun, type_: EventType, reason: &str, note: String) {
     ctx.publish(&tr.object_ref(&()), type_, reason, &note, "Train")
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lineage_takes_git_from_the_spec_else_from_the_gitops_annotations() {
+        let mut tr: TrainingRun = serde_yaml::from_str(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata:
+  name: churn
+  annotations: {ciclo.dev/git-repository: "https://git.example/ml.git", ciclo.dev/git-revision: f913b6c}
+spec: {dataset: {name: d}, model: {name: churn}, image: trainer}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            git_source(&tr),
+            (
+                Some("https://git.example/ml.git".into()),
+                Some("f913b6c".into())
+            )
+        );
+        tr.spec.git = Some(ciclo_api::training_run::GitSource {
+            repository: "https://git.example/other.git".into(),
+            revision: "v2".into(),
+        });
+        assert_eq!(git_source(&tr).1.as_deref(), Some("v2"), "the spec wins");
+    }
 }

@@ -1,0 +1,58 @@
+//! The real S3-compatible server of the tests (SeaweedFS, started by e2e/objectstore/up.sh on
+//! loopback; it accepts unsigned requests): a bucket per test, objects in, artifacts out.
+
+/// The S3 endpoint (`CICLO_S3_PORT`, default 18333).
+pub fn endpoint() -> String {
+    let port = std::env::var("CICLO_S3_PORT").unwrap_or_else(|_| "18333".into());
+    format!("http://127.0.0.1:{port}")
+}
+
+/// The bucket the operator keeps artifacts in (e2e/deploy points it there).
+pub const ARTIFACTS: &str = "ciclo-artifacts";
+
+/// A bucket of its own for one test, named after it.
+pub async fn new_bucket(name: &str) -> String {
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{name}", endpoint()))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(
+        status.is_success(),
+        "creating bucket {name}: {status} {text}"
+    );
+    name.to_string()
+}
+
+/// Writes `body` at `key` of `bucket`.
+pub async fn put(bucket: &str, key: &str, body: impl Into<reqwest::Body>) {
+    let resp = reqwest::Client::new()
+        .put(format!("{}/{bucket}/{key}", endpoint()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let text = resp.text().await.unwrap_or_default();
+    assert!(status.is_success(), "PUT {key}: {status} {text}");
+}
+
+/// An object of `bucket`, if it is there.
+pub async fn get(bucket: &str, key: &str) -> Option<Vec<u8>> {
+    let resp = reqwest::get(format!("{}/{bucket}/{key}", endpoint()))
+        .await
+        .unwrap();
+    if !resp.status().is_success() {
+        return None;
+    }
+    Some(resp.bytes().await.unwrap().to_vec())
+}
+
+/// An object of the artifact store as text, if it is there.
+pub async fn artifact(path: &str) -> Option<String> {
+    get(ARTIFACTS, path)
+        .await
+        .map(|b| String::from_utf8(b).expect("a text artifact"))
+}

@@ -1,0 +1,451 @@
+//! TrainingRuns and ModelVersions on the local control plane over the real S3 server: runs
+//! are Jobs on the process node (the built-in trainer, or a user's script following the
+//! workload contract), each success is registered as a ModelVersion with its lineage and
+//! judged against its gates, and new accepted data trains again by itself.
+
+use ciclo_e2e::resources::{
+    STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile, restricted_namespace,
+    s3_dataset, status, wait_status,
+};
+use ciclo_e2e::s3::{ARTIFACTS, endpoint, get, new_bucket, put};
+use ciclo_e2e::{TestNamespace, ciclo_cli, wait_event, wait_for};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, DynamicObject, ListParams};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Points (x1, x2) in the unit square labelled by the side of the line x1 + x2 = 1 they fall
+/// on, 5 % of labels flipped: a logistic regression learns it, but not perfectly. `seed`
+/// makes each batch different and every run of the test the same.
+fn points(seed: u64, rows: usize, first_id: usize) -> String {
+    let mut state = seed;
+    let mut next = || {
+        // Knuth's MMIX linear congruential generator: deterministic, no dependency.
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut csv = String::from("id,x1,x2,label\n");
+    for id in first_id..first_id + rows {
+        let (x1, x2) = (next(), next());
+        let flip = next() < 0.05;
+        let label = u8::from((x1 + x2 > 1.0) != flip);
+        csv.push_str(&format!("{id},{x1:.4},{x2:.4},{label}\n"));
+    }
+    csv
+}
+
+const BAD_LABELS: &str = "id,x1,x2,label\n9001,0.5,0.5,yes\n9002,0.1,0.2,no\n";
+
+fn dataset_yaml(bucket: &str) -> String {
+    s3_dataset(
+        "points",
+        bucket,
+        &endpoint(),
+        "*.csv",
+        r#"    minRows: 20
+    columns:
+    - {name: id, type: integer, nullable: false}
+    - {name: x1, type: float, min: 0, max: 1}
+    - {name: x2, type: float, min: 0, max: 1}
+    - {name: label, type: integer, nullable: false}
+"#,
+    )
+}
+
+/// A test's world: a restricted namespace, a bucket holding `first_batch`, and the Dataset
+/// `points` over it with its first version accepted.
+struct World {
+    client: kube::Client,
+    ns: TestNamespace,
+    bucket: String,
+    datasets: Api<DynamicObject>,
+    runs: Api<DynamicObject>,
+    versions: Api<DynamicObject>,
+    /// The first accepted dataset version.
+    v1: String,
+}
+
+async fn start(test: &str, first_batch: &str) -> World {
+    let (client, ns) = restricted_namespace(test).await;
+    let bucket = new_bucket(&ns.name).await;
+    put(&bucket, "data/batch-1.csv", first_batch.to_string()).await;
+    apply(&ns.name, STORE_KEYS);
+    apply(&ns.name, &dataset_yaml(&bucket));
+    let datasets = ciclo(&client, &ns.name, "Dataset");
+    let s = wait_status(&datasets, "points", "dataset version 1", |s| {
+        s["latest"]["id"].is_string()
+    })
+    .await;
+    World {
+        runs: ciclo(&client, &ns.name, "TrainingRun"),
+        versions: ciclo(&client, &ns.name, "ModelVersion"),
+        v1: s["latest"]["id"].as_str().unwrap().to_string(),
+        client,
+        ns,
+        bucket,
+        datasets,
+    }
+}
+
+impl World {
+    /// Lands `csv` as a new file and asks for a check, as a bucket notification would; returns
+    /// the dataset's newest version once it is recorded.
+    async fn land(&self, file: &str, csv: &str, at: &str) -> Value {
+        put(&self.bucket, &format!("data/{file}"), csv.to_string()).await;
+        request_reconcile(&self.ns.name, "dataset", "points", at);
+        let s = wait_status(&self.datasets, "points", "the new dataset version", |s| {
+            s["lastCheck"]["requestedAt"] == at
+        })
+        .await;
+        s["versions"][0].clone()
+    }
+
+    /// Waits until ModelVersion `name` is judged (blessed or not), and returns it.
+    async fn judged(&self, name: &str) -> Value {
+        wait_for(TIMEOUT, &format!("{name} judged"), || async {
+            let Some(mv) = self.versions.get_opt(name).await? else {
+                return Ok(false);
+            };
+            Ok(condition(&mv.data["status"], "Blessed")
+                .is_some_and(|c| c["reason"] != "WaitingForBaseline"))
+        })
+        .await
+        .unwrap();
+        self.versions.get(name).await.unwrap().data
+    }
+}
+
+/// A user's training image (here the system's `python3` on the process node, which runs the
+/// pod as an unprivileged user; standard library only) that
+/// follows the workload contract: it reads its parameters and dataset version from the
+/// environment and reports its result as JSON in its termination message.
+const USER_TRAINER: &str = r#"
+import json, os
+params = json.loads(os.environ["CICLO_PARAMS"])
+summary = {
+    "outcome": "Succeeded",
+    "metrics": {"accuracy": float(params["accuracy"])},
+    "model": os.environ["CICLO_OUTPUT_URI"] + "/model.json",
+    "digest": "blake3:00ab",
+}
+with open("/dev/termination-log", "w") as f:
+    json.dump(summary, f)
+print("trained on", os.environ["CICLO_DATASET_VERSION"], "with", params)
+"#;
+
+fn user_run(name: &str, script: &str, accuracy: f64, gate: f64) -> String {
+    let script = serde_json::to_string(script).unwrap();
+    format!(
+        r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {{name: {name}}}
+spec:
+  dataset: {{name: points}}
+  model: {{name: {name}}}
+  image: python:3.12
+  command: [/usr/bin/python3, -c, {script}]
+  params: {{accuracy: "{accuracy}"}}
+  metrics: [{{name: accuracy, direction: Maximize}}]
+  gates: [{{metric: accuracy, threshold: {gate}}}]
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_user_image_registers_versions_retrains_on_new_data_only_and_failures_are_reported() {
+    let w = start("training-user", &points(1, 40, 0)).await;
+    let ns = &w.ns.name;
+    apply(ns, &user_run("species", USER_TRAINER, 0.93, 0.9));
+    apply(
+        ns,
+        &user_run(
+            "broken",
+            "import sys; print('boom', file=sys.stderr); sys.exit(3)",
+            0.0,
+            0.9,
+        ),
+    );
+    // The same kind of result held to a bar it does not reach.
+    apply(ns, &user_run("strict", USER_TRAINER, 0.93, 0.99));
+
+    let tr = wait_status(&w.runs, "species", "a registered model version", |s| {
+        s["lastModelVersion"] == 1
+    })
+    .await;
+    let run = &tr["runs"][0];
+    assert_eq!(
+        (run["phase"].as_str(), run["datasetVersion"].as_str()),
+        (Some("Succeeded"), Some(w.v1.as_str()))
+    );
+    assert_eq!(run["metrics"]["accuracy"], 0.93);
+    assert_eq!(condition(&tr, "Ready").unwrap()["reason"], "RunSucceeded");
+    let mv = w.versions.get("species-1").await.unwrap().data;
+    let lineage = &mv["spec"]["lineage"];
+    assert_eq!(lineage["dataset"]["version"], w.v1.as_str());
+    assert_eq!(lineage["runId"], run["id"]);
+    assert_eq!(lineage["params"]["accuracy"], "0.93");
+    assert_eq!(lineage["metrics"]["accuracy"], 0.93);
+    let uri = mv["spec"]["artifact"]["uri"].as_str().unwrap();
+    let run_id = run["id"].as_str().unwrap();
+    assert!(
+        uri.ends_with(&format!("/{ns}/models/species/runs/{run_id}/model.json")),
+        "{mv}"
+    );
+    assert_eq!(w.judged("species-1").await["status"]["blessed"], true);
+    let strict = w.judged("strict-1").await;
+    assert_eq!(strict["status"]["blessed"], false);
+    assert_eq!(strict["status"]["gates"][0]["passed"], false, "{strict}");
+    assert_eq!(
+        condition(&strict["status"], "Blessed").unwrap()["reason"],
+        "GateFailed"
+    );
+    wait_event(&w.client, ns, "RunSucceeded", "run ")
+        .await
+        .unwrap();
+
+    // New accepted data: a second run by itself, registered as version 2 on the new version.
+    let v2 = w
+        .land("batch-2.csv", &points(2, 40, 1000), "2026-11-26T10:00:00Z")
+        .await;
+    assert_eq!(v2["verdict"], "Accepted", "{v2}");
+    let tr = wait_status(&w.runs, "species", "model version 2", |s| {
+        s["lastModelVersion"] == 2
+    })
+    .await;
+    assert_eq!(tr["runs"][0]["datasetVersion"], v2["id"]);
+    let mv2 = w.versions.get("species-2").await.unwrap().data;
+    assert_eq!(mv2["spec"]["lineage"]["dataset"]["version"], v2["id"]);
+
+    // A rejected dataset version triggers nothing.
+    let bad = w
+        .land("batch-3.csv", BAD_LABELS, "2026-11-26T11:00:00Z")
+        .await;
+    assert_eq!(bad["verdict"], "Rejected", "{bad}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let tr = status(&w.runs, "species").await;
+    assert_eq!(tr["lastModelVersion"], 2, "{tr}");
+    assert!(
+        tr["currentRun"].is_null(),
+        "no run on a rejected version: {tr}"
+    );
+    assert_eq!(tr["runs"].as_array().unwrap().len(), 2);
+
+    // The failing image: the run is Failed with its exit code and message, and stays so.
+    let tr = wait_status(&w.runs, "broken", "the failed run", |s| {
+        s["runs"][0]["phase"] == "Failed"
+    })
+    .await;
+    let failure = tr["runs"][0]["failure"].as_str().unwrap();
+    assert!(failure.contains("exit code 3"), "{failure}");
+    assert!(
+        failure.contains("boom"),
+        "the message comes along: {failure}"
+    );
+    assert_eq!(condition(&tr, "Stalled").unwrap()["reason"], "RunFailed");
+    assert!(w.versions.get_opt("broken-1").await.unwrap().is_none());
+}
+
+const BUILTIN: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  trainer: {algorithm: LogisticRegression, target: label, features: [x1, x2]}
+  metrics:
+  - {name: accuracy, direction: Maximize}
+  - {name: log_loss, direction: Minimize}
+  primaryMetric: accuracy
+  gates:
+  - {metric: accuracy, threshold: 0.7}
+  - {metric: accuracy, mustBeatBaseline: true, minDelta: 0}
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn the_built_in_trainer_learns_from_s3_data_and_judges_v2_against_v1() {
+    let w = start("training-builtin", &points(7, 200, 0)).await;
+    apply(&w.ns.name, BUILTIN);
+    let mv1 = w.judged("points-1").await;
+    let metrics = &mv1["spec"]["lineage"]["metrics"];
+    let accuracy1 = metrics["accuracy"].as_f64().expect("accuracy reported");
+    assert!(accuracy1 > 0.7 && accuracy1 <= 1.0, "{metrics}");
+    for m in ["precision", "recall", "f1", "roc_auc", "log_loss"] {
+        assert!(metrics[m].is_number(), "{m} missing: {metrics}");
+    }
+    assert_eq!(mv1["status"]["blessed"], true, "{mv1}");
+    assert_eq!(
+        mv1["status"]["gates"][1]["message"], "no blessed earlier version to beat",
+        "{mv1}"
+    );
+    // The model is in the artifact store, and its digest is the digest of those bytes.
+    let artifact = &mv1["spec"]["artifact"];
+    let uri = artifact["uri"].as_str().unwrap();
+    let key = uri
+        .strip_prefix(&format!("s3://{ARTIFACTS}/"))
+        .unwrap_or_else(|| panic!("{uri} is not in the artifact store"));
+    let model = get(ARTIFACTS, key).await.expect("the model file");
+    assert_eq!(
+        artifact["digest"],
+        format!("blake3:{}", blake3::hash(&model).to_hex())
+    );
+    let model: Value = serde_json::from_slice(&model).unwrap();
+    assert_eq!(model["target"], "label", "{model}");
+
+    // More data of the same kind: version 2, judged against version 1.
+    let v2 = w
+        .land("batch-2.csv", &points(8, 400, 1000), "2026-11-26T12:00:00Z")
+        .await;
+    assert_eq!(v2["verdict"], "Accepted", "{v2}");
+    let mv2 = w.judged("points-2").await;
+    assert_eq!(mv2["spec"]["lineage"]["dataset"]["version"], v2["id"]);
+    let accuracy2 = mv2["spec"]["lineage"]["metrics"]["accuracy"]
+        .as_f64()
+        .unwrap();
+    let beat = &mv2["status"]["gates"][1];
+    assert_eq!(beat["baselineVersion"], 1, "{mv2}");
+    assert_eq!(beat["threshold"].as_f64(), Some(accuracy1));
+    assert_eq!(
+        mv2["status"]["blessed"],
+        accuracy2 >= accuracy1,
+        "blessed exactly when it does not lose accuracy against v1: {mv2}"
+    );
+
+    // `ciclo lineage` shows the chain for version 2: dataset version → run → model version.
+    let ns = w.ns.name.as_str();
+    let (ok, out, err) = ciclo_cli(&["lineage", "-n", ns, "points:2", "-o", "json"]);
+    assert!(ok, "ciclo lineage: {err}");
+    let chain: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(chain["dataset"]["version"], v2["id"], "{chain}");
+    assert_eq!(chain["dataset"]["record"]["verdict"], "Accepted", "{chain}");
+    assert_eq!(
+        chain["run"]["runId"], mv2["spec"]["lineage"]["runId"],
+        "{chain}"
+    );
+    assert_eq!(chain["run"]["record"]["phase"], "Succeeded", "{chain}");
+    assert_eq!(chain["model"]["version"], 2, "{chain}");
+    assert_eq!(
+        chain["model"]["blessed"], mv2["status"]["blessed"],
+        "{chain}"
+    );
+    let (ok, text, err) = ciclo_cli(&["lineage", "-n", ns, "points-2"]);
+    assert!(ok, "ciclo lineage: {err}");
+    let v2_id = v2["id"].as_str().unwrap();
+    assert!(text.contains(v2_id) && text.contains("points-2"), "{text}");
+}
+
+/// Each worker checks the distributed environment torchrun expects and reports it; the
+/// result registered is rank 0's.
+const DISTRIBUTED: &str = r#"
+import json, os, sys
+world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+if not os.environ.get("MASTER_ADDR") or os.environ["PET_NNODES"] != str(world) or os.environ["PET_NODE_RANK"] != str(rank):
+    sys.exit(4)
+summary = {
+    "outcome": "Succeeded",
+    "metrics": {"world_size": world, "rank": rank, "master_port": int(os.environ["MASTER_PORT"])},
+    "model": os.environ["CICLO_OUTPUT_URI"] + "/model.json",
+    "digest": "blake3:00ab",
+}
+with open("/dev/termination-log", "w") as f:
+    json.dump(summary, f)
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_two_worker_run_is_an_indexed_job_with_the_distributed_environment() {
+    let w = start("training-workers", &points(3, 30, 0)).await;
+    let script = serde_json::to_string(DISTRIBUTED).unwrap();
+    apply(
+        &w.ns.name,
+        &format!(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {{name: ddp}}
+spec:
+  dataset: {{name: points}}
+  model: {{name: ddp}}
+  image: pytorch/pytorch:2.5
+  command: [/usr/bin/python3, -c, {script}]
+  workers: 2
+"#
+        ),
+    );
+    let tr = wait_status(&w.runs, "ddp", "the distributed run's model version", |s| {
+        s["lastModelVersion"] == 1
+    })
+    .await;
+    let job_name = tr["runs"][0]["job"].as_str().unwrap();
+    let job = Api::<Job>::namespaced(w.client.clone(), &w.ns.name)
+        .get(job_name)
+        .await
+        .unwrap();
+    let spec = job.spec.unwrap();
+    assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));
+    assert_eq!((spec.completions, spec.parallelism), (Some(2), Some(2)));
+    assert_eq!(job.status.unwrap().succeeded, Some(2), "both workers ran");
+    let service = Api::<Service>::namespaced(w.client.clone(), &w.ns.name)
+        .get(job_name)
+        .await
+        .unwrap();
+    assert_eq!(
+        service.spec.unwrap().cluster_ip.as_deref(),
+        Some("None"),
+        "headless, so each worker has a DNS name"
+    );
+    let metrics = &w.versions.get("ddp-1").await.unwrap().data["spec"]["lineage"]["metrics"];
+    let number = |k: &str| metrics[k].as_f64();
+    assert_eq!(
+        (number("world_size"), number("rank"), number("master_port")),
+        (Some(2.0), Some(0.0), Some(29500.0)),
+        "rank 0 reports the run: {metrics}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_leader_killed_mid_run_records_the_run_once_with_one_job_and_one_model_version() {
+    let w = start("training-crash", &points(4, 30, 0)).await;
+    // Long enough to be killed under, short enough for the test.
+    let slow = format!("import time; time.sleep(4)\n{USER_TRAINER}");
+    apply(&w.ns.name, &user_run("slow", &slow, 0.95, 0.9));
+    let jobs: Api<Job> = Api::namespaced(w.client.clone(), &w.ns.name);
+    let selector = ListParams::default().labels("ciclo.dev/training-run=slow");
+    wait_for(TIMEOUT, "the run's Job", || async {
+        Ok(!jobs.list(&selector).await?.items.is_empty())
+    })
+    .await
+    .unwrap();
+    ciclo_e2e::operator::kill_leader(&w.client).await;
+
+    let tr = wait_status(&w.runs, "slow", "the run recorded after the crash", |s| {
+        s["lastModelVersion"] == 1
+    })
+    .await;
+    assert_eq!(tr["runs"].as_array().unwrap().len(), 1, "{tr}");
+    assert_eq!(
+        jobs.list(&selector).await.unwrap().items.len(),
+        1,
+        "one Job"
+    );
+    // Give a duplicate registration, if any, the time to show.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let registered = w
+        .versions
+        .list(&ListParams::default().labels("ciclo.dev/model=slow"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(registered.len(), 1, "one ModelVersion");
+    assert_eq!(
+        registered[0].data["spec"]["lineage"]["runId"],
+        tr["runs"][0]["id"]
+    );
+}
