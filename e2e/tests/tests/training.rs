@@ -250,6 +250,30 @@ async fn a_user_image_registers_versions_retrains_on_new_data_only_and_failures_
     assert!(w.versions.get_opt("broken-1").await.unwrap().is_none());
 }
 
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_schedule_trains_again_on_the_same_data_at_each_cron_time() {
+    let w = start("training-schedule", &points(5, 30, 0)).await;
+    let every_minute = user_run("nightly", USER_TRAINER, 0.95, 0.9)
+        .replace("  gates:", "  schedule: \"* * * * *\"\n  gates:");
+    apply(&w.ns.name, &every_minute);
+    // The run on creation, then one at the next minute: same spec, same data, new tick.
+    let tr = wait_status(&w.runs, "nightly", "a second, scheduled run", |s| {
+        s["lastModelVersion"] == 2
+    })
+    .await;
+    let runs = tr["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2, "{tr}");
+    assert!(
+        runs.iter().all(|r| r["datasetVersion"] == w.v1.as_str()),
+        "{tr}"
+    );
+    assert_ne!(
+        runs[0]["id"], runs[1]["id"],
+        "each tick is a run of its own"
+    );
+}
+
 const BUILTIN: &str = r#"
 apiVersion: ciclo.dev/v1alpha1
 kind: TrainingRun
