@@ -5,6 +5,7 @@
 pub mod operator;
 pub mod resources;
 pub mod s3;
+pub mod world;
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::core::v1::Namespace;
@@ -245,4 +246,25 @@ pub fn pod_finished(pod: Option<&k8s_openapi::api::core::v1::Pod>) -> bool {
     pod.and_then(|p| p.status.as_ref())
         .and_then(|s| s.phase.as_deref())
         .is_some_and(|ph| ph == "Succeeded" || ph == "Failed")
+}
+
+/// The pods matching `selector` that a Service would send traffic to, as the EndpointSlice
+/// controller picks them: Ready, and not terminating.
+pub async fn serving_pods(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    selector: &str,
+) -> kube::Result<Vec<k8s_openapi::api::core::v1::Pod>> {
+    Ok(pods
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+        })
+        .collect())
 }

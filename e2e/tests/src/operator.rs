@@ -3,23 +3,15 @@
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 
 /// `(pod name, pod IP)` of the operator replicas.
 pub async fn replicas(client: &kube::Client) -> Vec<(String, String)> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "ciclo-system");
-    pods.list(&ListParams::default().labels("app.kubernetes.io/name=ciclo-operator"))
+    crate::serving_pods(&pods, "app.kubernetes.io/name=ciclo-operator")
         .await
         .unwrap()
-        .items
         .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.conditions.as_ref())
-                .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-        })
         .filter_map(|p| Some((p.metadata.name?, p.status?.pod_ip?)))
         .collect()
 }

@@ -3,120 +3,15 @@
 //! workload contract), each success is registered as a ModelVersion with its lineage and
 //! judged against its gates, and new accepted data trains again by itself.
 
-use ciclo_e2e::resources::{
-    STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile, restricted_namespace,
-    s3_dataset, status, wait_status,
-};
-use ciclo_e2e::s3::{ARTIFACTS, endpoint, get, new_bucket, put};
-use ciclo_e2e::{TestNamespace, ciclo_cli, wait_event, wait_for};
+use ciclo_e2e::resources::{TIMEOUT, apply, condition, status, wait_status};
+use ciclo_e2e::s3::{ARTIFACTS, get};
+use ciclo_e2e::world::{BAD_LABELS, points, start};
+use ciclo_e2e::{ciclo_cli, wait_event, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::time::Duration;
-
-/// Points (x1, x2) in the unit square labelled by the side of the line x1 + x2 = 1 they fall
-/// on, 5 % of labels flipped: a logistic regression learns it, but not perfectly. `seed`
-/// makes each batch different and every run of the test the same.
-fn points(seed: u64, rows: usize, first_id: usize) -> String {
-    let mut state = seed;
-    let mut next = || {
-        // Knuth's MMIX linear congruential generator: deterministic, no dependency.
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut csv = String::from("id,x1,x2,label\n");
-    for id in first_id..first_id + rows {
-        let (x1, x2) = (next(), next());
-        let flip = next() < 0.05;
-        let label = u8::from((x1 + x2 > 1.0) != flip);
-        csv.push_str(&format!("{id},{x1:.4},{x2:.4},{label}\n"));
-    }
-    csv
-}
-
-const BAD_LABELS: &str = "id,x1,x2,label\n9001,0.5,0.5,yes\n9002,0.1,0.2,no\n";
-
-fn dataset_yaml(bucket: &str) -> String {
-    s3_dataset(
-        "points",
-        bucket,
-        &endpoint(),
-        "*.csv",
-        r#"    minRows: 20
-    columns:
-    - {name: id, type: integer, nullable: false}
-    - {name: x1, type: float, min: 0, max: 1}
-    - {name: x2, type: float, min: 0, max: 1}
-    - {name: label, type: integer, nullable: false}
-"#,
-    )
-}
-
-/// A test's world: a restricted namespace, a bucket holding `first_batch`, and the Dataset
-/// `points` over it with its first version accepted.
-struct World {
-    client: kube::Client,
-    ns: TestNamespace,
-    bucket: String,
-    datasets: Api<DynamicObject>,
-    runs: Api<DynamicObject>,
-    versions: Api<DynamicObject>,
-    /// The first accepted dataset version.
-    v1: String,
-}
-
-async fn start(test: &str, first_batch: &str) -> World {
-    let (client, ns) = restricted_namespace(test).await;
-    let bucket = new_bucket(&ns.name).await;
-    put(&bucket, "data/batch-1.csv", first_batch.to_string()).await;
-    apply(&ns.name, STORE_KEYS);
-    apply(&ns.name, &dataset_yaml(&bucket));
-    let datasets = ciclo(&client, &ns.name, "Dataset");
-    let s = wait_status(&datasets, "points", "dataset version 1", |s| {
-        s["latest"]["id"].is_string()
-    })
-    .await;
-    World {
-        runs: ciclo(&client, &ns.name, "TrainingRun"),
-        versions: ciclo(&client, &ns.name, "ModelVersion"),
-        v1: s["latest"]["id"].as_str().unwrap().to_string(),
-        client,
-        ns,
-        bucket,
-        datasets,
-    }
-}
-
-impl World {
-    /// Lands `csv` as a new file and asks for a check, as a bucket notification would; returns
-    /// the dataset's newest version once it is recorded.
-    async fn land(&self, file: &str, csv: &str, at: &str) -> Value {
-        put(&self.bucket, &format!("data/{file}"), csv.to_string()).await;
-        request_reconcile(&self.ns.name, "dataset", "points", at);
-        let s = wait_status(&self.datasets, "points", "the new dataset version", |s| {
-            s["lastCheck"]["requestedAt"] == at
-        })
-        .await;
-        s["versions"][0].clone()
-    }
-
-    /// Waits until ModelVersion `name` is judged (blessed or not), and returns it.
-    async fn judged(&self, name: &str) -> Value {
-        wait_for(TIMEOUT, &format!("{name} judged"), || async {
-            let Some(mv) = self.versions.get_opt(name).await? else {
-                return Ok(false);
-            };
-            Ok(condition(&mv.data["status"], "Blessed")
-                .is_some_and(|c| c["reason"] != "WaitingForBaseline"))
-        })
-        .await
-        .unwrap();
-        self.versions.get(name).await.unwrap().data
-    }
-}
 
 /// A user's training image (here the system's `python3` on the process node, which runs the
 /// pod as an unprivileged user; standard library only) that

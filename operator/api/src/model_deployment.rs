@@ -261,10 +261,75 @@ pub struct ModelDeploymentStatus {
     /// The canary's share of traffic, in percent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub canary_weight: Option<i32>,
-    /// Pending, Serving, Progressing, Promoted, RolledBack or Failed.
+    /// Progressing, Paused, Promoted, RolledBack or Degraded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The Service that fronts the serving pods.
+    pub phase: Option<Phase>,
+    /// The canary step in progress (0-based), during a canary rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_index: Option<i32>,
+    /// When the current step's pods were all ready: its pause and analysis run from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started: Option<String>,
+    /// The canary's request counters when the step started, so the analysis sees only the
+    /// step's own traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_baseline: Option<TrafficSample>,
+    /// When the rollout in progress started (its deadline counts from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout_started: Option<String>,
+    /// The Service that fronts the serving pods (`http://<service>.<namespace>.svc:<port>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// Recent rollouts, newest first (at most 10).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<RolloutRecord>,
+}
+
+/// Where a ModelDeployment's rollout is.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// A version is being brought up or a canary step is in progress.
+    Progressing,
+    /// A canary step holds: waiting for enough traffic to judge it.
+    Paused,
+    /// The selected version serves all traffic.
+    Promoted,
+    /// The last rollout failed its analysis and was undone; the previous version serves.
+    RolledBack,
+    /// Nothing serves: the version's pods do not become ready.
+    Degraded,
+}
+
+/// Request counters summed over a set of serving pods, read from their `/metrics`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficSample {
+    /// Requests answered.
+    pub requests: f64,
+    /// Of those, answered with a 5xx status.
+    pub errors: f64,
+    /// Cumulative latency histogram: requests at or under each bound (seconds, as text).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub latency_buckets: std::collections::BTreeMap<String, f64>,
+}
+
+/// One rollout.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutRecord {
+    /// The version rolled out.
+    pub version: i64,
+    /// The version it replaced, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
+    /// Promoted, RolledBack or Superseded.
+    pub result: String,
+    /// Why, for people.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// The spec generation it rolled out under: a rolled-back version is not tried again
+    /// until the spec changes or a newer version is selected.
+    pub generation: i64,
+    /// When it ended (RFC 3339).
+    pub finished: String,
 }

@@ -25,6 +25,10 @@ enum Cli {
     /// Train a model on one dataset version with the built-in trainer (run by the operator
     /// as a TrainingRun's Job; every flag also comes from the workload contract's variables).
     Train(ciclo_train::TrainArgs),
+    /// Serve a model over the Open Inference Protocol (and KServe v1) with Prometheus metrics
+    /// (run by the operator in a ModelDeployment's pods; every flag also comes from a
+    /// `CICLO_…` variable). Listens on 127.0.0.1 unless `--address` says otherwise.
+    Serve(ciclo_serve::ServeArgs),
     /// Print a model version's lineage: dataset version → run → model version → deployments.
     Lineage(lineage::LineageArgs),
 }
@@ -47,6 +51,14 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Cli::Dataset(command) => dataset::run(command),
         Cli::Train(args) => train::run(&args),
+        Cli::Serve(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            // A model that cannot be loaded or verified is an error: a non-zero exit.
+            runtime.block_on(ciclo_serve::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cli::Lineage(args) => lineage::run(&args),
     }
 }

@@ -25,3 +25,18 @@ pub const ENV_DATASET_MANIFEST: &str = "CICLO_DATASET_MANIFEST";
 pub const ENV_TRAINER: &str = "CICLO_TRAINER";
 /// The model file the built-in trainer writes under the output URI.
 pub const MODEL_FILE: &str = "model.json";
+
+// A serving pod's environment (a ModelDeployment's version Deployment): `ciclo serve` reads
+// its flags from these, and a user's serving image gets the same.
+/// The model file's URI (a ModelVersion's `spec.artifact.uri`).
+pub const ENV_MODEL_URI: &str = "CICLO_MODEL_URI";
+/// Its expected digest, `blake3:<hex>`.
+pub const ENV_MODEL_DIGEST: &str = "CICLO_MODEL_DIGEST";
+/// The model's name, as clients address it.
+pub const ENV_MODEL_NAME: &str = "CICLO_MODEL_NAME";
+/// The version number being served.
+pub const ENV_MODEL_VERSION: &str = "CICLO_MODEL_VERSION";
+/// The model file's format (`ciclo.dev/model/v1`, `onnx`).
+pub const ENV_MODEL_FORMAT: &str = "CICLO_MODEL_FORMAT";
+/// The port to serve on.
+pub const ENV_PORT: &str = "CICLO_PORT";

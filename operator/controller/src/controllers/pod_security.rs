@@ -34,3 +34,32 @@ pub fn container() -> SecurityContext {
         ..Default::default()
     }
 }
+
+/// Asserts `pod` meets the restricted Pod Security Standard as [`pod`] and [`container`] set
+/// it, and has no API token: what every test of a Pod ciclo makes checks.
+#[cfg(test)]
+pub fn assert_restricted(pod: &k8s_openapi::api::core::v1::PodSpec) {
+    let psc = pod
+        .security_context
+        .as_ref()
+        .expect("a pod security context");
+    assert_eq!(psc.run_as_non_root, Some(true));
+    assert_eq!(
+        psc.seccomp_profile.as_ref().map(|s| s.type_.as_str()),
+        Some("RuntimeDefault")
+    );
+    for c in &pod.containers {
+        let sc = c
+            .security_context
+            .as_ref()
+            .expect("a container security context");
+        assert_eq!(sc.allow_privilege_escalation, Some(false), "{}", c.name);
+        assert_eq!(
+            sc.capabilities.as_ref().and_then(|c| c.drop.as_deref()),
+            Some(&["ALL".to_string()][..]),
+            "{}",
+            c.name
+        );
+    }
+    assert_eq!(pod.automount_service_account_token, Some(false));
+}

@@ -306,20 +306,7 @@ versions:
         assert_eq!(env_from[0].secret_ref.as_ref().unwrap().name, "store-keys");
         assert_eq!(env_from[1].prefix.as_deref(), Some("CICLO_ARTIFACTS_"));
         assert!(c.env.is_none(), "no literal values that could hold secrets");
-        // Restricted Pod Security Standard.
-        let psc = pod.security_context.as_ref().unwrap();
-        assert_eq!(psc.run_as_non_root, Some(true));
-        assert_eq!(
-            psc.seccomp_profile.as_ref().unwrap().type_,
-            "RuntimeDefault"
-        );
-        let sc = c.security_context.as_ref().unwrap();
-        assert_eq!(sc.allow_privilege_escalation, Some(false));
-        assert_eq!(
-            sc.capabilities.as_ref().unwrap().drop.as_deref(),
-            Some(&["ALL".to_string()][..])
-        );
-        assert_eq!(pod.automount_service_account_token, Some(false));
+        pod_security::assert_restricted(pod);
         assert_eq!(job.spec.as_ref().unwrap().backoff_limit, Some(0));
         let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(

@@ -405,18 +405,7 @@ spec:
             c.env_from.as_ref().unwrap()[0].prefix.as_deref(),
             Some(SOURCE_ENV_PREFIX)
         );
-        assert_eq!(
-            pod.security_context.as_ref().unwrap().run_as_non_root,
-            Some(true)
-        );
-        assert_eq!(
-            c.security_context
-                .as_ref()
-                .unwrap()
-                .allow_privilege_escalation,
-            Some(false)
-        );
-        assert_eq!(pod.automount_service_account_token, Some(false));
+        pod_security::assert_restricted(pod);
         let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
         assert_eq!(
             (owner.kind.as_str(), owner.controller),

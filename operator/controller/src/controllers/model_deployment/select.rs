@@ -1,93 +1,9 @@
-//! The ModelDeployment controller: resolve the model and the version to serve → validate →
-//! status. Serving and rollouts (the work itself) come with the serving capability.
+//! Which version of the model a ModelDeployment serves: a pinned version (blessed or not),
+//! else the newest blessed one; and what to say while there is none.
 
-use super::{api, controller, run_until, watch_config};
-use crate::context::Context;
-use crate::error::Result;
-use crate::status;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::model_deployment::ModelDeployment;
 use ciclo_api::model_version::ModelVersion;
-use ciclo_api::training_run::TrainingRun;
-use kube::ResourceExt as _;
-use kube::api::{Api, ListParams};
-use kube::core::DeserializeGuard;
-use kube::runtime::controller::Action;
-use kube::runtime::reflector::{ObjectRef, Store};
-use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
-
-const KIND: &str = "ModelDeployment";
-
-/// The deployments in `store` that serve `model` in `ns`.
-fn serving(
-    store: &Store<DeserializeGuard<ModelDeployment>>,
-    ns: Option<String>,
-    model: &str,
-) -> Vec<ObjectRef<DeserializeGuard<ModelDeployment>>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|g| g.namespace() == ns && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model))
-        .map(|g| ObjectRef::from_obj(&*g))
-        .collect()
-}
-
-pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let controller = controller::<ModelDeployment>(&ctx);
-    let (by_version, by_run) = (controller.store(), controller.store());
-    // New or changed versions of a model, and TrainingRuns that produce it, wake its deployments.
-    let controller = controller
-        .watches(
-            api::<DeserializeGuard<ModelVersion>>(&ctx),
-            watch_config(),
-            move |mv| {
-                let model =
-                    mv.0.as_ref()
-                        .map(|mv| mv.spec.model.clone())
-                        .unwrap_or_default();
-                serving(&by_version, mv.namespace(), &model)
-            },
-        )
-        .watches(
-            api::<DeserializeGuard<TrainingRun>>(&ctx),
-            watch_config(),
-            move |tr| {
-                let model =
-                    tr.0.as_ref()
-                        .map(|tr| tr.spec.model.name.clone())
-                        .unwrap_or_default();
-                serving(&by_run, tr.namespace(), &model)
-            },
-        );
-    run_until(KIND, controller, reconcile, ctx, stop).await;
-}
-
-async fn reconcile(ctx: Arc<Context>, md: ModelDeployment) -> Result<Action> {
-    let ns = md.namespace().unwrap_or_default();
-    let model = &md.spec.model.name;
-    let versions: Vec<ModelVersion> = Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|mv| &mv.spec.model == model)
-        .collect();
-    let producers = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|tr| &tr.spec.model.name == model)
-        .count();
-    let decision = decide(&md, &versions, producers);
-    tracing::debug!(deployment = %md.name_any(), %model, version = ?decision.version, "version resolved");
-    status::update(&ctx, &md, md.status.as_ref(), &decision.conditions, |s| {
-        s.phase.get_or_insert_with(|| "Pending".into());
-    })
-    .await?;
-    Ok(Action::await_change())
-}
 
 /// The outcome of the pure steps.
 #[derive(Debug)]

@@ -1,0 +1,278 @@
+//! ModelDeployments on the local control plane: blessed model versions served by `ciclo serve`
+//! pods, reached as the Service's endpoints would be (its ready, non-terminating pods at their
+//! own addresses: the process node's EndpointSlices stay empty, see docs/process-node.md), a
+//! new version rolled out by canary under steady load, a broken one rolled back.
+
+use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
+use ciclo_e2e::world::{points, start};
+use ciclo_e2e::{serving_pods, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const TRAINING_RUN: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  trainer: {algorithm: LogisticRegression, target: label, features: [x1, x2]}
+  metrics: [{name: accuracy, direction: Maximize}]
+  gates: [{metric: accuracy, threshold: 0.6}]
+"#;
+
+/// The same TrainingRun turned into one whose "model" cannot be loaded: its run reports a
+/// model file that does not exist, with a high accuracy, so the version is blessed and the
+/// deployment picks it — a deliberately broken version.
+const BROKEN_TRAINING_RUN: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  image: python:3.12
+  command:
+  - /usr/bin/python3
+  - -c
+  - |
+    import json, os
+    summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.99},
+               "model": os.environ["CICLO_OUTPUT_URI"] + "/missing-model.json",
+               "digest": "blake3:" + "0" * 64}
+    json.dump(summary, open("/dev/termination-log", "w"))
+  metrics: [{name: accuracy, direction: Maximize}]
+  gates: [{metric: accuracy, threshold: 0.6}]
+"#;
+
+const DEPLOYMENT: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: points}
+spec:
+  model: {name: points, track: LatestBlessed}
+  replicas: 2
+  strategy:
+    type: Canary
+    steps: [{weight: 50, pause: 4s}]
+  analysis: {minRequests: 10, maxErrorRatio: 0.0}
+"#;
+
+/// The Service's endpoints as its EndpointSlice would list them: ready pods that are not
+/// terminating, at their own address and the serving port.
+async fn endpoints(pods: &Api<Pod>) -> Vec<String> {
+    serving_pods(pods, "ciclo.dev/deployment=points")
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| format!("http://{ip}:8080"))
+        .collect()
+}
+
+fn infer_body(rows: &[(f64, f64)]) -> Value {
+    let column = |f: fn(&(f64, f64)) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    json!({"inputs": [
+        {"name": "x1", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.0)},
+        {"name": "x2", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.1)},
+    ]})
+}
+
+/// Requests sent and how they ended, by the model version that answered.
+#[derive(Default, Debug)]
+struct Load {
+    answered: BTreeMap<String, u64>,
+    failed: Vec<String>,
+}
+
+/// Sends inference requests round-robin over the current endpoints (refreshed every 100 ms,
+/// as kube-proxy follows an EndpointSlice) until `stop`.
+fn steady_load(pods: Api<Pod>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Load> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        let targets = Arc::new(Mutex::new(endpoints(&pods).await));
+        let refresh = {
+            let (targets, stop) = (targets.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let now = endpoints(&pods).await;
+                    if !now.is_empty() {
+                        *targets.lock().unwrap() = now;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            })
+        };
+        let mut load = Load::default();
+        let mut i = 0usize;
+        while !stop.load(Ordering::Relaxed) {
+            let target = {
+                let t = targets.lock().unwrap();
+                t[i % t.len()].clone()
+            };
+            i += 1;
+            let url = format!("{target}/v2/models/points/infer");
+            match http
+                .post(&url)
+                .json(&infer_body(&[(0.9, 0.8)]))
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => {
+                    let body: Value = r.json().await.unwrap_or_default();
+                    let version = body["model_version"].as_str().unwrap_or("?").to_string();
+                    *load.answered.entry(version).or_default() += 1;
+                }
+                Ok(r) => load.failed.push(format!("{url}: {}", r.status())),
+                Err(e) => load.failed.push(format!("{url}: {e}")),
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        refresh.await.unwrap();
+        load
+    })
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and_a_broken_one_rolled_back()
+ {
+    let w = start("serving", &points(11, 200, 0)).await;
+    let ns = w.ns.name.clone();
+    apply(&ns, TRAINING_RUN);
+    apply(&ns, DEPLOYMENT);
+    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &ns);
+
+    // Version 1 serves, at both pods.
+    let s = wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1 && s["phase"] == "Promoted"
+    })
+    .await;
+    assert_eq!(condition(&s, "Ready").unwrap()["status"], "True", "{s}");
+    assert_eq!(s["endpoint"], format!("http://points.{ns}.svc:8080"));
+    wait_for(TIMEOUT, "two ready serving pods", || async {
+        Ok(endpoints(&pods).await.len() == 2)
+    })
+    .await
+    .unwrap();
+    let target = endpoints(&pods).await[0].clone();
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(format!("{target}/v2/models/points/infer"))
+        .json(&infer_body(&[(0.9, 0.9), (0.05, 0.1)]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let predict = answer["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "predict")
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(
+        predict["data"],
+        json!([1, 0]),
+        "a learnt boundary: {answer}"
+    );
+    let v1 = http
+        .post(format!("{target}/v1/models/points:predict"))
+        .json(&json!({"instances": [[0.9, 0.9]]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(v1.status().is_success(), "{v1:?}");
+    let bad = http
+        .post(format!("{target}/v2/models/points/infer"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    let body: Value = bad.json().await.unwrap();
+    assert!(body["error"].is_string(), "{body}");
+
+    // More data → version 2, blessed → canary under steady load → promoted, nothing failed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(pods.clone(), stop.clone());
+    let v2 = w
+        .land(
+            "batch-2.csv",
+            &points(12, 300, 1000),
+            "2026-11-26T13:00:00Z",
+        )
+        .await;
+    assert_eq!(v2["verdict"], "Accepted", "{v2}");
+    let s = wait_status(&deployments, "points", "version 2 promoted", |s| {
+        s["servingVersion"] == 2 && s["canaryVersion"].is_null()
+    })
+    .await;
+    // Let the old pods finish draining under load.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    let load = load.await.unwrap();
+    println!("requests during the rollout, by answering version: {load:?}");
+    assert!(
+        load.failed.is_empty(),
+        "failed requests during the rollout: {load:?}"
+    );
+    assert!(
+        load.answered.get("1").is_some_and(|n| *n > 10)
+            && load.answered.get("2").is_some_and(|n| *n > 10),
+        "both versions answered during the canary: {load:?}"
+    );
+    assert_eq!(s["phase"], "Promoted");
+    assert_eq!(s["history"][0]["result"], "Promoted", "{s}");
+    assert_eq!(s["history"][0]["from"], 1, "{s}");
+    let versions = &w.versions;
+    let deployed_by =
+        |name: &'static str| async move { status(versions, name).await["deployedBy"].clone() };
+    assert_eq!(deployed_by("points-2").await, json!(["points"]));
+    assert!(
+        deployed_by("points-1")
+            .await
+            .as_array()
+            .is_none_or(Vec::is_empty)
+    );
+
+    // A broken version 3 is blessed and tried: its pods never serve, so it is rolled back
+    // while version 2 keeps serving.
+    apply(&ns, BROKEN_TRAINING_RUN);
+    let s = wait_status(&deployments, "points", "version 3 rolled back", |s| {
+        s["phase"] == "RolledBack"
+    })
+    .await;
+    assert_eq!(s["servingVersion"], 2, "{s}");
+    let last = &s["history"][0];
+    assert_eq!(
+        (last["version"].as_i64(), last["result"].as_str()),
+        (Some(3), Some("RolledBack")),
+        "{s}"
+    );
+    assert!(
+        last["reason"].as_str().unwrap().contains("restarted"),
+        "the reason is in the status: {s}"
+    );
+    assert_eq!(condition(&s, "Stalled").unwrap()["reason"], "RolledBack");
+    let still = http
+        .post(format!(
+            "{}/v2/models/points/infer",
+            endpoints(&pods).await[0]
+        ))
+        .json(&infer_body(&[(0.9, 0.9)]))
+        .send()
+        .await
+        .unwrap();
+    assert!(still.status().is_success());
+    let body: Value = still.json().await.unwrap();
+    assert_eq!(body["model_version"], "2", "{body}");
+}

@@ -1,0 +1,393 @@
+//! What a ModelDeployment owns: one Deployment per served version (`<md>-v<n>`), one Service
+//! over every ready serving pod of the ModelDeployment, and with `autoscaling` a
+//! HorizontalPodAutoscaler on the stable version.
+
+use crate::args::ArtifactStoreArgs;
+use crate::controllers::{pod_security, workload};
+use ciclo_api::labels;
+use ciclo_api::model_deployment::ModelDeployment;
+use ciclo_api::model_version::ModelVersion;
+use ciclo_core::contract::{self, ARTIFACTS_ENV_PREFIX};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
+    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource as _, ResourceExt as _};
+use std::collections::BTreeMap;
+
+/// The serving container's name.
+pub const CONTAINER: &str = "server";
+/// Readiness path of the Open Inference Protocol (a user runtime must answer it too).
+pub const READY_PATH: &str = "/v2/health/ready";
+/// Liveness path of the Open Inference Protocol.
+pub const LIVE_PATH: &str = "/v2/health/live";
+/// Seconds a stopping serving pod has: its server keeps answering while endpoints update
+/// (`ciclo serve --drain-seconds`), then finishes what is in flight.
+const GRACE_SECONDS: i64 = 30;
+
+/// The Deployment serving version `n` of `md`'s model.
+pub fn deployment_name(md: &ModelDeployment, n: i64) -> String {
+    format!("{}-v{n}", md.name_any())
+}
+
+fn labels(md: &ModelDeployment, n: i64) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::DEPLOYMENT.into(), md.name_any()),
+        (labels::MODEL.into(), md.spec.model.name.clone()),
+        (labels::VERSION.into(), n.to_string()),
+        ("app.kubernetes.io/managed-by".into(), "ciclo".into()),
+        ("app.kubernetes.io/component".into(), "model-server".into()),
+    ])
+}
+
+fn meta(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: md.namespace(),
+        labels: Some(labels),
+        owner_references: md.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+/// The Deployment serving `mv` with `replicas` pods (`None`: left to the autoscaler).
+pub fn deployment(
+    md: &ModelDeployment,
+    mv: &ModelVersion,
+    replicas: Option<i32>,
+    image: &str,
+    store: &ArtifactStoreArgs,
+) -> Deployment {
+    let n = mv.spec.version;
+    let labels = labels(md, n);
+    let runtime = &md.spec.runtime;
+    let port = runtime.port;
+    let probe = |path: &str, period| Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port),
+            ..Default::default()
+        }),
+        period_seconds: Some(period),
+        failure_threshold: Some(3),
+        ..Default::default()
+    };
+    let var = |name: &str, value: String| EnvVar {
+        name: name.into(),
+        value: Some(value),
+        ..Default::default()
+    };
+    let mut env = vec![
+        // Pods bind their own address: a real pod's interface, or the process node's
+        // per-pod loopback address.
+        EnvVar {
+            name: "CICLO_POD_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        var(contract::ENV_MODEL_URI, mv.spec.artifact.uri.clone()),
+        var(contract::ENV_MODEL_DIGEST, mv.spec.artifact.digest.clone()),
+        var(contract::ENV_MODEL_NAME, mv.spec.model.clone()),
+        var(contract::ENV_MODEL_VERSION, n.to_string()),
+        var(contract::ENV_PORT, port.to_string()),
+    ];
+    if let Some(format) = &mv.spec.artifact.format {
+        env.push(var(contract::ENV_MODEL_FORMAT, format.clone()));
+    }
+    env.extend(workload::store_settings_env(
+        ARTIFACTS_ENV_PREFIX,
+        store.endpoint.as_deref(),
+        store.region.as_deref(),
+        store.force_path_style,
+    ));
+    let (image, args) = match &runtime.image {
+        Some(image) => (
+            image.clone(),
+            (!runtime.args.is_empty()).then(|| runtime.args.clone()),
+        ),
+        // `ciclo serve` reads the model settings from the CICLO_MODEL_* variables.
+        None => (
+            image.to_string(),
+            Some(vec![
+                "serve".into(),
+                "--address=$(CICLO_POD_IP)".into(),
+                format!("--port={port}"),
+            ]),
+        ),
+    };
+    let container = Container {
+        name: CONTAINER.into(),
+        image: Some(image),
+        args,
+        env: Some(env),
+        env_from: store
+            .secret
+            .as_ref()
+            .map(|s| vec![workload::secret_env(s, ARTIFACTS_ENV_PREFIX)]),
+        ports: Some(vec![ContainerPort {
+            name: Some("http".into()),
+            container_port: port,
+            ..Default::default()
+        }]),
+        readiness_probe: Some(probe(READY_PATH, 2)),
+        liveness_probe: Some(probe(LIVE_PATH, 10)),
+        resources: md.spec.resources.clone(),
+        security_context: Some(pod_security::container()),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(md, deployment_name(md, n), labels.clone()),
+        spec: Some(DeploymentSpec {
+            replicas,
+            selector: LabelSelector {
+                match_labels: Some(BTreeMap::from([
+                    (labels::DEPLOYMENT.into(), md.name_any()),
+                    (labels::VERSION.into(), n.to_string()),
+                ])),
+                ..Default::default()
+            },
+            // A new pod must be ready before an old one goes, so scaling never drops capacity.
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                ..Default::default()
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(pod_security::pod()),
+                    // Serving needs no API access.
+                    automount_service_account_token: Some(false),
+                    termination_grace_period_seconds: Some(GRACE_SECONDS),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Service over every ready serving pod of `md`, whatever its version: traffic splits
+/// between versions by their ready pods (replica ratio).
+pub fn service(md: &ModelDeployment) -> Service {
+    let port = md.spec.runtime.port;
+    Service {
+        metadata: meta(
+            md,
+            md.name_any(),
+            BTreeMap::from([
+                (labels::DEPLOYMENT.into(), md.name_any()),
+                ("app.kubernetes.io/managed-by".into(), "ciclo".into()),
+            ]),
+        ),
+        spec: Some(ServiceSpec {
+            selector: Some(BTreeMap::from([(labels::DEPLOYMENT.into(), md.name_any())])),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port,
+                target_port: Some(IntOrString::String("http".into())),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The autoscaler of the stable version's Deployment, when `spec.autoscaling` asks for one.
+pub fn autoscaler(md: &ModelDeployment, stable: i64) -> Option<HorizontalPodAutoscaler> {
+    let a = md.spec.autoscaling.as_ref()?;
+    Some(HorizontalPodAutoscaler {
+        metadata: meta(
+            md,
+            md.name_any(),
+            BTreeMap::from([(labels::DEPLOYMENT.into(), md.name_any())]),
+        ),
+        spec: HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: deployment_name(md, stable),
+            },
+            min_replicas: Some(a.min_replicas),
+            max_replicas: a.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(a.target_cpu_utilization_percentage),
+                        ..Default::default()
+                    },
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(spec: &str) -> ModelDeployment {
+        serde_yaml::from_str(&format!(
+            "apiVersion: ciclo.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: web, namespace: ml, uid: u1}}\nspec: {spec}"
+        ))
+        .unwrap()
+    }
+
+    fn mv() -> ModelVersion {
+        serde_yaml::from_str(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelVersion
+metadata: {name: iris-3, namespace: ml}
+spec:
+  model: iris
+  version: 3
+  artifact: {uri: "s3://a/ml/models/iris/runs/r3/model.json", digest: "blake3:ab", format: ciclo.dev/model/v1}
+  lineage: {trainingRun: iris, runId: r3, dataset: {name: iris, version: d}, image: ciclo}
+"#,
+        )
+        .unwrap()
+    }
+
+    fn store() -> ArtifactStoreArgs {
+        ArtifactStoreArgs {
+            uri: Some("s3://a".into()),
+            endpoint: Some("http://127.0.0.1:18333".into()),
+            region: None,
+            force_path_style: true,
+            secret: Some("store-keys".into()),
+        }
+    }
+
+    fn env(d: &Deployment) -> BTreeMap<String, String> {
+        let c = &d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        c.env
+            .iter()
+            .flatten()
+            .filter_map(|e| Some((e.name.clone(), e.value.clone()?)))
+            .collect()
+    }
+
+    #[test]
+    fn the_built_in_server_gets_the_model_its_digest_and_restricted_security() {
+        let d = deployment(
+            &md("{model: {name: iris}}"),
+            &mv(),
+            Some(2),
+            "ciclo:dev",
+            &store(),
+        );
+        assert_eq!(d.metadata.name.as_deref(), Some("web-v3"));
+        let spec = d.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(2));
+        let pod = spec.template.spec.as_ref().unwrap();
+        let c = &pod.containers[0];
+        assert_eq!(c.image.as_deref(), Some("ciclo:dev"));
+        assert_eq!(c.args.as_ref().unwrap()[0], "serve");
+        let env = env(&d);
+        assert_eq!(env["CICLO_MODEL_DIGEST"], "blake3:ab");
+        assert_eq!(env["CICLO_MODEL_VERSION"], "3");
+        assert_eq!(
+            env["CICLO_ARTIFACTS_AWS_ENDPOINT"],
+            "http://127.0.0.1:18333"
+        );
+        assert_eq!(
+            c.env_from.as_ref().unwrap()[0].prefix.as_deref(),
+            Some("CICLO_ARTIFACTS_"),
+            "keys come from the Secret, never inline"
+        );
+        assert_eq!(
+            c.readiness_probe
+                .as_ref()
+                .unwrap()
+                .http_get
+                .as_ref()
+                .unwrap()
+                .path
+                .as_deref(),
+            Some(READY_PATH)
+        );
+        pod_security::assert_restricted(pod);
+        let owner = &d.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("ModelDeployment", Some(true))
+        );
+    }
+
+    #[test]
+    fn a_user_runtime_gets_its_image_args_and_the_model_settings() {
+        let d = deployment(
+            &md(
+                "{model: {name: iris}, runtime: {image: 'me/torchserve:1', args: [--x], port: 9000}}",
+            ),
+            &mv(),
+            None,
+            "ciclo:dev",
+            &store(),
+        );
+        let c = &d
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert_eq!(c.image.as_deref(), Some("me/torchserve:1"));
+        assert_eq!(c.args, Some(vec!["--x".to_string()]));
+        assert_eq!(env(&d)["CICLO_PORT"], "9000");
+        assert_eq!(
+            env(&d)["CICLO_MODEL_URI"],
+            "s3://a/ml/models/iris/runs/r3/model.json"
+        );
+        assert_eq!(d.spec.unwrap().replicas, None, "left to the autoscaler");
+    }
+
+    #[test]
+    fn the_service_selects_every_version_and_the_autoscaler_the_stable_one() {
+        let m = md("{model: {name: iris}, autoscaling: {minReplicas: 2, maxReplicas: 5}}");
+        let s = service(&m).spec.unwrap();
+        assert_eq!(
+            s.selector.unwrap(),
+            BTreeMap::from([(labels::DEPLOYMENT.to_string(), "web".to_string())])
+        );
+        let hpa = autoscaler(&m, 3).unwrap().spec;
+        assert_eq!(hpa.scale_target_ref.name, "web-v3");
+        assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 5));
+        assert!(autoscaler(&md("{model: {name: iris}}"), 3).is_none());
+    }
+}

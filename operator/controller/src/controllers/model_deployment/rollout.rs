@@ -1,0 +1,599 @@
+//! The rollout, as a pure step from what is observed to what should be: which version
+//! Deployments exist with how many replicas, and the status that records where the rollout
+//! is. Everything a restarted operator needs to resume at the same step is in the status.
+//!
+//! - No version serves yet: the selected version comes up at full size, and serves.
+//! - `Rolling`: the new version comes up at full size beside the old, then the old goes.
+//! - `Canary`: the stable version stays at full size; at each step the canary gets the
+//!   replicas for its weight, and once they are all ready the step holds for its pause; the
+//!   canary pods' traffic over the step is then judged. A failing step removes the canary
+//!   (`RolledBack`, never retried for the same spec generation); the last passing step
+//!   promotes it, and the old version is removed (its pods drain as they stop).
+
+use super::analysis::{self, Verdict};
+use ciclo_api::conditions::{self, Set};
+use ciclo_api::model_deployment::{
+    ModelDeployment, ModelDeploymentStatus, Phase, RolloutRecord, StrategyType, TrafficSample,
+};
+use jiff::{SignedDuration, Timestamp};
+use kube::runtime::events::EventType;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a version's pods may take to become ready before the rollout gives up on them.
+pub const READY_DEADLINE: Duration = Duration::from_secs(300);
+/// How often a rollout waiting for pods looks again (for restarts, and for the deadline).
+const POD_RECHECK: Duration = Duration::from_secs(3);
+/// How often a step waiting for traffic looks again.
+const TRAFFIC_RECHECK: Duration = Duration::from_secs(5);
+/// Rollouts kept in the status.
+const HISTORY: usize = 10;
+
+/// The pods of one version's Deployment.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VersionPods {
+    pub ready: i32,
+    pub restarts: i32,
+}
+
+/// What the planner sees.
+pub struct View<'a> {
+    pub md: &'a ModelDeployment,
+    /// The version the spec selects now (`None`: none can be served yet).
+    pub desired: Option<i64>,
+    pub pods: &'a BTreeMap<i64, VersionPods>,
+    /// The canary pods' counters now, when the caller has read them.
+    pub sample: Option<TrafficSample>,
+    pub now: Timestamp,
+}
+
+/// What should be.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Each version that should have a Deployment, with its replicas; any other goes.
+    pub replicas: BTreeMap<i64, i32>,
+    pub conditions: Vec<Set>,
+    pub event: Option<(EventType, &'static str, String)>,
+    pub requeue: Option<Duration>,
+    /// The planner needs the canary's counters: read them and plan again.
+    pub needs_sample: bool,
+}
+
+/// Replicas the canary gets at `weight` percent of `total` (at least one, at most all).
+pub fn canary_replicas(total: i32, weight: i32) -> i32 {
+    let total = total.max(1);
+    ((total * weight + 99) / 100).clamp(1, total)
+}
+
+fn parse_time(s: &Option<String>) -> Option<Timestamp> {
+    s.as_deref().and_then(|t| t.parse().ok())
+}
+
+fn since(now: Timestamp, then: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(then)).unwrap_or_default()
+}
+
+/// Whether `version` was rolled back under this spec generation (so it is not tried again).
+fn rolled_back(s: &ModelDeploymentStatus, version: i64, generation: i64) -> bool {
+    s.history
+        .iter()
+        .any(|h| h.version == version && h.result == "RolledBack" && h.generation == generation)
+}
+
+/// Plans the next step, editing `s` (the status to write).
+pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
+    let md = v.md;
+    let total = md
+        .spec
+        .autoscaling
+        .as_ref()
+        .map_or(md.spec.replicas, |a| a.min_replicas);
+    let generation = md.metadata.generation.unwrap_or_default();
+    let mut plan = Plan::default();
+    let record = |s: &mut ModelDeploymentStatus, version, from, result: &str, reason: String| {
+        s.history.insert(
+            0,
+            RolloutRecord {
+                version,
+                from,
+                result: result.into(),
+                reason,
+                generation,
+                finished: v.now.to_string(),
+            },
+        );
+        s.history.truncate(HISTORY);
+    };
+    let end_rollout = |s: &mut ModelDeploymentStatus| {
+        s.canary_version = None;
+        s.canary_weight = None;
+        s.step_index = None;
+        s.step_started = None;
+        s.step_baseline = None;
+        s.rollout_started = None;
+    };
+
+    // A newer selection (a newly blessed version, a new pin) replaces the canary in flight.
+    if let Some(c) = s.canary_version
+        && Some(c) != v.desired
+    {
+        record(
+            s,
+            c,
+            s.serving_version,
+            "Superseded",
+            format!("version {:?} was selected instead", v.desired),
+        );
+        end_rollout(s);
+    }
+
+    let Some(serving) = s.serving_version else {
+        let Some(d) = v.desired else {
+            return plan;
+        };
+        // The first version: nothing to compare with, so it simply comes up.
+        plan.replicas.insert(d, total);
+        let started = s
+            .rollout_started
+            .get_or_insert_with(|| v.now.to_string())
+            .clone();
+        let ready = v.pods.get(&d).copied().unwrap_or_default().ready;
+        if ready >= total.max(1) {
+            end_rollout(s);
+            s.serving_version = Some(d);
+            s.phase = Some(Phase::Promoted);
+            record(s, d, None, "Promoted", "the first version".into());
+            plan.event = Some((
+                EventType::Normal,
+                "Promoted",
+                format!("version {d} serves all traffic"),
+            ));
+            plan.conditions = serving_conditions(d);
+        } else {
+            let waited = parse_time(&Some(started)).map_or(Duration::ZERO, |t| since(v.now, t));
+            let message = format!("version {d}: {ready} of {total} pods ready");
+            if waited > READY_DEADLINE {
+                s.phase = Some(Phase::Degraded);
+                plan.conditions = conditions::stalled(
+                    "PodsNotReady",
+                    format!("{message} after {} s", READY_DEADLINE.as_secs()),
+                );
+            } else {
+                s.phase = Some(Phase::Progressing);
+                plan.conditions = conditions::reconciling("RollingOut", message);
+                plan.requeue = Some(READY_DEADLINE.saturating_sub(waited) + Duration::from_secs(1));
+            }
+        }
+        return plan;
+    };
+
+    plan.replicas.insert(serving, total);
+    let canary = match (s.canary_version, v.desired) {
+        (Some(c), _) => c,
+        (None, Some(d)) if d != serving && !rolled_back(s, d, generation) => {
+            s.canary_version = Some(d);
+            s.rollout_started = Some(v.now.to_string());
+            if md.spec.strategy.type_ == StrategyType::Canary {
+                s.step_index = Some(0);
+            }
+            s.phase = Some(Phase::Progressing);
+            plan.event = Some((
+                EventType::Normal,
+                "RolloutStarted",
+                format!("rolling out version {d} to replace version {serving}"),
+            ));
+            d
+        }
+        (None, desired) => {
+            // Steady: the serving version serves everything.
+            plan.conditions = match (s.phase, desired) {
+                (Some(Phase::RolledBack), Some(d)) if d != serving => conditions::stalled(
+                    "RolledBack",
+                    format!(
+                        "version {d} was rolled back ({}); version {serving} serves all traffic",
+                        s.history
+                            .first()
+                            .map(|h| h.reason.as_str())
+                            .unwrap_or_default()
+                    ),
+                ),
+                _ => {
+                    s.phase = Some(Phase::Promoted);
+                    serving_conditions(serving)
+                }
+            };
+            return plan;
+        }
+    };
+
+    let pods = v.pods.get(&canary).copied().unwrap_or_default();
+    let rollback = |s: &mut ModelDeploymentStatus, plan: &mut Plan, reason: String| {
+        plan.replicas.remove(&canary);
+        record(s, canary, Some(serving), "RolledBack", reason.clone());
+        end_rollout(s);
+        s.phase = Some(Phase::RolledBack);
+        plan.event = Some((
+            EventType::Warning,
+            "RolledBack",
+            format!("version {canary} rolled back: {reason}; version {serving} serves all traffic"),
+        ));
+        plan.conditions = conditions::stalled(
+            "RolledBack",
+            format!(
+                "version {canary} was rolled back ({reason}); version {serving} serves all traffic"
+            ),
+        );
+    };
+    if pods.restarts > 0 {
+        rollback(
+            s,
+            &mut plan,
+            format!("its pods restarted {} times", pods.restarts),
+        );
+        return plan;
+    }
+    let promote = |s: &mut ModelDeploymentStatus, plan: &mut Plan, how: String| {
+        plan.replicas = BTreeMap::from([(canary, total)]);
+        record(s, canary, Some(serving), "Promoted", how);
+        end_rollout(s);
+        s.serving_version = Some(canary);
+        s.phase = Some(Phase::Promoted);
+        plan.event = Some((
+            EventType::Normal,
+            "Promoted",
+            format!("version {canary} serves all traffic (replacing version {serving})"),
+        ));
+        plan.conditions = serving_conditions(canary);
+    };
+    let waited = parse_time(&s.rollout_started).map_or(Duration::ZERO, |t| since(v.now, t));
+
+    let steps = &md.spec.strategy.steps;
+    let (Some(index), StrategyType::Canary) = (s.step_index, md.spec.strategy.type_) else {
+        // Rolling: the new version at full size, then the switch.
+        plan.replicas.insert(canary, total);
+        if pods.ready >= total.max(1) {
+            promote(s, &mut plan, "all its pods ready".into());
+        } else if waited > READY_DEADLINE {
+            rollback(
+                s,
+                &mut plan,
+                format!(
+                    "{} of {total} pods ready after {} s",
+                    pods.ready,
+                    READY_DEADLINE.as_secs()
+                ),
+            );
+        } else {
+            plan.conditions = conditions::reconciling(
+                "RollingOut",
+                format!("version {canary}: {} of {total} pods ready", pods.ready),
+            );
+            plan.requeue = Some(POD_RECHECK);
+        }
+        return plan;
+    };
+    let Some(step) = steps.get(index as usize) else {
+        promote(s, &mut plan, "past the last step".into());
+        return plan;
+    };
+    let want = canary_replicas(total, step.weight);
+    plan.replicas.insert(canary, want);
+    let progressing = |message: String| conditions::reconciling("Canary", message);
+
+    let Some(started) = parse_time(&s.step_started) else {
+        if pods.ready < want {
+            if waited > READY_DEADLINE {
+                rollback(
+                    s,
+                    &mut plan,
+                    format!(
+                        "{} of {want} canary pods ready after {} s",
+                        pods.ready,
+                        READY_DEADLINE.as_secs()
+                    ),
+                );
+            } else {
+                s.phase = Some(Phase::Progressing);
+                plan.conditions = progressing(format!(
+                    "step {}: waiting for {want} pods of version {canary} ({} ready)",
+                    index + 1,
+                    pods.ready
+                ));
+                // A crashing pod changes no Deployment field the watch would see: look again.
+                plan.requeue = Some(POD_RECHECK);
+            }
+            return plan;
+        }
+        let Some(sample) = v.sample.clone() else {
+            plan.needs_sample = true;
+            return plan;
+        };
+        // The step starts now: its pause and its traffic count from here.
+        s.step_started = Some(v.now.to_string());
+        s.step_baseline = Some(sample);
+        s.canary_weight = Some(step.weight);
+        s.phase = Some(Phase::Progressing);
+        plan.conditions = progressing(format!(
+            "step {} of {}: version {canary} at weight {} for {}",
+            index + 1,
+            steps.len(),
+            step.weight,
+            step.pause
+        ));
+        plan.requeue = Some(pause(&step.pause));
+        return plan;
+    };
+    let held = since(v.now, started);
+    if held < pause(&step.pause) {
+        s.phase = Some(Phase::Progressing);
+        plan.conditions = progressing(format!(
+            "step {} of {}: version {canary} at weight {}",
+            index + 1,
+            steps.len(),
+            step.weight
+        ));
+        plan.requeue = Some(pause(&step.pause) - held);
+        return plan;
+    }
+    let Some(sample) = v.sample.clone() else {
+        plan.needs_sample = true;
+        return plan;
+    };
+    let baseline = s.step_baseline.clone().unwrap_or_default();
+    match analysis::judge(&baseline, &sample, &md.spec.analysis) {
+        Verdict::Fail(why) => rollback(
+            s,
+            &mut plan,
+            format!("analysis of step {}: {why}", index + 1),
+        ),
+        Verdict::Insufficient(n) => {
+            s.phase = Some(Phase::Paused);
+            plan.conditions = conditions::reconciling(
+                "WaitingForTraffic",
+                format!(
+                    "step {}: {n} requests reached version {canary}, the analysis needs {}",
+                    index + 1,
+                    md.spec.analysis.min_requests
+                ),
+            );
+            plan.requeue = Some(TRAFFIC_RECHECK);
+        }
+        Verdict::Pass(summary) if index as usize + 1 >= steps.len() => {
+            promote(
+                s,
+                &mut plan,
+                format!("{} steps passed; last: {summary}", steps.len()),
+            );
+        }
+        Verdict::Pass(summary) => {
+            s.step_index = Some(index + 1);
+            s.step_started = None;
+            s.step_baseline = None;
+            s.rollout_started = Some(v.now.to_string());
+            s.phase = Some(Phase::Progressing);
+            plan.event = Some((
+                EventType::Normal,
+                "StepPassed",
+                format!(
+                    "version {canary}, step {} at weight {}: {summary}",
+                    index + 1,
+                    step.weight
+                ),
+            ));
+            plan.conditions = progressing(format!("step {} passed: {summary}", index + 1));
+            plan.requeue = Some(Duration::from_millis(100));
+        }
+    }
+    plan
+}
+
+fn serving_conditions(version: i64) -> Vec<Set> {
+    conditions::ready("Serving", format!("version {version} serves all traffic"))
+}
+
+/// A step's pause ("30s", "5m"); admission checked it is a duration.
+fn pause(s: &str) -> Duration {
+    s.parse::<SignedDuration>()
+        .ok()
+        .and_then(|d| Duration::try_from(d).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn md(strategy: &str) -> ModelDeployment {
+        serde_yaml::from_str(&format!(
+            "apiVersion: ciclo.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: web, namespace: ml, generation: 1}}\nspec: {{model: {{name: iris}}, replicas: 2, strategy: {strategy}, analysis: {{minRequests: 10, maxErrorRatio: 0.05}}}}"
+        ))
+        .unwrap()
+    }
+
+    const CANARY: &str =
+        "{type: Canary, steps: [{weight: 10, pause: 10s}, {weight: 50, pause: 10s}]}";
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn traffic(requests: f64, errors: f64) -> TrafficSample {
+        TrafficSample {
+            requests,
+            errors,
+            latency_buckets: Default::default(),
+        }
+    }
+
+    struct Sim {
+        md: ModelDeployment,
+        status: ModelDeploymentStatus,
+        pods: BTreeMap<i64, VersionPods>,
+    }
+
+    impl Sim {
+        fn new(strategy: &str) -> Self {
+            Sim {
+                md: md(strategy),
+                status: Default::default(),
+                pods: BTreeMap::new(),
+            }
+        }
+
+        fn step(&mut self, desired: i64, now: Timestamp, sample: Option<TrafficSample>) -> Plan {
+            let view = View {
+                md: &self.md,
+                desired: Some(desired),
+                pods: &self.pods,
+                sample,
+                now,
+            };
+            plan(&view, &mut self.status)
+        }
+
+        fn ready(&mut self, version: i64, ready: i32) {
+            self.pods
+                .insert(version, VersionPods { ready, restarts: 0 });
+        }
+    }
+
+    #[test]
+    fn the_first_version_comes_up_at_full_size_and_serves() {
+        let mut sim = Sim::new(CANARY);
+        let p = sim.step(1, at(0), None);
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2)]));
+        assert_eq!(sim.status.phase, Some(Phase::Progressing));
+        sim.ready(1, 2);
+        let p = sim.step(1, at(5), None);
+        assert_eq!(sim.status.serving_version, Some(1));
+        assert_eq!(sim.status.phase, Some(Phase::Promoted));
+        assert_eq!(p.event.unwrap().1, "Promoted");
+    }
+
+    fn serving_v1() -> Sim {
+        let mut sim = Sim::new(CANARY);
+        sim.ready(1, 2);
+        sim.step(1, at(0), None);
+        sim
+    }
+
+    #[test]
+    fn a_canary_goes_step_by_step_and_is_promoted() {
+        let mut sim = serving_v1();
+        // Step 1: one canary pod beside the two stable ones.
+        let p = sim.step(2, at(10), None);
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2), (2, 1)]));
+        assert_eq!(sim.status.canary_version, Some(2));
+        sim.ready(2, 1);
+        let p = sim.step(2, at(12), None);
+        assert!(p.needs_sample, "the step's baseline is read when it starts");
+        let p = sim.step(2, at(12), Some(traffic(0.0, 0.0)));
+        assert_eq!(sim.status.canary_weight, Some(10));
+        assert_eq!(p.requeue, Some(Duration::from_secs(10)));
+        // Mid-pause: nothing is judged.
+        let p = sim.step(2, at(15), None);
+        assert!(!p.needs_sample && p.requeue == Some(Duration::from_secs(7)));
+        // End of the pause: 40 requests, 1 error (2.5 % < 5 %): the next step.
+        let p = sim.step(2, at(22), Some(traffic(40.0, 1.0)));
+        assert_eq!(sim.status.step_index, Some(1), "{p:?}");
+        assert_eq!(p.event.unwrap().1, "StepPassed");
+        let p = sim.step(2, at(23), None);
+        assert_eq!(p.replicas[&2], 1, "50 % of 2 replicas is 1");
+        sim.step(2, at(23), Some(traffic(40.0, 1.0)));
+        // The last step passes: promoted, the old version goes.
+        let p = sim.step(2, at(34), Some(traffic(140.0, 2.0)));
+        assert_eq!(p.replicas, BTreeMap::from([(2, 2)]));
+        assert_eq!(sim.status.serving_version, Some(2));
+        assert_eq!(sim.status.canary_version, None);
+        assert_eq!(sim.status.phase, Some(Phase::Promoted));
+        assert_eq!(sim.status.history[0].result, "Promoted");
+    }
+
+    #[test]
+    fn a_failing_canary_is_rolled_back_and_not_tried_again() {
+        let mut sim = serving_v1();
+        sim.step(3, at(10), None);
+        sim.ready(3, 1);
+        sim.step(3, at(11), Some(traffic(0.0, 0.0)));
+        let p = sim.step(3, at(22), Some(traffic(50.0, 20.0)));
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2)]), "the canary goes");
+        assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+        assert_eq!(sim.status.serving_version, Some(1));
+        let (kind, reason, note) = p.event.unwrap();
+        assert_eq!((kind, reason), (EventType::Warning, "RolledBack"));
+        assert!(note.contains("error ratio 0.4000"), "{note}");
+        // Still selected, same generation: not rolled out again.
+        let p = sim.step(3, at(60), None);
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2)]));
+        assert_eq!(sim.status.canary_version, None);
+        assert!(p.conditions.iter().any(|c| c.reason == "RolledBack"));
+        // A newer version is.
+        sim.step(4, at(70), None);
+        assert_eq!(sim.status.canary_version, Some(4));
+    }
+
+    #[test]
+    fn a_canary_that_never_gets_ready_or_crashes_is_rolled_back() {
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        let p = sim.step(2, at(10 + READY_DEADLINE.as_secs() as i64 + 1), None);
+        assert_eq!(sim.status.phase, Some(Phase::RolledBack), "{p:?}");
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        sim.pods.insert(
+            2,
+            VersionPods {
+                ready: 0,
+                restarts: 2,
+            },
+        );
+        sim.step(2, at(11), None);
+        assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+        assert!(sim.status.history[0].reason.contains("restarted 2 times"));
+    }
+
+    #[test]
+    fn too_little_traffic_pauses_the_step() {
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        sim.ready(2, 1);
+        sim.step(2, at(11), Some(traffic(0.0, 0.0)));
+        let p = sim.step(2, at(22), Some(traffic(3.0, 0.0)));
+        assert_eq!(sim.status.phase, Some(Phase::Paused));
+        assert_eq!(sim.status.step_index, Some(0));
+        assert_eq!(p.requeue, Some(TRAFFIC_RECHECK));
+    }
+
+    #[test]
+    fn rolling_brings_the_new_version_up_fully_before_the_old_goes() {
+        let mut sim = Sim::new("{type: Rolling}");
+        sim.ready(1, 2);
+        sim.step(1, at(0), None);
+        let p = sim.step(2, at(5), None);
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2), (2, 2)]));
+        sim.ready(2, 1);
+        assert_eq!(sim.step(2, at(6), None).replicas.len(), 2);
+        sim.ready(2, 2);
+        let p = sim.step(2, at(7), None);
+        assert_eq!(p.replicas, BTreeMap::from([(2, 2)]));
+        assert_eq!(sim.status.serving_version, Some(2));
+    }
+
+    #[test]
+    fn a_newer_selection_supersedes_the_canary_in_flight() {
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        sim.step(3, at(11), None);
+        assert_eq!(sim.status.canary_version, Some(3));
+        assert_eq!(sim.status.history[0].result, "Superseded");
+    }
+
+    #[test]
+    fn canary_replicas_follow_the_weight_and_keep_at_least_one() {
+        assert_eq!(canary_replicas(10, 10), 1);
+        assert_eq!(canary_replicas(10, 25), 3);
+        assert_eq!(canary_replicas(2, 50), 1);
+        assert_eq!(canary_replicas(1, 10), 1);
+        assert_eq!(canary_replicas(4, 100), 4);
+    }
+}

@@ -1,0 +1,129 @@
+//! `ciclo serve`'s flags, each with the environment variable a ModelDeployment's pod sets.
+
+use ciclo_core::contract;
+use std::net::IpAddr;
+
+/// The default largest request body: a batch of some ten thousand rows of a few features.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Which model to serve, and how.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// The model file: `s3://bucket/…/model.json`, `file:///…/model.onnx` or a local path.
+    /// Store settings and credentials come from `CICLO_ARTIFACTS_AWS_…` variables (endpoint,
+    /// region, path-style, keys), as for every artifact-store read.
+    #[arg(long, env = contract::ENV_MODEL_URI)]
+    pub model_uri: String,
+    /// The file's expected digest, `blake3:<hex>` (a ModelVersion's `spec.artifact.digest`).
+    /// A file with another digest is never served. Unset: the file is served unchecked, and its
+    /// digest is logged and shown in the model's metadata.
+    #[arg(long, env = contract::ENV_MODEL_DIGEST)]
+    pub model_digest: Option<String>,
+    /// The name clients use in `/v2/models/{name}/…` and `/v1/models/{name}:predict`.
+    #[arg(long, env = contract::ENV_MODEL_NAME, default_value = "model")]
+    pub model_name: String,
+    /// The version reported in metadata and responses (a ModelVersion's number).
+    #[arg(long, env = contract::ENV_MODEL_VERSION)]
+    pub model_version: Option<String>,
+    /// `ciclo.dev/model/v1` (the built-in trainer's `model.json`) or `onnx`. Unset: by the
+    /// file's extension (`.json`, `.onnx`).
+    #[arg(long, env = contract::ENV_MODEL_FORMAT)]
+    pub model_format: Option<String>,
+    /// The address to listen on. Loopback by default, so a server started by hand is not
+    /// reachable from elsewhere; the operator passes the pod's IP.
+    #[arg(long, env = "CICLO_ADDRESS", default_value = "127.0.0.1")]
+    pub address: IpAddr,
+    /// The port to listen on (0: any free port, logged).
+    #[arg(long, env = contract::ENV_PORT, default_value_t = 8080)]
+    pub port: u16,
+    /// The largest request body accepted; a larger one is refused with 413.
+    #[arg(long, env = "CICLO_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds to keep serving after SIGTERM while not ready (endpoints update lazily, so
+    /// requests keep arriving for a while); then in-flight requests finish and it exits 0.
+    #[arg(long, env = "CICLO_DRAIN_SECONDS", default_value_t = 5)]
+    pub drain_seconds: u64,
+    /// Log as JSON lines (for log collectors); human-readable otherwise. Levels from RUST_LOG.
+    #[arg(long, env = "CICLO_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// The model file formats `ciclo serve` reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// The built-in trainer's `model.json` (`ciclo.dev/model/v1`).
+    Builtin,
+    /// ONNX, run by tract.
+    Onnx,
+}
+
+impl Format {
+    /// The name given with `--model-format` and shown as the model's platform.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Builtin => ciclo_train::FORMAT,
+            Format::Onnx => "onnx",
+        }
+    }
+
+    /// The format `--model-format` names, or the one the URI's extension implies.
+    pub fn choose(flag: Option<&str>, uri: &str) -> Result<Format, String> {
+        match flag.map(str::trim).filter(|f| !f.is_empty()) {
+            Some(f) if f == ciclo_train::FORMAT => Ok(Format::Builtin),
+            Some(f) if f.eq_ignore_ascii_case("onnx") => Ok(Format::Onnx),
+            Some(f) => Err(format!(
+                "--model-format {f:?} is not {:?} or \"onnx\"",
+                ciclo_train::FORMAT
+            )),
+            None => {
+                let path = uri
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or(uri)
+                    .to_ascii_lowercase();
+                if path.ends_with(".onnx") {
+                    Ok(Format::Onnx)
+                } else if path.ends_with(".json") {
+                    Ok(Format::Builtin)
+                } else {
+                    Err(format!(
+                        "{uri} ends neither in .json nor .onnx: set --model-format"
+                    ))
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_format_flag_wins_over_the_extension() {
+        assert_eq!(
+            Format::choose(None, "s3://b/m/model.json"),
+            Ok(Format::Builtin)
+        );
+        assert_eq!(Format::choose(None, "/m/Model.ONNX"), Ok(Format::Onnx));
+        assert_eq!(
+            Format::choose(Some("onnx"), "s3://b/m/model.bin"),
+            Ok(Format::Onnx)
+        );
+        assert_eq!(
+            Format::choose(Some(" "), "file:///m/model.json"),
+            Ok(Format::Builtin),
+            "an empty variable is unset"
+        );
+        assert!(
+            Format::choose(None, "/m/model")
+                .unwrap_err()
+                .contains("--model-format")
+        );
+        assert!(
+            Format::choose(Some("pickle"), "/m/model.json")
+                .unwrap_err()
+                .contains("pickle")
+        );
+    }
+}

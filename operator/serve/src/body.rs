@@ -1,0 +1,98 @@
+//! Reading a request body into a JSON value of the protocol, within a size and a time limit:
+//! a body too large is 413 (at once when its Content-Length says so), one that does not
+//! arrive in time is 408, one that is not the JSON expected is 400. Never a hang or a crash.
+
+use crate::errors::ApiError;
+use crate::state::State;
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a client has to send its whole body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The body's bytes, at most `limit` of them.
+pub(crate) async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::too_large(limit));
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::timeout(format!(
+            "the request body did not arrive within {} seconds",
+            BODY_TIMEOUT.as_secs()
+        ))),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::too_large(limit))
+        }
+        Ok(Err(e)) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Answers an inference request: 503 while the model loads (before the body is read), else
+/// `answer` on the body. Parsing a large batch and running the model are CPU work, so
+/// `answer` runs off the async threads, and a panic in a model runtime is a 500, not a crash.
+pub(crate) async fn answer(
+    state: Arc<State>,
+    request: Request,
+    answer: fn(&State, &[u8]) -> Result<Response, ApiError>,
+) -> Result<Response, ApiError> {
+    state.loaded()?;
+    let (parts, body) = request.into_parts();
+    let bytes = read(&parts.headers, body, state.max_body_bytes).await?;
+    tokio::task::spawn_blocking(move || answer(&state, &bytes))
+        .await
+        .map_err(|e| ApiError::internal(format!("inference stopped: {e}")))?
+}
+
+/// `bytes` as a `T`: malformed JSON and JSON of another shape are both 400, told apart.
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::bad_request(format!("invalid request: {e}")),
+            _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Req {
+        #[allow(dead_code)]
+        inputs: Vec<u8>,
+    }
+
+    #[test]
+    fn malformed_and_misshapen_json_are_told_apart() {
+        let e = parse::<Req>(b"{\"inputs\": [1,").unwrap_err();
+        assert!(e.message.starts_with("malformed JSON"), "{e:?}");
+        let e = parse::<Req>(b"{\"instances\": []}").unwrap_err();
+        assert!(e.message.contains("missing field `inputs`"), "{e:?}");
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_413_even_without_a_length() {
+        let e = read(&HeaderMap::new(), Body::from(vec![b' '; 11]), 10)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let ok = read(&HeaderMap::new(), Body::from(vec![b' '; 10]), 10).await;
+        assert_eq!(ok.unwrap().len(), 10);
+    }
+}

@@ -1,0 +1,175 @@
+//! The server's life: listen at once (so liveness answers while the model loads), load and
+//! verify the model, become ready; on the stop signal drain, then end. A model that cannot be
+//! loaded or fails its digest ends the server with the error: it never becomes ready.
+
+use crate::args::{Format, ServeArgs};
+use crate::errors::ApiError;
+use crate::state::State;
+use crate::{Error, drain, load, metrics, v1, v2};
+use axum::Router;
+use axum::extract::Request;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// A bound server that has not loaded its model yet.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+    uri: String,
+    digest: Option<String>,
+    format: Format,
+    drain: Duration,
+}
+
+impl Server {
+    /// Checks the flags and listens; the model is loaded by [`Server::run`].
+    pub async fn bind(args: &ServeArgs) -> Result<Server, Error> {
+        let format = Format::choose(args.model_format.as_deref(), &args.model_uri)
+            .map_err(Error::Invalid)?;
+        let digest = args
+            .model_digest
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .map(load::expected_digest)
+            .transpose()?;
+        let name = args.model_name.trim();
+        if name.is_empty() || name.contains(['/', ':']) {
+            return Err(Error::Invalid(format!(
+                "--model-name {name:?} must be non-empty, without '/' or ':'"
+            )));
+        }
+        let addr = SocketAddr::new(args.address, args.port);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind { addr, source })?;
+        let version = args.model_version.clone().filter(|v| !v.trim().is_empty());
+        Ok(Server {
+            listener,
+            state: Arc::new(State::new(name.into(), version, args.max_body_bytes)),
+            uri: args.model_uri.clone(),
+            digest,
+            format,
+            drain: Duration::from_secs(args.drain_seconds),
+        })
+    }
+
+    /// The address it listens on (with `--port 0`, the port chosen).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// Serves until `stop` resolves and the drain ends, or until the model fails to load.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let Server {
+            listener,
+            state,
+            uri,
+            digest,
+            format,
+            drain,
+        } = self;
+        tracing::info!(address = %listener.local_addr().map_err(Error::Serve)?, model = %uri, format = format.name(), "listening; loading the model");
+        let failed = Arc::new(tokio::sync::Notify::new());
+        let shutdown = {
+            let (state, failed) = (state.clone(), failed.clone());
+            async move {
+                tokio::select! {
+                    () = drain::drained(stop, state, drain) => {}
+                    () = failed.notified() => {}
+                }
+            }
+        };
+        let app = router(state.clone());
+        let mut serving = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+                .map_err(Error::Serve)
+        });
+        let loaded = tokio::select! {
+            loaded = load::load(&uri, digest.as_deref(), format) => loaded,
+            // Stopped while loading.
+            served = &mut serving => return joined(served),
+        };
+        match loaded {
+            Ok((runtime, digest)) => {
+                tracing::info!(model = %state.name, version = state.version.as_deref().unwrap_or(""), %digest, "loaded and verified");
+                state.set_loaded(runtime, format, digest);
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                failed.notify_one();
+                let _ = serving.await;
+                return Err(e);
+            }
+        }
+        joined(serving.await)?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn joined(served: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
+    served.map_err(|e| Error::Serve(std::io::Error::other(e)))?
+}
+
+/// Every route, each answer counted and timed.
+fn router(state: Arc<State>) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/v2", get(v2::server_metadata))
+        .route("/v2/health/live", get(v2::live))
+        .route("/v2/health/ready", get(v2::ready))
+        .route("/v2/models/{name}", get(v2::model_metadata))
+        .route("/v2/models/{name}/ready", get(v2::model_ready))
+        .route("/v2/models/{name}/infer", post(v2::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(v2::model_metadata),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(v2::model_ready),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(v2::infer),
+        )
+        .route("/v1/models", get(v1::list))
+        .route(metrics::V1_TARGET, get(v1::status).post(v1::predict))
+        .route("/metrics", get(metrics_text))
+        .fallback(not_found)
+        .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            metrics::track,
+        ))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::not_found(format!(
+        "no route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn metrics_text(axum::extract::State(state): axum::extract::State<Arc<State>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}

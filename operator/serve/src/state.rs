@@ -1,0 +1,102 @@
+//! What every request handler shares: the model (once it is loaded), whether the server is
+//! draining, the limits, and the metrics.
+
+use crate::args::Format;
+use crate::errors::ApiError;
+use crate::metrics::{Metrics, ModelLabels};
+use crate::model::{Loaded, Runtime};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+pub(crate) struct State {
+    /// The name clients address the model by.
+    pub name: String,
+    pub version: Option<String>,
+    pub max_body_bytes: usize,
+    pub metrics: Arc<Metrics>,
+    model: OnceLock<Loaded>,
+    draining: AtomicBool,
+}
+
+impl State {
+    pub fn new(name: String, version: Option<String>, max_body_bytes: usize) -> Self {
+        Self {
+            name,
+            version,
+            max_body_bytes,
+            metrics: Arc::new(Metrics::default()),
+            model: OnceLock::new(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes the model servable (and the server ready, unless it is already draining).
+    pub fn set_loaded(&self, runtime: Runtime, format: Format, digest: String) {
+        let stats = self.metrics.model_loaded(
+            ModelLabels {
+                name: self.name.clone(),
+                version: self.version.clone().unwrap_or_default(),
+                format: format.name().into(),
+                digest: digest.clone(),
+            },
+            &runtime.input_names(),
+        );
+        let loaded = Loaded {
+            runtime,
+            format,
+            digest,
+            stats,
+        };
+        if self.model.set(loaded).is_ok() && !self.is_draining() {
+            self.metrics.ready.set(1);
+        }
+    }
+
+    /// From now on the server says it is not ready; it still answers everything else.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.metrics.ready.set(0);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Ready: loaded and not draining; otherwise why not.
+    pub fn ready(&self) -> Result<(), String> {
+        if self.is_draining() {
+            Err("the server is shutting down".into())
+        } else if self.model.get().is_none() {
+            Err(format!("model {:?} is still loading", self.name))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The model, for inference: 503 while it loads. A draining server still infers.
+    pub fn loaded(&self) -> Result<&Loaded, ApiError> {
+        self.model
+            .get()
+            .ok_or_else(|| ApiError::unavailable(format!("model {:?} is still loading", self.name)))
+    }
+
+    /// 404 unless `name` (and `version`, when the path has one) are the ones served.
+    pub fn check_model(&self, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+        if name != self.name {
+            return Err(ApiError::not_found(format!(
+                "unknown model {name:?}; this server serves {:?}",
+                self.name
+            )));
+        }
+        match (version, self.version.as_deref()) {
+            (Some(asked), Some(served)) if asked == served => Ok(()),
+            (Some(asked), served) => Err(ApiError::not_found(format!(
+                "model {name:?} has no version {asked:?}; this server serves {}",
+                served.map_or("no numbered version".to_string(), |v| format!(
+                    "version {v:?}"
+                ))
+            ))),
+            (None, _) => Ok(()),
+        }
+    }
+}

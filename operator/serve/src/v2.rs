@@ -1,0 +1,169 @@
+//! The Open Inference Protocol (KServe v2) over HTTP/JSON: server health and metadata, model
+//! metadata and readiness, and inference with named input tensors, batches included.
+
+use crate::body;
+use crate::errors::{ApiError, json};
+use crate::state::State;
+use crate::tensor::{Output, RequestTensor, Spec, Tensor};
+use axum::extract::{Path, Request};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+type Shared = axum::extract::State<Arc<State>>;
+/// `{name}` and, on the `/versions/{version}/…` routes, `{version}`.
+type ModelPath = Path<HashMap<String, String>>;
+
+fn model_of(state: &State, path: &HashMap<String, String>) -> Result<(), ApiError> {
+    let name = path.get("name").map(String::as_str).unwrap_or_default();
+    state.check_model(name, path.get("version").map(String::as_str))
+}
+
+/// `GET /v2/health/live`: the process answers.
+pub(crate) async fn live() -> Response {
+    json(StatusCode::OK, &json!({"live": true}))
+}
+
+/// `GET /v2/health/ready`: the model is loaded and the server is not draining.
+pub(crate) async fn ready(axum::extract::State(state): Shared) -> Response {
+    readiness(&state, None)
+}
+
+fn readiness(state: &State, name: Option<&str>) -> Response {
+    let ready = state.ready();
+    let mut body = json!({"ready": ready.is_ok()});
+    if let Some(name) = name {
+        body["name"] = name.into();
+    }
+    match ready {
+        Ok(()) => json(StatusCode::OK, &body),
+        Err(why) => {
+            body["error"] = why.into();
+            json(StatusCode::SERVICE_UNAVAILABLE, &body)
+        }
+    }
+}
+
+/// `GET /v2`: the server's metadata.
+pub(crate) async fn server_metadata() -> Response {
+    json(
+        StatusCode::OK,
+        &json!({"name": "ciclo", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+    )
+}
+
+/// `GET /v2/models/{name}/ready`: as the server's readiness, for this model.
+pub(crate) async fn model_ready(
+    axum::extract::State(state): Shared,
+    Path(path): ModelPath,
+) -> Result<Response, ApiError> {
+    model_of(&state, &path)?;
+    Ok(readiness(&state, Some(&state.name)))
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    name: &'a str,
+    versions: Vec<&'a str>,
+    platform: &'a str,
+    inputs: Vec<Spec>,
+    outputs: Vec<Spec>,
+    parameters: serde_json::Map<String, Value>,
+}
+
+/// `GET /v2/models/{name}`: what the model takes and gives.
+pub(crate) async fn model_metadata(
+    axum::extract::State(state): Shared,
+    Path(path): ModelPath,
+) -> Result<Response, ApiError> {
+    model_of(&state, &path)?;
+    let loaded = state.loaded()?;
+    let mut parameters = loaded.runtime.parameters();
+    parameters.insert("digest".into(), loaded.digest.clone().into());
+    Ok(json(
+        StatusCode::OK,
+        &Metadata {
+            name: &state.name,
+            versions: state.version.iter().map(String::as_str).collect(),
+            platform: loaded.format.name(),
+            inputs: loaded.runtime.inputs(),
+            outputs: loaded.runtime.outputs(),
+            parameters,
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct InferRequest {
+    #[serde(default)]
+    id: Option<String>,
+    inputs: Vec<RequestTensor>,
+    /// The outputs wanted; all when absent.
+    #[serde(default)]
+    outputs: Vec<RequestedOutput>,
+}
+
+#[derive(Deserialize)]
+struct RequestedOutput {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct InferResponse<'a> {
+    model_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    outputs: Vec<Output>,
+}
+
+/// `POST /v2/models/{name}/infer`.
+pub(crate) async fn infer(
+    axum::extract::State(state): Shared,
+    Path(path): ModelPath,
+    request: Request,
+) -> Result<Response, ApiError> {
+    model_of(&state, &path)?;
+    body::answer(state, request, answer).await
+}
+
+fn answer(state: &State, bytes: &[u8]) -> Result<Response, ApiError> {
+    let request: InferRequest = body::parse(bytes)?;
+    let tensors = request
+        .inputs
+        .into_iter()
+        .map(Tensor::decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    let (mut outputs, rows) = state.loaded()?.infer(&tensors)?;
+    if !request.outputs.is_empty() {
+        let mut wanted = Vec::with_capacity(request.outputs.len());
+        for o in &request.outputs {
+            let at = outputs
+                .iter()
+                .position(|out| out.name == o.name)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = outputs.iter().map(|out| out.name.as_str()).collect();
+                    ApiError::bad_request(format!(
+                        "unknown output {:?}; the model's outputs are {names:?}",
+                        o.name
+                    ))
+                })?;
+            wanted.push(outputs[at].clone());
+        }
+        outputs = wanted;
+    }
+    state.metrics.predictions.inc_by(rows as u64);
+    Ok(json(
+        StatusCode::OK,
+        &InferResponse {
+            model_name: &state.name,
+            model_version: state.version.as_deref(),
+            id: request.id,
+            outputs,
+        },
+    ))
+}

@@ -1,0 +1,10 @@
+//! `ciclo serve` over real HTTP on 127.0.0.1: real trained models and an ONNX model, each
+//! endpoint, bad input, metrics, and the server's life (loading, a wrong digest, SIGTERM).
+
+mod bad_input;
+mod common;
+mod lifecycle;
+mod metrics;
+mod onnx;
+mod v1;
+mod v2;
