@@ -128,9 +128,22 @@ pub struct ModelVersionStatus {
 
 /// What the annotation [`crate::labels::GATES`] holds.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct RegisteredGates {
     pub gates: Vec<Gate>,
     pub metrics: Vec<MetricSpec>,
+    /// The TrainingRun's `primaryMetric`: what a ModelDeployment with `requireImprovement`
+    /// compares versions on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_metric: Option<String>,
+}
+
+impl ModelVersion {
+    /// The gates, metric directions and primary metric it was registered with, if readable.
+    pub fn registered(&self) -> Option<RegisteredGates> {
+        use kube::ResourceExt as _;
+        serde_json::from_str(self.annotations().get(crate::labels::GATES)?).ok()
+    }
 }
 
 /// Condition of a ModelVersion: whether every gate passed.

@@ -108,7 +108,24 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         .iter()
         .filter(|tr| &tr.spec.model.name == model)
         .count();
-    let selection = decide(&md, &versions, producers);
+    let mut held_back = None;
+    let mut selection = decide(&md, &versions, producers);
+    // A floating selection that does not beat what serves is not rolled out.
+    let serving_now = md.status.as_ref().and_then(|s| s.serving_version);
+    let find = |n: i64| versions.iter().find(|mv| mv.spec.version == n);
+    if let (true, None, Some(serving), Some(candidate)) = (
+        md.spec.require_improvement,
+        md.spec.model.version,
+        serving_now.and_then(find),
+        selection
+            .version
+            .filter(|v| Some(*v) != serving_now)
+            .and_then(find),
+    ) && let Err(why) = select::improves(candidate, serving)
+    {
+        selection.version = Some(serving.spec.version);
+        held_back = Some(why);
+    }
     let pods: Vec<Pod> = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
         .list(&ListParams::default().labels(&format!("{}={}", labels::DEPLOYMENT, md.name_any())))
         .await?
@@ -150,11 +167,21 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
             .await;
     }
-    let conditions = if plan.conditions.is_empty() {
+    let mut conditions = if plan.conditions.is_empty() {
         selection.conditions
     } else {
         plan.conditions
     };
+    if let Some(why) = held_back {
+        // Still serving, and saying why the newer version is not.
+        for c in conditions
+            .iter_mut()
+            .filter(|c| c.type_ == ciclo_api::conditions::READY)
+        {
+            c.reason = "NotAnImprovement".into();
+            c.message = format!("{}; {why}", c.message);
+        }
+    }
     next.endpoint = Some(format!(
         "http://{}.{ns}.svc:{}",
         md.name_any(),

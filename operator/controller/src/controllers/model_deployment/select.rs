@@ -89,6 +89,35 @@ pub fn decide(md: &ModelDeployment, versions: &[ModelVersion], producers: usize)
     )
 }
 
+/// With `requireImprovement`, whether `candidate` beats `serving` on the primary metric its
+/// TrainingRun named (in that metric's direction): `Err` says why not. Versions registered
+/// without a primary metric, or without the value, are not held back.
+pub fn improves(candidate: &ModelVersion, serving: &ModelVersion) -> Result<(), String> {
+    let Some(registered) = candidate.registered() else {
+        return Ok(());
+    };
+    let Some(metric) = registered.primary_metric else {
+        return Ok(());
+    };
+    let Some(direction) = registered
+        .metrics
+        .iter()
+        .find(|m| m.name == metric)
+        .map(|m| m.direction)
+    else {
+        return Ok(());
+    };
+    let value = |mv: &ModelVersion| mv.spec.lineage.metrics.get(&metric).copied();
+    match (value(candidate), value(serving)) {
+        (Some(new), Some(old)) if new != old && direction.at_least_as_good(new, old) => Ok(()),
+        (Some(new), Some(old)) => Err(format!(
+            "version {} ({metric} = {new}) does not beat the serving version {} ({metric} = {old}); spec.requireImprovement",
+            candidate.spec.version, serving.spec.version
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +197,30 @@ status: {{blessed: {blessed}}}
     fn a_pinned_version_that_does_not_exist_stalls() {
         let d = decide(&md("{name: iris, version: 7}"), &[mv(1, true)], 1);
         assert!(has_condition(&conds(&d), STALLED, "ModelVersionNotFound"));
+    }
+
+    fn scored(version: i64, accuracy: f64) -> ModelVersion {
+        let mut m = mv(version, true);
+        m.metadata.annotations = Some(
+            [(
+                ciclo_api::labels::GATES.to_string(),
+                r#"{"gates": [], "metrics": [{"name": "accuracy", "direction": "Maximize"}], "primaryMetric": "accuracy"}"#.to_string(),
+            )]
+            .into(),
+        );
+        m.spec.lineage.metrics = [("accuracy".to_string(), accuracy)].into();
+        m
+    }
+
+    #[test]
+    fn a_version_must_beat_the_serving_one_on_the_primary_metric() {
+        assert!(improves(&scored(2, 0.95), &scored(1, 0.9)).is_ok());
+        let tie = improves(&scored(2, 0.9), &scored(1, 0.9)).unwrap_err();
+        assert!(tie.contains("does not beat the serving version 1"), "{tie}");
+        assert!(improves(&scored(2, 0.85), &scored(1, 0.9)).is_err());
+        assert!(
+            improves(&mv(2, true), &scored(1, 0.9)).is_ok(),
+            "registered without a primary metric: not held back"
+        );
     }
 }

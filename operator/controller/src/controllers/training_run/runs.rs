@@ -244,6 +244,7 @@ fn model_version(
                     &ciclo_api::model_version::RegisteredGates {
                         gates: tr.spec.gates.clone(),
                         metrics: tr.spec.metrics.clone(),
+                        primary_metric: tr.spec.primary_metric.clone(),
                     },
                 ).expect("gates serialize"),
             },
