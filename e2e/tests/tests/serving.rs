@@ -276,3 +276,73 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     let body: Value = still.json().await.unwrap();
     assert_eq!(body["model_version"], "2", "{body}");
 }
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_leader_killed_mid_canary_resumes_the_same_step_and_promotes() {
+    let w = start("serving-crash", &points(21, 200, 0)).await;
+    let ns = w.ns.name.clone();
+    apply(&ns, TRAINING_RUN);
+    apply(&ns, &DEPLOYMENT.replace("pause: 4s", "pause: 8s"));
+    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &ns);
+    wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1
+    })
+    .await;
+    wait_for(TIMEOUT, "two ready serving pods", || async {
+        Ok(endpoints(&pods).await.len() == 2)
+    })
+    .await
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(pods.clone(), stop.clone());
+    w.land(
+        "batch-2.csv",
+        &points(22, 300, 1000),
+        "2026-11-26T14:00:00Z",
+    )
+    .await;
+    let s = wait_status(&deployments, "points", "the canary step started", |s| {
+        s["stepStarted"].is_string()
+    })
+    .await;
+    let step_started = s["stepStarted"].clone();
+    ciclo_e2e::operator::kill_leader(&w.client).await;
+
+    // Until the promotion, the step is the one the killed leader started.
+    let seen = Arc::new(Mutex::new(vec![step_started.clone()]));
+    wait_for(TIMEOUT, "version 2 promoted by the next leader", || async {
+        let s = status(&deployments, "points").await;
+        let mut seen = seen.lock().unwrap();
+        if s["stepStarted"].is_string() && !seen.contains(&s["stepStarted"]) {
+            seen.push(s["stepStarted"].clone());
+        }
+        Ok(s["servingVersion"] == 2 && s["canaryVersion"].is_null())
+    })
+    .await
+    .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    stop.store(true, Ordering::Relaxed);
+    let load = load.await.unwrap();
+    println!("requests across the leader's death: {load:?}");
+    assert_eq!(seen, vec![step_started], "the step was not started again");
+    assert!(load.failed.is_empty(), "{load:?}");
+    let s = status(&deployments, "points").await;
+    let results: Vec<_> = s["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["version"].as_i64().unwrap(),
+                h["result"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        results,
+        vec![(2, "Promoted".to_string()), (1, "Promoted".to_string())],
+        "one rollout, recorded once: {s}"
+    );
+}
