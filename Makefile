@@ -68,6 +68,7 @@ crds: ## regenerate crds/ from the Rust API types
 	$(CARGO) run -q -p ciclo -- crds > crds/ciclo.dev.yaml
 
 deploy: build ## install (or update) ciclo into the local cluster (manifests/base + the local artifact store) and restart it
+	$(KUBECTL) apply --server-side --force-conflicts -f "$$(e2e/cluster/gateway-api.sh)"
 	$(KUBECTL) apply --server-side --force-conflicts -k e2e/deploy
 	$(KUBECTL) -n ciclo-system rollout restart deployment/ciclo-operator
 	$(KUBECTL) -n ciclo-system rollout status deployment/ciclo-operator --timeout=120s

@@ -346,3 +346,100 @@ async fn a_leader_killed_mid_canary_resumes_the_same_step_and_promotes() {
         "one rollout, recorded once: {s}"
     );
 }
+
+const ROUTE: &str = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: points}
+spec:
+  rules:
+  - backendRefs:
+    - {name: points-stable, port: 8080, weight: 100}
+    - {name: points-canary, port: 8080, weight: 0}
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
+    let w = start("serving-route", &points(31, 200, 0)).await;
+    let ns = w.ns.name.clone();
+    apply(&ns, ROUTE);
+    apply(&ns, TRAINING_RUN);
+    apply(
+        &ns,
+        &DEPLOYMENT.replace("pause: 4s", "pause: 6s").replace(
+            "  replicas: 2",
+            "  replicas: 2\n  trafficRouting: {httpRoute: points}",
+        ),
+    );
+    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
+    let pods: Api<Pod> = Api::namespaced(w.client.clone(), &ns);
+    let routes = Api::<kube::api::DynamicObject>::namespaced_with(
+        w.client.clone(),
+        &ns,
+        &kube::core::ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+            "gateway.networking.k8s.io",
+            "v1",
+            "HTTPRoute",
+        )),
+    );
+    let weights = || async {
+        let r = routes.get("points").await.unwrap();
+        let b = &r.data["spec"]["rules"][0]["backendRefs"];
+        (b[0]["weight"].as_i64(), b[1]["weight"].as_i64())
+    };
+    wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1
+    })
+    .await;
+    assert_eq!(weights().await, (Some(100), Some(0)));
+    let selects = |name: &'static str| {
+        let services =
+            Api::<k8s_openapi::api::core::v1::Service>::namespaced(w.client.clone(), &ns);
+        async move {
+            services
+                .get(name)
+                .await
+                .unwrap()
+                .spec
+                .unwrap()
+                .selector
+                .unwrap()["ciclo.dev/version"]
+                .clone()
+        }
+    };
+    assert_eq!(selects("points-stable").await, "1");
+
+    // Traffic so the step can be judged, then version 2 through the route.
+    wait_for(TIMEOUT, "two ready serving pods", || async {
+        Ok(endpoints(&pods).await.len() == 2)
+    })
+    .await
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = steady_load(pods.clone(), stop.clone());
+    w.land(
+        "batch-2.csv",
+        &points(32, 300, 1000),
+        "2026-11-26T15:00:00Z",
+    )
+    .await;
+    wait_status(&deployments, "points", "the canary at weight 50", |s| {
+        s["canaryWeight"] == 50
+    })
+    .await;
+    assert_eq!(
+        weights().await,
+        (Some(50), Some(50)),
+        "the step's weight is on the route"
+    );
+    assert_eq!(selects("points-canary").await, "2");
+    wait_status(&deployments, "points", "version 2 promoted", |s| {
+        s["servingVersion"] == 2 && s["canaryVersion"].is_null()
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap().failed.is_empty());
+    assert_eq!(weights().await, (Some(100), Some(0)));
+    assert_eq!(selects("points-stable").await, "2");
+}

@@ -7,6 +7,7 @@ mod analysis;
 mod children;
 mod deployed_by;
 mod rollout;
+mod routing;
 mod select;
 mod traffic;
 
@@ -163,6 +164,18 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
     plan = rollout::plan(&view, &mut next);
 
     apply_children(&ctx, &md, &versions, &plan.replicas, next.serving_version).await?;
+    let mut routing_problem = None;
+    if let (Some(routing), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
+        let params = PatchParams::apply(FIELD_MANAGER).force();
+        let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        for s in routing::services(&md, stable, next.canary_version) {
+            apply(&services, &s, &params).await?;
+        }
+        let weight = next.canary_weight.unwrap_or(0);
+        routing_problem = routing::apply_weights(&ctx, &md, &routing.http_route, weight)
+            .await?
+            .err();
+    }
     if let Some((type_, reason, note)) = &plan.event {
         ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
             .await;
@@ -172,6 +185,10 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
     } else {
         plan.conditions
     };
+    if let Some(why) = routing_problem {
+        // The rollout goes on by replica ratio; the route needs fixing.
+        conditions = ciclo_api::conditions::stalled("HTTPRouteNotUsable", why);
+    }
     if let Some(why) = held_back {
         // Still serving, and saying why the newer version is not.
         for c in conditions
