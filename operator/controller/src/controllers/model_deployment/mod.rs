@@ -95,8 +95,10 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         return Ok(Action::await_change());
     };
     let model = &md.spec.model.name;
+    // Every version of the model, also those registered by hand or by another tool without
+    // ciclo's labels.
     let versions: Vec<ModelVersion> = Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{}={model}", labels::MODEL)))
+        .list(&ListParams::default())
         .await?
         .items
         .into_iter()
