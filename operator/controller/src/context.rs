@@ -18,6 +18,8 @@ pub struct Context {
     pub image: String,
     /// Where versions and their reports are kept.
     pub artifact_store: ArtifactStoreArgs,
+    /// How many objects of one kind are reconciled at once (0: no limit).
+    pub max_concurrent_reconciles: u16,
     /// Consecutive failures per object, for back-off.
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -49,6 +51,7 @@ impl Context {
             namespace: args.watch_namespace.clone(),
             image: args.image.clone(),
             artifact_store: args.artifact_store.clone(),
+            max_concurrent_reconciles: args.max_concurrent_reconciles,
             failures: Mutex::new(HashMap::new()),
         }
     }

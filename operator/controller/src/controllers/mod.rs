@@ -64,11 +64,16 @@ pub async fn run_until<K, F, Fut>(
     F: Fn(Arc<Context>, K) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let stream = controller.graceful_shutdown_on(stop.cancelled_owned()).run(
-        move |g, c| guarded(kind, g, c, reconcile.clone()),
-        error_policy(kind),
-        ctx,
-    );
+    let config =
+        kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles);
+    let stream = controller
+        .with_config(config)
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            move |g, c| guarded(kind, g, c, reconcile.clone()),
+            error_policy(kind),
+            ctx,
+        );
     drain(kind, stream).await;
 }
 
