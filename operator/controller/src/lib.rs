@@ -6,6 +6,7 @@
 //! pure functions tested from inline YAML.
 #![forbid(unsafe_code)]
 
+mod api_requests;
 mod args;
 mod context;
 mod controllers;
@@ -26,8 +27,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     let args = args.with_unique_identity();
     telemetry::init(args.log_json);
     install_crypto_provider();
-    let client = kube::Client::try_default().await?;
     let metrics = Arc::new(metrics::Metrics::default());
+    // kube's default client stack, with every request counted for `ciclo_kube_requests_total`.
+    let client = kube::client::ClientBuilder::try_from(kube::Config::infer().await?)?
+        .with_layer(&api_requests::CountRequestsLayer::new(
+            metrics.kube_requests.clone(),
+        ))
+        .build();
     let shutdown = CancellationToken::new();
     let state = http::State::new(metrics.clone());
     let server = tokio::spawn(http::serve(

@@ -1,6 +1,8 @@
 //! Prometheus metrics, prefixed `ciclo_`: reconcile runs, failures by kind and error, and a
-//! duration histogram per kind, plus whether this replica leads.
+//! duration histogram per kind, whether this replica leads, and the requests it made to the
+//! Kubernetes API by verb and resource.
 
+use crate::api_requests::RequestLabels;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -26,6 +28,8 @@ pub struct Metrics {
     pub reconcile_failures: Family<FailureLabels, Counter>,
     pub reconcile_duration: Family<KindLabel, Histogram>,
     pub leader: Gauge,
+    /// Counted by [`crate::api_requests::CountRequestsLayer`] under the operator's client.
+    pub kube_requests: Family<RequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -39,6 +43,7 @@ impl Default for Metrics {
             ])
         });
         let leader = Gauge::default();
+        let kube_requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "reconcile_runs",
             "Reconciliations started",
@@ -59,12 +64,21 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease",
             leader.clone(),
         );
+        registry.register(
+            "kube_requests",
+            "Requests this replica made to the Kubernetes API, by verb (get, list, watch, \
+             create, update, patch, delete) and resource (plural/subresource). A watch counts \
+             when it starts or restarts; a request the client retried counts once. Once every \
+             object is reconciled, only the leader Lease's renewals (patch, leases) should grow",
+            kube_requests.clone(),
+        );
         Self {
             registry,
             reconcile_runs,
             reconcile_failures,
             reconcile_duration,
             leader,
+            kube_requests,
         }
     }
 }

@@ -43,8 +43,8 @@ where
         return Ok(());
     }
     // The Event goes first: if the process dies between the two, the status is still the old
-    // one, so the next leader sees the same transition and records it again (the recorder
-    // folds repeats into a series). The other order could lose the Event for good.
+    // one, so the next leader sees the same transition and records it again (a second Event,
+    // only after a crash). The other order could lose the Event for good.
     announce(ctx, obj, current.conditions(), next.conditions()).await;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({

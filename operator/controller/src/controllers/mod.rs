@@ -12,6 +12,7 @@ use crate::error::Error;
 use futures::StreamExt as _;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
+use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -39,6 +40,11 @@ pub fn watch_config() -> kube::runtime::watcher::Config {
 }
 
 /// A controller over `K` in the watched namespace(s), reading objects through the guard.
+///
+/// Its cache keeps the objects without `metadata.managedFields`: no reconcile reads them,
+/// and as parsed JSON trees they were the largest part of a cached object (a cache of 1000
+/// TrainingRuns held ~9 MiB more with them). `None`, not an empty list: an object written
+/// back from the cache must not reset them.
 pub fn controller<K>(ctx: &Context) -> kube::runtime::Controller<DeserializeGuard<K>>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -49,7 +55,11 @@ where
         + Sync
         + 'static,
 {
-    kube::runtime::Controller::new(api::<DeserializeGuard<K>>(ctx), watch_config())
+    let (reader, writer) = kube::runtime::reflector::store();
+    let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), watch_config())
+        .modify(|obj| obj.meta_mut().managed_fields = None);
+    let objects = kube::runtime::reflector(writer, objects).applied_objects();
+    kube::runtime::Controller::for_stream(objects, reader)
 }
 
 /// Runs `controller` with `reconcile` (behind [`guarded`] and [`error_policy`]) until `stop`.
@@ -64,11 +74,16 @@ pub async fn run_until<K, F, Fut>(
     F: Fn(Arc<Context>, K) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Result<Action, Error>> + Send + 'static,
 {
-    let stream = controller.graceful_shutdown_on(stop.cancelled_owned()).run(
-        move |g, c| guarded(kind, g, c, reconcile.clone()),
-        error_policy(kind),
-        ctx,
-    );
+    let config =
+        kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles);
+    let stream = controller
+        .with_config(config)
+        .graceful_shutdown_on(stop.cancelled_owned())
+        .run(
+            move |g, c| guarded(kind, g, c, reconcile.clone()),
+            error_policy(kind),
+            ctx,
+        );
     drain(kind, stream).await;
 }
 

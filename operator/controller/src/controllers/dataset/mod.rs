@@ -172,7 +172,7 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
 }
 
 /// Records `job`'s result: the Event first, then the status (so a crash in between repeats
-/// the Event, which the recorder folds into a series, rather than losing it).
+/// the Event rather than losing it).
 async fn record_check(
     ctx: &Context,
     ds: &Dataset,

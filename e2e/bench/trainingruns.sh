@@ -1,0 +1,378 @@
+#!/usr/bin/env bash
+# TrainingRun benchmark on the local control plane (e2e/cluster): 1000 TrainingRuns applied at
+# once, with the operator (`ciclo operator`, release build) running as a local process.
+#
+# Measured, each beside its peer or goal:
+#   1. wall time from the apply until every TrainingRun's Job exists, beside the same apply
+#      (`kubectl apply --server-side`, one multi-document file) of 1000 plain Jobs of the same
+#      shape on the same cluster: the floor the API server's own write rate sets;
+#   2. the operator's API requests per TrainingRun until it is quiet, by verb
+#      (`ciclo_kube_requests_total`), and reconciles per TrainingRun (`ciclo_reconcile_runs_total`);
+#   3. the operator's peak resident memory (VmHWM) — goal <= 40 MiB — beside its idle RSS
+#      before the apply, and its RSS at steady state;
+#   4. writes in steady state: once everything is reconciled, the write requests (create,
+#      update, patch, delete) in the next BENCH_SETTLE_SECONDS — goal 0; the leader Lease's
+#      renewals are shown apart (they are what keeps a standby from taking over);
+#   5. a restart of the operator with the 1000 TrainingRuns in place: time until it is quiet
+#      again, its requests and writes (goal 0: nothing changed), its peak RSS and the most
+#      connections it held open to the API server.
+#
+# No training runs: every Job's pods select a node that does not exist, so they stay Pending
+# and this 2-core machine only does the control plane's and the operator's work. The Dataset
+# is suspended (the operator starts no check Job for it) and gets an accepted version through
+# its status subresource, as a finished check would record it.
+#
+# The cluster: if it is not up, this starts it (e2e/cluster/up.sh, ports from the environment
+# as there) and stops it again at the end; a running one is used and left running. A
+# ciclo-operator Deployment scaled above 0 is scaled to 0 for the run and restored after.
+# Everything the run creates (two namespaces, a temporary folder) is deleted at the end.
+#
+# Environment: BENCH_TRAININGRUNS (default 1000), BENCH_SETTLE_SECONDS (60), BENCH_QUIET_SECONDS
+# (10: how long the operator must make no request but Lease renewals to count as done),
+# BENCH_TIMEOUT_SECONDS (600), BENCH_CHECK=1 (exit 1 when a goal is missed).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+count=${BENCH_TRAININGRUNS:-1000}
+settle=${BENCH_SETTLE_SECONDS:-60}
+quiet=${BENCH_QUIET_SECONDS:-10}
+timeout=${BENCH_TIMEOUT_SECONDS:-600}
+rss_goal_mib=40
+export KUBECONFIG=$root/.cluster/kubeconfig
+kubectl=$("$root/e2e/cluster/build.sh")/kubectl
+bin=${CARGO_TARGET_DIR:-$root/target}/release/ciclo
+selector=app.kubernetes.io/component=training-run
+
+log() { echo "bench: $*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+calc() { awk "BEGIN {print $*}"; }
+now() { date +%s.%N; }
+kc() { "$kubectl" --request-timeout=60s "$@"; }
+
+work=$(mktemp -d)
+op_pid=
+started_cluster=false
+scaled_down=()
+ns=ciclo-bench-tr-$$
+peer_ns=ciclo-bench-jobs-$$
+watchers=()
+
+cleanup() {
+    local code=$?
+    set +e
+    for w in "${watchers[@]}"; do kill "$w" 2>/dev/null; done
+    if [[ -n "$op_pid" ]]; then
+        kill -TERM "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
+    fi
+    if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
+        log "deleting namespaces $ns and $peer_ns (their TrainingRuns, Jobs and Pods)"
+        kc delete namespace "$ns" "$peer_ns" --ignore-not-found --wait=true --timeout=300s >/dev/null
+        for d in "${scaled_down[@]}"; do
+            log "restoring deployment ${d%=*} to ${d##*=} replicas"
+            kc -n "${d%%/*}" scale "deployment/$(basename "${d%=*}")" --replicas="${d##*=}" >/dev/null
+        done
+    fi
+    if $started_cluster; then
+        log "stopping the cluster this benchmark started"
+        "$root/e2e/cluster/down.sh"
+    fi
+    rm -rf "$work"
+    exit "$code"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "building ciclo (release)"
+cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo
+
+# --- the cluster, the CRDs, no other operator -----------------------------------------------
+if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
+    log "using the running cluster ($KUBECONFIG)"
+else
+    log "starting the local cluster (e2e/cluster/up.sh); it is stopped again at the end"
+    started_cluster=true
+    "$root/e2e/cluster/up.sh"
+fi
+# (kubectl warns about the schemas' integer formats; shown only if the apply fails.)
+crds_out=$(kc apply --server-side --force-conflicts -f "$root/crds/ciclo.dev.yaml" 2>&1) ||
+    die "applying the CRDs failed: $crds_out"
+kc wait --for=condition=Established --timeout=60s -f "$root/crds/ciclo.dev.yaml" >/dev/null
+while read -r dns name replicas; do
+    [[ -n "$name" && "$replicas" -gt 0 ]] || continue
+    log "scaling deployment $dns/$name from $replicas to 0 replicas for the benchmark"
+    kc -n "$dns" scale "deployment/$name" --replicas=0 >/dev/null
+    scaled_down+=("$dns/$name=$replicas")
+    kc -n "$dns" wait --for=delete pod -l app.kubernetes.io/name=ciclo-operator --timeout=120s >/dev/null 2>&1 || true
+done < <(kc get deployments -A --field-selector metadata.name=ciclo-operator \
+    -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.spec.replicas}{"\n"}{end}')
+
+# --- the operator, local, idle --------------------------------------------------------------
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+metrics_url=http://127.0.0.1:$port/metrics
+kc create namespace "$ns" >/dev/null
+start_operator() {
+    log "starting the operator (log: $work/operator.log)"
+    RUST_LOG=${RUST_LOG:-info} "$bin" operator \
+        --metrics-bind-address "127.0.0.1:$port" \
+        --leader-election-namespace "$ns" \
+        --artifact-store "file://$work/artifacts" \
+        --image ciclo-bench:none >>"$work/operator.log" 2>&1 &
+    op_pid=$!
+}
+stop_operator() {
+    kill -TERM "$op_pid" && wait "$op_pid" || true
+    op_pid=
+}
+start_operator
+
+scrape() { curl -fsS --noproxy '*' --max-time 5 "$metrics_url"; }
+# metric <file> <name> [label filter regex]: the sum of a metric's samples in a scrape.
+metric() {
+    awk -v name="$2" -v filter="${3:-}" '
+        index($0, name) == 1 && (substr($0, length(name) + 1, 1) == "{" || substr($0, length(name) + 1, 1) == " ") && (filter == "" || $0 ~ filter) { s += $NF }
+        END { printf "%d\n", s }' "$1"
+}
+# requests <file>: the requests without the Lease's, the operator's own work.
+requests() { awk '/^ciclo_kube_requests_total\{/ && !/resource="leases"/ { s += $NF } END { printf "%d\n", s }' "$1"; }
+own_writes() {
+    awk '/^ciclo_kube_requests_total\{/ && /verb="(create|update|patch|delete|deletecollection)"/ && !/resource="leases"/ { s += $NF } END { printf "%d\n", s }' "$1"
+}
+lease_writes() { metric "$1" ciclo_kube_requests_total 'resource="leases".*verb="(create|update|patch)"|verb="(create|update|patch)".*resource="leases"'; }
+rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$op_pid/status"; }
+mib() { calc "$1 / 1024"; }
+
+# Waits until the operator leads (after a restart, the Lease it released is free at once).
+wait_for_leader() {
+    local deadline=$((SECONDS + 60))
+    until scrape 2>/dev/null | grep -q '^ciclo_leader 1'; do
+        kill -0 "$op_pid" 2>/dev/null || die "the operator exited; see its log: $(tail -5 "$work/operator.log")"
+        ((SECONDS < deadline)) || die "the operator did not become the leader within 60 s"
+        sleep 0.1
+    done
+}
+wait_for_leader
+
+# A suspended Dataset with one accepted version, recorded through the status subresource.
+kc apply --server-side -f - >/dev/null <<EOF
+apiVersion: ciclo.dev/v1alpha1
+kind: Dataset
+metadata: {name: bench, namespace: $ns}
+spec:
+  source: {uri: "file:///nonexistent/ciclo-bench"}
+  suspend: true
+EOF
+version='{"id": "bench0000000000000000000000000000", "created": "2026-01-01T00:00:00Z", "rows": 1000, "bytes": 100000, "files": 1, "verdict": "Accepted", "location": "file:///nonexistent/ciclo-bench-artifacts/v"}'
+kc -n "$ns" patch dataset bench --subresource=status --type=merge \
+    -p "{\"status\": {\"latest\": $version, \"versions\": [$version]}}" >/dev/null
+# The operator has seen the Dataset (Ready: Suspended) and kept the version.
+deadline=$((SECONDS + 60))
+until [[ "$(kc -n "$ns" get dataset bench -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}/{.status.latest.id}')" == Suspended/bench* ]]; do
+    ((SECONDS < deadline)) || die "the Dataset was not reconciled as Suspended with its version within 60 s"
+    sleep 0.2
+done
+
+# --- the documents ----------------------------------------------------------------------------
+for ((i = 0; i < count; i++)); do
+    cat <<EOF
+---
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: bench-$i, namespace: $ns}
+spec:
+  dataset: {name: bench}
+  model: {name: bench-$i}
+  trainer: {algorithm: LogisticRegression, target: label}
+  nodeSelector: {ciclo.dev/bench: no-such-node}
+EOF
+done >"$work/trainingruns.yaml"
+# The peer: the Jobs themselves, as the operator builds them (labels, the same container
+# with its contract environment, restricted security context), applied directly.
+for ((i = 0; i < count; i++)); do
+    cat <<EOF
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: bench-$i-run-0123456789
+  namespace: $peer_ns
+  labels: {app.kubernetes.io/component: bench-job, app.kubernetes.io/managed-by: ciclo-bench}
+  annotations: {ciclo.dev/run-id: "0123456789", ciclo.dev/dataset-version: bench0000000000000000000000000000}
+spec:
+  backoffLimit: 3
+  template:
+    metadata:
+      labels: {app.kubernetes.io/component: bench-job}
+    spec:
+      restartPolicy: Never
+      automountServiceAccountToken: false
+      nodeSelector: {ciclo.dev/bench: no-such-node}
+      securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+      containers:
+      - name: train
+        image: ciclo-bench:none
+        args: [train]
+        terminationMessagePolicy: FallbackToLogsOnError
+        env:
+        - {name: CICLO_DATASET_URI, value: "file:///nonexistent/ciclo-bench"}
+        - {name: CICLO_DATASET_VERSION, value: bench0000000000000000000000000000}
+        - {name: CICLO_OUTPUT_URI, value: "file://$work/artifacts/bench/models/bench-$i/runs/0123456789"}
+        - {name: CICLO_PARAMS, value: "{}"}
+        securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+EOF
+done >"$work/jobs.yaml"
+
+# wait_for_jobs <namespace> <selector> <start>: prints the seconds from <start> until <count>
+# Jobs matching <selector> exist, from a watch (no polling of the API server).
+wait_for_jobs() {
+    local seen=$work/seen-$1 n=0 deadline=$((SECONDS + timeout))
+    while :; do
+        n=$(sort -u "$seen" 2>/dev/null | wc -l)
+        ((n >= count)) && break
+        ((SECONDS < deadline)) || die "only $n of $count Jobs in $1 after ${timeout}s"
+        sleep 0.05
+    done
+    calc "$(now) - $3"
+}
+watch_jobs() {
+    : >"$work/seen-$1"
+    kc -n "$1" get jobs -l "$2" --watch -o name --request-timeout=0 >>"$work/seen-$1" 2>/dev/null &
+    watchers+=($!)
+    sleep 1 # the watch is established before the clock starts
+}
+
+# --- peer: the Jobs applied directly ----------------------------------------------------------
+kc create namespace "$peer_ns" >/dev/null
+watch_jobs "$peer_ns" app.kubernetes.io/component=bench-job
+scrape >"$work/m-peer0"
+log "peer: applying $count Jobs directly"
+t0=$(now)
+kc apply --server-side -f "$work/jobs.yaml" >/dev/null
+peer_apply=$(calc "$(now) - $t0")
+peer_jobs=$(wait_for_jobs "$peer_ns" app.kubernetes.io/component=bench-job "$t0")
+sleep 2
+scrape >"$work/m-peer1"
+peer_woke=$(($(requests "$work/m-peer1") - $(requests "$work/m-peer0")))
+log "peer: $count Jobs in $peer_jobs s; the operator made $peer_woke requests meanwhile (other Jobs must not wake it)"
+log "deleting the peer's namespace before the TrainingRuns"
+kc delete namespace "$peer_ns" --wait=true --timeout=300s >/dev/null
+
+# --- the TrainingRuns -------------------------------------------------------------------------
+sleep 2
+idle_rss=$(rss_kib VmRSS)
+scrape >"$work/m0"
+watch_jobs "$ns" "$selector"
+log "applying $count TrainingRuns"
+t0=$(now)
+kc apply --server-side -f "$work/trainingruns.yaml" >/dev/null
+tr_apply=$(calc "$(now) - $t0")
+tr_jobs=$(wait_for_jobs "$ns" "$selector" "$t0")
+log "$count Jobs exist after $tr_jobs s (the apply took $tr_apply s)"
+
+# wait_quiet <scrape file>: returns once the operator has made no request but the Lease's for
+# $quiet seconds, its last scrape in the file, and sets $quiet_at to when its last request
+# was seen (to a quarter second) and $max_sockets to the most sockets it held meanwhile
+# (connections to the API server, and its metrics listener).
+wait_quiet() {
+    local last=-1 n s t deadline=$((SECONDS + timeout))
+    quiet_at=$(now)
+    max_sockets=0
+    while :; do
+        ((SECONDS < deadline)) || die "the operator was still busy after ${timeout}s"
+        t=$(now)
+        scrape >"$1"
+        n=$(requests "$1")
+        if ((n != last)); then
+            quiet_at=$t
+            last=$n
+        fi
+        s=$(find "/proc/$op_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+        ((s > max_sockets)) && max_sockets=$s
+        [[ "$(calc "($t - $quiet_at >= $quiet) ? 1 : 0")" == 1 ]] && return 0
+        sleep 0.25
+    done
+}
+wait_quiet "$work/m1"
+tr_quiet=$(calc "$quiet_at - $t0")
+running=$(kc -n "$ns" get trainingruns -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Running")].status}{"\n"}{end}' | grep -c '^True$' || true)
+log "operator quiet after $tr_quiet s; $running of $count TrainingRuns report Running"
+
+# --- steady state -------------------------------------------------------------------------------
+log "steady state: watching the operator's requests for ${settle}s"
+sleep "$settle"
+scrape >"$work/m2"
+steady_rss=$(rss_kib VmRSS)
+peak_rss=$(rss_kib VmHWM)
+steady_writes=$(($(own_writes "$work/m2") - $(own_writes "$work/m1")))
+steady_requests=$(($(requests "$work/m2") - $(requests "$work/m1")))
+steady_lease=$(($(lease_writes "$work/m2") - $(lease_writes "$work/m1")))
+reconciles=$(($(metric "$work/m1" ciclo_reconcile_runs_total 'kind="TrainingRun"') - $(metric "$work/m0" ciclo_reconcile_runs_total 'kind="TrainingRun"')))
+steady_reconciles=$(($(metric "$work/m2" ciclo_reconcile_runs_total) - $(metric "$work/m1" ciclo_reconcile_runs_total)))
+failures=$(($(metric "$work/m2" ciclo_reconcile_failures_total) - $(metric "$work/m0" ciclo_reconcile_failures_total)))
+
+# --- a restart with everything in place ---------------------------------------------------------
+log "restarting the operator with the $count TrainingRuns in place"
+stop_operator
+t0=$(now)
+start_operator
+wait_for_leader
+wait_quiet "$work/m3"
+restart_quiet=$(calc "$quiet_at - $t0")
+restart_requests=$(requests "$work/m3")
+restart_writes=$(own_writes "$work/m3")
+restart_rss=$(rss_kib VmHWM)
+restart_sockets=$max_sockets
+
+# Requests per TrainingRun from the apply until quiet, by verb, the Lease's left out.
+per_verb=$(awk -v n="$count" '
+    FNR == 1 { f++ }
+    /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
+        match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+        if (f == 1) a[v] -= $NF; else a[v] += $NF
+    }
+    END {
+        split("get list watch create update patch delete", order, " ")
+        for (i = 1; i in order; i++) { v = order[i]; if (v in a && a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }; delete a[v] }
+        for (v in a) if (a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }
+    }' "$work/m0" "$work/m1")
+per_resource=$(awk -v n="$count" '
+    FNR == 1 { f++ }
+    /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
+        match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+        match($0, /resource="[^"]*"/); r = substr($0, RSTART + 10, RLENGTH - 11)
+        k = v " " r
+        if (f == 1) a[k] -= $NF; else a[k] += $NF
+    }
+    END { for (k in a) if (a[k] != 0) printf "%s %.2f\n", k, a[k] / n }' "$work/m0" "$work/m1" | sort | paste -sd ';' | sed 's/;/; /g')
+total=$(($(requests "$work/m1") - $(requests "$work/m0")))
+
+met() { if [[ "$1" == 1 ]]; then echo met; else echo MISSED; fi; }
+rss_met=$(met "$(calc "($peak_rss / 1024 <= $rss_goal_mib) ? 1 : 0")")
+writes_met=$(met "$((steady_writes == 0 ? 1 : 0))")
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kubernetes $(kc version -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'); ciclo operator (release) as a local process"
+printf '%-44s %-26s %s\n' "$count TrainingRuns" "ciclo" "peer / goal"
+printf '%-44s %-26s %s\n' "all Jobs exist (from the apply)" "$(printf '%.1f s' "$tr_jobs")" \
+    "$(printf '%.1f s: %d Jobs applied directly (%.2fx)' "$peer_jobs" "$count" "$(calc "$tr_jobs / $peer_jobs")")"
+printf '%-44s %-26s %s\n' "  of which kubectl apply (client side)" "$(printf '%.1f s' "$tr_apply")" "$(printf '%.1f s' "$peer_apply")"
+printf '%-44s %-26s %s\n' "operator done (no request for ${quiet} s)" "$(printf '%.1f s' "$tr_quiet")" "$running of $count report Running"
+printf '%-44s %-26s %s\n' "API requests per TrainingRun" "$(printf '%.2f' "$(calc "$total / $count")")" "$per_verb"
+printf '%-44s %-26s %s\n' "reconciles per TrainingRun" "$(printf '%.2f' "$(calc "$reconciles / $count")")" "failed reconciles: $failures"
+printf '%-44s %-26s %s\n' "operator peak RSS (VmHWM)" "$(printf '%.1f MiB' "$(mib "$peak_rss")")" \
+    "$(printf 'goal <= %d MiB: %s; idle before the apply %.1f MiB' "$rss_goal_mib" "$rss_met" "$(mib "$idle_rss")")"
+printf '%-44s %-26s %s\n' "operator RSS in steady state" "$(printf '%.1f MiB' "$(mib "$steady_rss")")" ""
+printf '%-44s %-26s %s\n' "writes in ${settle} s of steady state" "$steady_writes" \
+    "goal 0: $writes_met; requests $steady_requests, reconciles $steady_reconciles, Lease renewals $steady_lease"
+printf '%-44s %-26s %s\n' "operator requests while the peer ran" "$peer_woke" "(its Jobs are not ciclo's: 0 expected)"
+printf '%-44s %-26s %s\n' "restart: done (no request for ${quiet} s)" "$(printf '%.1f s' "$restart_quiet")" \
+    "$(printf '%.2f requests per TrainingRun, %d writes (goal 0)' "$(calc "$restart_requests / $count")" "$restart_writes")"
+printf '%-44s %-26s %s\n' "restart: peak RSS (VmHWM)" "$(printf '%.1f MiB' "$(mib "$restart_rss")")" \
+    "at most $restart_sockets sockets open (--max-concurrent-reconciles ${CICLO_MAX_CONCURRENT_RECONCILES:-8})"
+echo "requests per TrainingRun by verb and resource: $per_resource"
+
+if [[ "${BENCH_CHECK:-}" == 1 && ("$rss_met" != met || "$writes_met" != met || "$restart_writes" != 0) ]]; then
+    exit 1
+fi
