@@ -26,10 +26,11 @@ unit: ## unit tests only (no cluster)
 e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo)
 	KUBECTL=$(KUBECTL) $(CARGO) test --workspace -- --ignored --test-threads=4
 
-bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster)
+bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), serving vs MLServer
 	e2e/bench/snapshot.sh
 	e2e/bench/profile.sh
 	e2e/bench/trainingruns.sh
+	e2e/bench/serve.sh
 
 lint: ## formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
