@@ -370,7 +370,7 @@ printf '%-44s %-26s %s\n' "operator requests while the peer ran" "$peer_woke" "(
 printf '%-44s %-26s %s\n' "restart: done (no request for ${quiet} s)" "$(printf '%.1f s' "$restart_quiet")" \
     "$(printf '%.2f requests per TrainingRun, %d writes (goal 0)' "$(calc "$restart_requests / $count")" "$restart_writes")"
 printf '%-44s %-26s %s\n' "restart: peak RSS (VmHWM)" "$(printf '%.1f MiB' "$(mib "$restart_rss")")" \
-    "at most $restart_sockets sockets open (--max-concurrent-reconciles ${CICLO_MAX_CONCURRENT_RECONCILES:-8})"
+    "at most $restart_sockets sockets open (--max-concurrent-reconciles ${CICLO_MAX_CONCURRENT_RECONCILES:-32})"
 echo "requests per TrainingRun by verb and resource: $per_resource"
 
 if [[ "${BENCH_CHECK:-}" == 1 && ("$rss_met" != met || "$writes_met" != met || "$restart_writes" != 0) ]]; then

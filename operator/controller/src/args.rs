@@ -45,9 +45,10 @@ pub struct OperatorArgs {
     /// How many objects of one kind are reconciled at once (0: no limit). The client speaks
     /// HTTP/1.1, so every reconcile waiting on the API server holds a TLS connection of its
     /// own: without a limit, a restart with 1000 TrainingRuns reconciled them all at once over
-    /// ~1100 connections and peaked at 94 MB; with 8, over 24 connections, at 51 MB, and as
-    /// fast (e2e/bench/trainingruns.sh measures it).
-    #[arg(long, env = "CICLO_MAX_CONCURRENT_RECONCILES", default_value_t = 8)]
+    /// ~1100 connections and peaked at 94 MB; with 32, over 47 connections, at 50 MB, and as
+    /// fast. 8 fell ~30 s behind 1000 TrainingRuns applied at once; 32 keeps up
+    /// (e2e/bench/trainingruns.sh measures both).
+    #[arg(long, env = "CICLO_MAX_CONCURRENT_RECONCILES", default_value_t = 32)]
     pub max_concurrent_reconciles: u16,
     #[command(flatten)]
     pub artifact_store: ArtifactStoreArgs,
