@@ -104,13 +104,18 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         .into_iter()
         .filter(|mv| &mv.spec.model == model)
         .collect();
-    let producers = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter(|tr| &tr.spec.model.name == model)
-        .count();
+    // Who would register the model matters only while it has no version.
+    let producers = if versions.is_empty() {
+        Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter(|tr| &tr.spec.model.name == model)
+            .count()
+    } else {
+        0
+    };
     let mut held_back = None;
     let mut selection = decide(&md, &versions, producers);
     // A floating selection that does not beat what serves is not rolled out.
@@ -138,7 +143,7 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         .collect();
     let by_version = observe(&pods);
 
-    let mut next = md.status.clone().unwrap_or_default();
+    let current = md.status.clone().unwrap_or_default();
     let mut view = View {
         md: &md,
         desired: selection.version,
@@ -146,7 +151,9 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         sample: None,
         now: jiff::Timestamp::now(),
     };
-    let mut plan = rollout::plan(&view, &mut next.clone());
+    let mut next = current.clone();
+    let mut plan = rollout::plan(&view, &mut next);
+    // Only a step that starts or ends reads the canary's traffic, then plans again with it.
     if plan.needs_sample {
         let canary = next.canary_version.unwrap_or_default();
         let ready: Vec<Pod> = pods
@@ -162,8 +169,9 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
         }
+        next = current;
+        plan = rollout::plan(&view, &mut next);
     }
-    plan = rollout::plan(&view, &mut next);
 
     apply_children(&ctx, &md, &versions, &plan.replicas, next.serving_version).await?;
     let mut routing_problem = None;
