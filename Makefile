@@ -4,11 +4,12 @@ SHELL := bash
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
-# The control plane's kubectl, built by e2e/cluster/build.sh.
+# The control plane's kubectl, built by e2e/cluster/build.sh; helm, built by e2e/tools/build.sh.
 KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
+HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane demo crds deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo crds manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -16,15 +17,15 @@ help: ## list the verbs
 build: ## build every binary (debug)
 	$(CARGO) build --workspace --bins
 
-test: unit e2e ## unit tests, then the end-to-end tests against the local control plane
+test: unit manifests-check e2e ## unit tests, the install manifests' checks, then the end-to-end tests against the local control plane
 
 # The e2e tests are #[ignore]d so that `unit` skips them; both verbs build the same workspace
 # test targets, so neither rebuilds what the other built.
 unit: ## unit tests only (no cluster)
 	$(CARGO) test --workspace
 
-e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo)
-	KUBECTL=$(KUBECTL) $(CARGO) test --workspace -- --ignored --test-threads=4
+e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
+	KUBECTL=$(KUBECTL) HELM=$(HELM) $(CARGO) test --workspace -- --ignored --test-threads=4
 
 bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), serving vs MLServer
 	e2e/bench/snapshot.sh
@@ -41,6 +42,9 @@ fmt: ## format the code
 
 control-plane: ## build Kubernetes and etcd from the pinned upstream modules (cached)
 	e2e/cluster/build.sh >/dev/null
+
+tools: ## build helm and kubeconform from their pinned Go modules (cached)
+	e2e/tools/build.sh >/dev/null
 
 cluster-up: control-plane ## start etcd, the control plane and the process node on loopback
 	$(CARGO) build --workspace --bins
@@ -69,8 +73,24 @@ demo: cluster-up ## the local cluster the ML cycle will run on (the cycle itself
 crds: ## regenerate crds/ from the Rust API types
 	$(CARGO) run -q -p ciclo -- crds > crds/ciclo.dev.yaml
 
-deploy: build ## install (or update) ciclo into the local cluster (manifests/base + the local artifact store) and restart it
+# kustomize's base is the chart rendered with its defaults (CRDs come from crds/ instead),
+# without Helm's own labels: one source for both ways of installing.
+MANIFESTS_RENDER = $(HELM) template ciclo charts/ciclo --namespace ciclo-system --set crds.install=false \
+	| grep -vE '^ +(helm.sh/chart|app.kubernetes.io/managed-by): '
+
+manifests: tools ## regenerate manifests/base/ciclo.yaml from charts/ciclo
+	$(MANIFESTS_RENDER) > manifests/base/ciclo.yaml
+
+manifests-check: tools control-plane ## helm lint + strict schema check of the chart and kustomize, staleness of manifests/base, the Argo CD health checks
+	@diff -u manifests/base/ciclo.yaml <($(MANIFESTS_RENDER)) \
+	  || { echo "manifests/base/ciclo.yaml is stale: run 'make manifests'"; exit 1; }
+	e2e/chart/check.sh
+	e2e/health/test.sh
+
+deploy: build tools ## install (or upgrade) ciclo into the local cluster from charts/ciclo (e2e/deploy/values.yaml) and restart it
 	$(KUBECTL) apply --server-side --force-conflicts -f "$$(e2e/cluster/gateway-api.sh)"
-	$(KUBECTL) apply --server-side --force-conflicts -k e2e/deploy
+	$(KUBECTL) apply --server-side -f e2e/deploy/namespace.yaml
+	$(HELM) upgrade --install ciclo charts/ciclo --namespace ciclo-system -f e2e/deploy/values.yaml
+	@# The image names the binary just built, unchanged in the pod spec: restart to run it.
 	$(KUBECTL) -n ciclo-system rollout restart deployment/ciclo-operator
 	$(KUBECTL) -n ciclo-system rollout status deployment/ciclo-operator --timeout=120s

@@ -71,6 +71,35 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     )
 }
 
+/// The `helm` built from its Go module by e2e/tools/build.sh (or `$HELM`).
+pub fn helm_path() -> PathBuf {
+    if let Some(h) = std::env::var_os("HELM") {
+        return PathBuf::from(h);
+    }
+    let out = Command::new(repo_root().join("e2e/tools/build.sh"))
+        .arg("--dir")
+        .output()
+        .expect("running e2e/tools/build.sh --dir");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("helm")
+}
+
+/// Runs helm against the cluster under test from the repository root (so `charts/ciclo`
+/// resolves); returns (success, stdout, stderr).
+pub fn helm(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(helm_path())
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("running helm");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Runs the `ciclo` binary `make build` made (or `$CICLO_BIN`) against the cluster under
 /// test, as a user at a terminal would; returns (success, stdout, stderr).
 pub fn ciclo_cli(args: &[&str]) -> (bool, String, String) {

@@ -32,9 +32,10 @@ pub struct OperatorArgs {
     /// This replica's name in the Lease (the pod name; a random suffix is appended).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
-    /// Watch only this namespace (namespaced install); all namespaces when unset.
-    #[arg(long, env = "CICLO_WATCH_NAMESPACE")]
-    pub watch_namespace: Option<String>,
+    /// Watch only these namespaces (comma-separated; a namespaced install, whose rights are
+    /// Roles in exactly these namespaces); all namespaces when unset.
+    #[arg(long, env = "CICLO_WATCH_NAMESPACES", value_delimiter = ',')]
+    pub watch_namespaces: Vec<String>,
     /// The image of the Jobs ciclo runs itself (dataset checks): this operator's own image.
     #[arg(
         long,

@@ -13,8 +13,11 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Who publishes this process's Events (see [`Context::publish`]).
     reporter: Reporter,
-    /// Only this namespace is watched, when set.
+    /// The namespace this context's controllers watch; all namespaces when unset.
     pub namespace: Option<String>,
+    /// Every namespace the operator watches (empty: all); one set of controllers runs per
+    /// namespace, each with a context scoped to it ([`Context::in_namespace`]).
+    pub watch_namespaces: Vec<String>,
     /// The image of the Jobs ciclo runs itself.
     pub image: String,
     /// Where versions and their reports are kept.
@@ -49,10 +52,26 @@ impl Context {
             reporter,
             client,
             metrics,
-            namespace: args.watch_namespace.clone(),
+            namespace: None,
+            watch_namespaces: args.watch_namespaces.clone(),
             image: args.image.clone(),
             artifact_store: args.artifact_store.clone(),
             max_concurrent_reconciles: args.max_concurrent_reconciles,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same settings, for controllers that watch only `namespace`.
+    pub fn in_namespace(&self, namespace: &str) -> Self {
+        Self {
+            client: self.client.clone(),
+            metrics: self.metrics.clone(),
+            reporter: self.reporter.clone(),
+            namespace: Some(namespace.to_string()),
+            watch_namespaces: self.watch_namespaces.clone(),
+            image: self.image.clone(),
+            artifact_store: self.artifact_store.clone(),
+            max_concurrent_reconciles: self.max_concurrent_reconciles,
             failures: Mutex::new(HashMap::new()),
         }
     }

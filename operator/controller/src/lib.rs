@@ -43,7 +43,7 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     ));
     let ctx = Arc::new(context::Context::new(client.clone(), metrics, &args));
     state.set_ready();
-    tracing::info!(identity = %args.identity(), namespace = ?args.watch_namespace, "ciclo operator starting");
+    tracing::info!(identity = %args.identity(), namespaces = ?args.watch_namespaces, "ciclo operator starting");
 
     let elector = tokio::spawn(leader::run(ctx, args.clone(), shutdown.clone()));
     wait_for_signal().await?;

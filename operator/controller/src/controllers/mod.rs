@@ -22,15 +22,31 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-/// Runs every controller until `stop`.
+/// Runs every controller until `stop`: once over all namespaces, or once per watched
+/// namespace. Per namespace, not one watch over a list: a namespaced install has Roles only,
+/// and the API serves a cluster-wide watch to a ClusterRole alone.
 pub async fn run_all(ctx: Arc<Context>, stop: CancellationToken) {
+    let scopes: Vec<Arc<Context>> = if ctx.watch_namespaces.is_empty() {
+        vec![ctx]
+    } else {
+        ctx.watch_namespaces
+            .iter()
+            .map(|ns| Arc::new(ctx.in_namespace(ns)))
+            .collect()
+    };
+    futures::future::join_all(scopes.into_iter().map(|ctx| run_scope(ctx, stop.clone()))).await;
+    tracing::info!("controllers stopped");
+}
+
+/// Every controller over one scope (a namespace, or all of them).
+async fn run_scope(ctx: Arc<Context>, stop: CancellationToken) {
+    tracing::info!(namespace = ?ctx.namespace, "starting controllers");
     tokio::join!(
         dataset::run(ctx.clone(), stop.clone()),
         training_run::run(ctx.clone(), stop.clone()),
         model_version::run(ctx.clone(), stop.clone()),
         model_deployment::run(ctx.clone(), stop.clone()),
     );
-    tracing::info!("controllers stopped");
 }
 
 /// How every controller watches: any resource version (the API server's cache), so restarts
@@ -188,6 +204,7 @@ mod tests {
     use super::*;
     use crate::metrics::{FailureLabels, Metrics};
     use ciclo_api::Dataset;
+    use k8s_openapi::api::batch::v1::Job;
 
     /// A context whose API calls fail fast: nothing listens on port 9 of loopback.
     fn offline_context() -> Arc<Context> {
@@ -200,6 +217,26 @@ mod tests {
         )
         .unwrap();
         Arc::new(Context::new(client, Arc::new(Metrics::default()), &args))
+    }
+
+    #[tokio::test]
+    async fn a_namespaced_context_watches_only_its_namespace() {
+        let ctx = offline_context();
+        assert_eq!(
+            api::<Dataset>(&ctx).resource_url(),
+            "/apis/ciclo.dev/v1alpha1/datasets",
+            "no list of namespaces: every namespace"
+        );
+        let scoped = ctx.in_namespace("team-a");
+        assert_eq!(
+            api::<Dataset>(&scoped).resource_url(),
+            "/apis/ciclo.dev/v1alpha1/namespaces/team-a/datasets"
+        );
+        assert_eq!(
+            api::<Job>(&scoped).resource_url(),
+            "/apis/batch/v1/namespaces/team-a/jobs",
+            "the owned Jobs too"
+        );
     }
 
     #[tokio::test]

@@ -1,15 +1,47 @@
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: ciclo-operator
-  namespace: ciclo-system
----
-# What the controllers use, and nothing more. Each rule says why.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: ciclo-operator
-rules:
+{{/* The operator's name: <release>-operator, so release "ciclo" gives "ciclo-operator". */}}
+{{- define "ciclo.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (.Values.nameOverride | default "operator") | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ciclo.selectorLabels" -}}
+app.kubernetes.io/name: ciclo-operator
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ciclo.labels" -}}
+{{ include "ciclo.selectorLabels" . }}
+app.kubernetes.io/part-of: ciclo
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "ciclo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "ciclo.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name | default "default" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's image; the operator also runs it for the Jobs it starts itself. */}}
+{{- define "ciclo.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+What the controllers do, and nothing more; each rule says why. The same rules go into one
+ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespaces).
+*/}}
+{{- define "ciclo.rules" -}}
 # Watch every ciclo resource: each kind has a controller, and TrainingRuns and
 # ModelDeployments are woken by changes to the Datasets, ModelVersions and TrainingRuns they
 # refer to.
@@ -67,41 +99,4 @@ rules:
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: ciclo-operator
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: ciclo-operator
-subjects:
-- kind: ServiceAccount
-  name: ciclo-operator
-  namespace: ciclo-system
----
-# Leader election: the operator's own Lease, in its own namespace only.
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: ciclo-operator-leader-election
-  namespace: ciclo-system
-rules:
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: [get, list, watch, create, update, patch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: ciclo-operator-leader-election
-  namespace: ciclo-system
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: Role
-  name: ciclo-operator-leader-election
-subjects:
-- kind: ServiceAccount
-  name: ciclo-operator
-  namespace: ciclo-system
+{{- end -}}
