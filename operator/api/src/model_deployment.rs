@@ -248,7 +248,7 @@ pub struct ModelDeploymentStatus {
     /// The generation of the spec this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, Reconciling, Stalled (kstatus), Progressing.
+    /// Ready, Reconciling and Stalled (kstatus); the rollout's progress is `phase`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -61,7 +61,7 @@ pub struct Artifact {
     pub uri: String,
     /// Content digest of the model (`blake3:<hex>`), checked when it is served.
     pub digest: String,
-    /// The model's format (`ciclo-linfa`, `onnx`, …).
+    /// The model's format (`ciclo.dev/model/v1` for the built-in trainer's `model.json`, `onnx`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
 }
