@@ -1,8 +1,8 @@
 -- Argo CD health of a ciclo.dev ModelDeployment, read from the kstatus conditions ciclo
 -- writes (Ready, Reconciling, Stalled, with status.observedGeneration) the way Flux reads
 -- them, plus Suspended for a canary step that holds until enough traffic reaches it
--- (status.phase Paused), as Argo CD shows a paused Argo Rollout. Argo CD gives a health
--- script the base and table libraries only: no string functions here.
+-- (status.phase Paused), as Argo CD shows a paused Argo Rollout. Argo CD opens no string
+-- library for a health script, so none is used here.
 
 local function condition(type)
   for _, c in ipairs(obj.status.conditions or {}) do

@@ -1,8 +1,8 @@
 -- Argo CD health of a ciclo.dev ModelVersion, read from the kstatus conditions ciclo writes
 -- (Ready, Reconciling, Stalled, with status.observedGeneration) the way Flux reads them.
 -- A version that failed its gates is a correct record, so Healthy; the message says whether
--- it is blessed. Argo CD gives a health script the base and table libraries only: no
--- string functions here.
+-- it is blessed. Argo CD opens no string library for a health script, so none is used
+-- here.
 
 local function condition(type)
   for _, c in ipairs(obj.status.conditions or {}) do

@@ -1,7 +1,7 @@
 -- Argo CD health of a ciclo.dev TrainingRun, read from the kstatus conditions ciclo writes
 -- (Ready, Reconciling, Stalled, with status.observedGeneration) the way Flux reads them,
--- plus Suspended (spec.suspend), which kstatus has no word for. Argo CD gives a health
--- script the base and table libraries only: no string functions here.
+-- plus Suspended (spec.suspend), which kstatus has no word for. Argo CD opens no string
+-- library for a health script, so none is used here.
 
 local function condition(type)
   for _, c in ipairs(obj.status.conditions or {}) do
