@@ -9,7 +9,7 @@ KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo crds docs manifests manifests-check deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo crds docs health-checks manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ crds: ## regenerate crds/ from the Rust API types
 
 docs: ## regenerate docs/reference/crds.md from crds/ (after `make crds`; a test fails when it is stale)
 	$(CARGO) run -q -p ciclo-crd-docs -- crds/ciclo.dev.yaml docs/reference/crds.md
+
+health-checks: ## the Argo CD health checks (manifests/argocd) against their samples, in gopher-lua (Argo CD's Lua)
+	e2e/health/test.sh
 
 # kustomize's base is the chart rendered with its defaults (CRDs come from crds/ instead),
 # without Helm's own labels: one source for both ways of installing.

@@ -165,7 +165,16 @@ spec:
 async fn the_examples_are_accepted() {
     let client = client().await.unwrap();
     let ns = TestNamespace::new(&client, "examples").await.unwrap();
-    for name in ["dataset.yaml", "trainingrun.yaml", "modeldeployment.yaml"] {
+    // The single-file examples, and the team repository of examples/gitops (its namespace
+    // is set by its kustomization, so each file applies anywhere).
+    for name in [
+        "dataset.yaml",
+        "trainingrun.yaml",
+        "modeldeployment.yaml",
+        "gitops/ml-team/dataset.yaml",
+        "gitops/ml-team/trainingrun.yaml",
+        "gitops/ml-team/modeldeployment.yaml",
+    ] {
         let (ok, err) = apply(&ns.name, &example(name));
         assert!(ok, "examples/{name} refused: {err}");
     }
@@ -181,7 +190,7 @@ async fn the_examples_are_accepted() {
         None,
     );
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 3, "{out}");
+    assert_eq!(out.lines().count(), 6, "{out}");
 }
 
 #[test]
