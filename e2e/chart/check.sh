@@ -68,7 +68,7 @@ validate() {
           -schema-location "$ciclo_schemas/$layout" "$1" 2>&1)
   rc=$?
   echo "$out"
-  [ "$rc" -eq 0 ] && ! grep -q 'Summary: 0 resources' <<<"$out"
+  [ "$rc" -eq 0 ] && ! grep -qE 'Summary: 0 resources? found' <<<"$out"
 }
 # rendered NAME FILE CMD...: CMD must succeed, writing FILE, and FILE must validate; the
 # line says how many documents were checked.
@@ -77,7 +77,7 @@ rendered() {
   if ! "$@" >"$file" 2>"$log"; then
     fail "$name" "$log"
   elif validate "$file" >"$log" 2>&1; then
-    pass "$name: $(grep -o '[0-9]* resources found' "$log" | sed 's/ found//') valid"
+    pass "$name: $(grep -oE '[0-9]+ resources? found' "$log" | sed 's/ found//') valid"
   else
     fail "$name" "$log"
   fi
@@ -95,13 +95,16 @@ for values in defaults "$chart"/ci/*-values.yaml; do
   label=${values#"$chart"/}
   check "helm lint --strict ($label)" \
     "$helm" lint --strict --kube-version "$kube_version" "$chart" "${flags[@]}"
-  rendered "helm template | kubeconform ($label)" "$work/render-$(basename "$values").yaml" \
+  rendered "helm template | kubeconform ($label)" "$work/render-$(basename "$values" .yaml).yaml" \
     "$helm" template "$release" "$chart" --namespace "$namespace" --kube-version "$kube_version" "${flags[@]}"
 done
 
 # 3: the kustomize install, base and overlays, with the control plane's own kubectl.
 kubectl=$(e2e/cluster/build.sh --dir)/kubectl
-[ -x "$kubectl" ] || kubectl=$(command -v kubectl || true)
+if [ ! -x "$kubectl" ]; then
+  kubectl=$(command -v kubectl || true)
+  [ -z "$kubectl" ] || echo "note  the control plane is not built: kustomize runs with $kubectl"
+fi
 if [ -z "$kubectl" ]; then
   echo "FAIL  kubectl kustomize: no kubectl (run 'make control-plane' first)"
   failed=$((failed + 1))
