@@ -90,6 +90,7 @@ manifests: tools ## regenerate manifests/base/ciclo.yaml from charts/ciclo
 manifests-check: tools control-plane ## helm lint + strict schema check of the chart and kustomize, staleness of manifests/base, the Argo CD health checks
 	@diff -u manifests/base/ciclo.yaml <($(MANIFESTS_RENDER)) \
 	  || { echo "manifests/base/ciclo.yaml is stale: run 'make manifests'"; exit 1; }
+	cd e2e/tools/schemagen && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go test ./...
 	e2e/chart/check.sh
 	e2e/health/test.sh
 

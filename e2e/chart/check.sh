@@ -11,7 +11,7 @@
 #    against offline schemas: Kubernetes' built-in kinds and ServiceMonitor (made by
 #    e2e/tools/build.sh) and ciclo's own kinds (made here from crds/, which changes with
 #    the code); a kind without a schema is an error, and so is a render with no document;
-# 3. kubectl kustomize manifests/base and each manifests/overlays/*, through kubeconform;
+# 3. kubectl kustomize manifests/base, each manifests/overlays/* and examples/gitops/ml-team, through kubeconform;
 # 4. examples/*.yaml through kubeconform (ciclo's kinds, strictly);
 # 5. the gate itself: values with an unknown key or a wrong type must fail helm lint and
 #    helm template naming the field (values.schema.json), and kubeconform must fail an
@@ -109,7 +109,8 @@ if [ -z "$kubectl" ]; then
   echo "FAIL  kubectl kustomize: no kubectl (run 'make control-plane' first)"
   failed=$((failed + 1))
 else
-  for dir in manifests/base manifests/overlays/*; do
+  # ...and the team repository of examples/gitops, as Argo CD or Flux would build it.
+  for dir in manifests/base manifests/overlays/* examples/gitops/ml-team; do
     [ -f "$dir/kustomization.yaml" ] || continue
     rendered "kubectl kustomize $dir | kubeconform" "$work/kustomize-$(basename "$dir").yaml" \
       "$kubectl" kustomize "$dir"
