@@ -1,0 +1,225 @@
+//! One team's ML cycle on a cluster, step by step: the example's Dataset, TrainingRun and
+//! ModelDeployment (examples/gitops/ml-team), batches landing in their bucket, and what each
+//! step leads to. `make demo` narrates these steps; the e2e test asserts on them.
+
+use crate::data::{self, Rows};
+use ciclo_e2e::resources::ciclo;
+use ciclo_e2e::{kubectl, wait_for};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject};
+use serde_json::Value;
+use std::time::Duration;
+
+/// The name of the example's Dataset, TrainingRun, model and ModelDeployment.
+pub const NAME: &str = "wdbc";
+/// The bucket and prefix the example's Dataset reads.
+const EXAMPLE_SOURCE: &str = "s3://ciclo-demo/";
+const EXAMPLE_ENDPOINT: &str = "http://127.0.0.1:18333";
+/// The longest any one step may take (a first training Job on a cold machine included).
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub struct Cycle {
+    pub client: kube::Client,
+    pub ns: String,
+    pub bucket: String,
+    pub datasets: Api<DynamicObject>,
+    pub runs: Api<DynamicObject>,
+    pub versions: Api<DynamicObject>,
+    pub deployments: Api<DynamicObject>,
+    pub pods: Api<Pod>,
+}
+
+impl Cycle {
+    /// The cycle in namespace `ns`, its data in `bucket` (which must exist).
+    pub fn new(client: kube::Client, ns: &str, bucket: &str) -> Self {
+        Self {
+            datasets: ciclo(&client, ns, "Dataset"),
+            runs: ciclo(&client, ns, "TrainingRun"),
+            versions: ciclo(&client, ns, "ModelVersion"),
+            deployments: ciclo(&client, ns, "ModelDeployment"),
+            pods: Api::namespaced(client.clone(), ns),
+            client,
+            ns: ns.into(),
+            bucket: bucket.into(),
+        }
+    }
+
+    /// Applies the example's three resources, as committed, into this namespace; only the
+    /// bucket (and the S3 port, when moved) differ from the committed files.
+    pub fn apply_example(&self) -> anyhow::Result<()> {
+        let dir = ciclo_e2e::repo_root().join("examples/gitops/ml-team");
+        for file in ["dataset.yaml", "trainingrun.yaml", "modeldeployment.yaml"] {
+            let yaml = std::fs::read_to_string(dir.join(file))?
+                .replace(EXAMPLE_SOURCE, &format!("s3://{}/", self.bucket))
+                .replace(EXAMPLE_ENDPOINT, &ciclo_e2e::s3::endpoint());
+            let (ok, _, err) = kubectl(&["apply", "-n", &self.ns, "-f", "-"], Some(&yaml));
+            anyhow::ensure!(ok, "kubectl apply {file}: {err}");
+        }
+        Ok(())
+    }
+
+    /// Puts `file` of the example's data into the bucket and asks the Dataset to look, as a
+    /// bucket notification would (the annotation); returns the request's stamp.
+    pub async fn land(&self, file: &str) -> anyhow::Result<String> {
+        ciclo_e2e::s3::put(&self.bucket, &format!("wdbc/{file}"), data::batch(file)).await;
+        let at = jiff::Timestamp::now().to_string();
+        let annotation = format!("ciclo.dev/reconcile-requested-at={at}");
+        let (ok, _, err) = kubectl(
+            &[
+                "annotate",
+                "-n",
+                &self.ns,
+                "--overwrite",
+                "dataset",
+                NAME,
+                &annotation,
+            ],
+            None,
+        );
+        anyhow::ensure!(ok, "annotate: {err}");
+        Ok(at)
+    }
+
+    async fn status(api: &Api<DynamicObject>, name: &str) -> Value {
+        match api.get_opt(name).await {
+            Ok(Some(o)) => o.data["status"].clone(),
+            _ => Value::Null,
+        }
+    }
+
+    /// Waits for the check asked for at `at`, and returns the version it found (accepted or
+    /// rejected, with its reasons).
+    pub async fn checked(&self, at: &str) -> anyhow::Result<Value> {
+        wait_for(STEP_TIMEOUT, "the Dataset's check", || async {
+            let s = Self::status(&self.datasets, NAME).await;
+            Ok(s["lastCheck"]["requestedAt"] == at && s["versions"][0]["id"].is_string())
+        })
+        .await?;
+        Ok(Self::status(&self.datasets, NAME).await["versions"][0].clone())
+    }
+
+    /// Waits until the TrainingRun has registered model version `n`, and returns the run.
+    pub async fn trained(&self, n: i64) -> anyhow::Result<Value> {
+        wait_for(
+            STEP_TIMEOUT,
+            &format!("model version {n} registered"),
+            || async {
+                Ok(Self::status(&self.runs, NAME).await["lastModelVersion"].as_i64() >= Some(n))
+            },
+        )
+        .await?;
+        Ok(Self::status(&self.runs, NAME).await["runs"][0].clone())
+    }
+
+    /// Waits until ModelVersion `n` is judged against its gates, and returns it.
+    pub async fn judged(&self, n: i64) -> anyhow::Result<Value> {
+        let name = format!("{NAME}-{n}");
+        wait_for(STEP_TIMEOUT, &format!("{name} judged"), || async {
+            let s = Self::status(&self.versions, &name).await;
+            Ok(blessed_condition(&s).is_some_and(|c| c["reason"] != "WaitingForBaseline"))
+        })
+        .await?;
+        Ok(self.versions.get(&name).await?.data)
+    }
+
+    /// Waits until the deployment serves version `n` with all of its traffic and at least one
+    /// ready pod, and returns its status.
+    pub async fn serving(&self, n: i64) -> anyhow::Result<Value> {
+        wait_for(STEP_TIMEOUT, &format!("version {n} serving"), || async {
+            let s = Self::status(&self.deployments, NAME).await;
+            Ok(s["servingVersion"] == n
+                && s["phase"] == "Promoted"
+                && !crate::load::endpoints(&self.pods, NAME).await.is_empty())
+        })
+        .await?;
+        Ok(Self::status(&self.deployments, NAME).await)
+    }
+
+    /// Waits until a rollout of version `n` is in flight (a canary step), and returns the
+    /// deployment's status then.
+    pub async fn canary(&self, n: i64) -> anyhow::Result<Value> {
+        wait_for(
+            STEP_TIMEOUT,
+            &format!("the canary of version {n}"),
+            || async {
+                let s = Self::status(&self.deployments, NAME).await;
+                Ok(s["canaryVersion"] == n || s["servingVersion"] == n)
+            },
+        )
+        .await?;
+        Ok(Self::status(&self.deployments, NAME).await)
+    }
+
+    /// The deployment's status now.
+    pub async fn deployment(&self) -> Value {
+        Self::status(&self.deployments, NAME).await
+    }
+
+    /// The TrainingRun's status now.
+    pub async fn run_status(&self) -> Value {
+        Self::status(&self.runs, NAME).await
+    }
+
+    /// How many ModelVersions the model has.
+    pub async fn model_versions(&self) -> anyhow::Result<usize> {
+        Ok(self.versions.list(&Default::default()).await?.items.len())
+    }
+
+    /// Asks a serving pod about rows `range` of `rows`; returns (predicted, true) labels.
+    pub async fn predict(
+        &self,
+        rows: &Rows,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let target = crate::load::endpoints(&self.pods, NAME)
+            .await
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no ready serving pod"))?;
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{target}/v2/models/{NAME}/infer"))
+            .json(&rows.infer_body(range.clone()))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let predicted = data::predictions(&answer);
+        anyhow::ensure!(predicted.len() == range.len(), "answer: {answer}");
+        Ok(predicted
+            .into_iter()
+            .zip(rows.rows[range].iter().map(|(label, _)| label.clone()))
+            .collect())
+    }
+
+    /// Starts a steady request load on the deployment.
+    pub fn start_load(&self, rows: Rows) -> crate::load::Running {
+        crate::load::start(self.pods.clone(), NAME.into(), NAME.into(), rows)
+    }
+
+    /// `ciclo lineage` of model version `n`, as a user would run it.
+    pub fn lineage(&self, n: i64) -> anyhow::Result<String> {
+        let (ok, out, err) =
+            ciclo_e2e::ciclo_cli(&["lineage", &format!("{NAME}:{n}"), "-n", &self.ns]);
+        anyhow::ensure!(ok, "ciclo lineage: {err}");
+        Ok(out)
+    }
+}
+
+/// A ModelVersion status's `Blessed` condition.
+pub fn blessed_condition(status: &Value) -> Option<&Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Blessed")
+}
+
+/// Whether a judged ModelVersion was blessed.
+pub fn is_blessed(mv: &Value) -> bool {
+    blessed_condition(&mv["status"]).is_some_and(|c| c["status"] == "True")
+}
+
+/// A metric of a ModelVersion, as recorded.
+pub fn metric(mv: &Value, name: &str) -> Option<f64> {
+    mv["spec"]["lineage"]["metrics"][name].as_f64()
+}

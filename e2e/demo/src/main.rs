@@ -1,0 +1,182 @@
+//! `make demo`: the example team's ML cycle, narrated. `make demo` has built ciclo, started
+//! the cluster and the S3 store and installed ciclo from its chart; this program lands the
+//! data and follows everything that happens because of it, with no human step.
+#![forbid(unsafe_code)]
+
+use ciclo_demo::cycle::{Cycle, NAME};
+use ciclo_demo::scenario::{self, Iteration, Narrator, Outcome};
+use std::time::{Duration, Instant};
+
+const NAMESPACE: &str = "ml-team";
+const BUCKET: &str = "ciclo-demo";
+const BATCHES: [&str; 4] = [
+    "batch-1.csv",
+    "batch-2.csv",
+    "batch-3.csv",
+    "broken-batch.csv",
+];
+
+/// Prints each step with the seconds since its batch landed.
+struct Terminal {
+    started: Instant,
+}
+
+impl Narrator for Terminal {
+    fn step(&mut self, since: Duration, what: &str) {
+        println!("  {:>6.1} s  {what}", since.as_secs_f64());
+    }
+    fn note(&mut self, text: &str) {
+        println!("           {text}");
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let client = ciclo_e2e::client().await?;
+    let mut terminal = Terminal {
+        started: Instant::now(),
+    };
+    println!("\n== ciclo demo: the ML cycle, twice, with no human step\n");
+    fresh_start(&client).await?;
+    let cycle = Cycle::new(client, NAMESPACE, BUCKET);
+    let outcome = match scenario::run(&cycle, &mut NarratedIterations(&mut terminal)).await {
+        Ok(o) => o,
+        Err(e) => {
+            println!("\nThe demo stopped: {e:#}\n");
+            show_table(NAMESPACE);
+            std::process::exit(1);
+        }
+    };
+    report(&outcome);
+    show_table(NAMESPACE);
+    println!(
+        "\nDone in {:.0} s. Look around: `target/debug/ciclo get -n {NAMESPACE} -w`; `make demo-down` stops everything.\n",
+        terminal.started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Announces each iteration before its steps.
+struct NarratedIterations<'a>(&'a mut Terminal);
+
+impl Narrator for NarratedIterations<'_> {
+    fn step(&mut self, since: Duration, what: &str) {
+        if what.starts_with("batch-1.csv landed") {
+            println!("\n-- iteration 1: the first batch of data arrives\n");
+        } else if what.starts_with("batch-2.csv landed") {
+            println!("\n-- iteration 2: more data arrives while version 1 serves\n");
+        } else if what.starts_with("broken-batch.csv landed") {
+            println!("\n-- a broken batch arrives\n");
+        }
+        self.0.step(since, what);
+    }
+    fn note(&mut self, text: &str) {
+        self.0.note(text);
+    }
+}
+
+/// Removes what an earlier demo left: the namespace (and with it every ciclo object of the
+/// team) and the batches in the bucket.
+async fn fresh_start(client: &kube::Client) -> anyhow::Result<()> {
+    let (_, out, _) = ciclo_e2e::kubectl(&["get", "namespace", NAMESPACE, "-o", "name"], None);
+    if !out.trim().is_empty() {
+        println!("removing the previous demo's namespace {NAMESPACE}…");
+        let (ok, _, err) = ciclo_e2e::kubectl(
+            &[
+                "delete",
+                "namespace",
+                NAMESPACE,
+                "--wait=true",
+                "--timeout=180s",
+            ],
+            None,
+        );
+        anyhow::ensure!(ok, "deleting namespace {NAMESPACE}: {err}");
+    }
+    let http = reqwest::Client::new();
+    let store = ciclo_e2e::s3::endpoint();
+    let made = http.put(format!("{store}/{BUCKET}")).send().await?;
+    anyhow::ensure!(
+        made.status().is_success() || made.status() == 409,
+        "creating bucket {BUCKET} at {store}: {}",
+        made.status()
+    );
+    for batch in BATCHES {
+        http.delete(format!("{store}/{BUCKET}/wdbc/{batch}"))
+            .send()
+            .await?;
+    }
+    let namespace = ciclo_e2e::repo_root().join("examples/gitops/ml-team/namespace.yaml");
+    let (ok, _, err) = ciclo_e2e::kubectl(&["apply", "-f", &namespace.display().to_string()], None);
+    anyhow::ensure!(ok, "creating namespace {NAMESPACE}: {err}");
+    // Pods need the namespace's default ServiceAccount.
+    ciclo_e2e::wait_for(
+        Duration::from_secs(30),
+        "the default ServiceAccount",
+        || async {
+            let sa: kube::Api<k8s_openapi::api::core::v1::ServiceAccount> =
+                kube::Api::namespaced(client.clone(), NAMESPACE);
+            Ok(sa.get_opt("default").await?.is_some())
+        },
+    )
+    .await?;
+    println!("bucket s3://{BUCKET} at {store}, namespace {NAMESPACE} (restricted pod security)");
+    Ok(())
+}
+
+fn report(outcome: &Outcome) {
+    for (i, it) in outcome.iterations.iter().enumerate() {
+        let n = i + 1;
+        println!("\n-- iteration {n}: the served model (version {n}) on rows it never saw\n");
+        println!("           predicted  true");
+        for (predicted, truth) in &it.predictions {
+            let mark = if predicted == truth { "" } else { "  ✗" };
+            println!("           {predicted:<9}  {truth}{mark}");
+        }
+        println!();
+        print_timing(n, it);
+        if let Some(load) = &it.load {
+            println!(
+                "           requests during the canary: {} sent, {} failed",
+                load.total(),
+                load.failed.len()
+            );
+        }
+    }
+    println!("\n-- where version 2 came from: ciclo lineage {NAME}:2 -n {NAMESPACE}\n");
+    for line in outcome.lineage.lines() {
+        println!("  {line}");
+    }
+}
+
+fn print_timing(n: usize, it: &Iteration) {
+    let seconds = |prefix: &str| {
+        it.steps
+            .iter()
+            .find(|(what, _)| what.starts_with(prefix) || what.contains(prefix))
+            .map(|(_, t)| format!("{:.1} s", t.as_secs_f64()))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "           timing from the data landing: accepted {}, trained {}, judged {}, serving {}",
+        seconds("Dataset version"),
+        seconds("TrainingRun trained"),
+        seconds(&format!("wdbc-{n} ")),
+        seconds("ModelDeployment serves"),
+    );
+    println!(
+        "           ITERATION LATENCY {n} (new data landed → version {n} serving 100%): {:.1} s",
+        it.latency.as_secs_f64()
+    );
+}
+
+/// The team's resources as `ciclo get` shows them.
+fn show_table(ns: &str) {
+    let (ok, out, err) = ciclo_e2e::ciclo_cli(&["get", "-n", ns]);
+    println!();
+    if ok {
+        print!("{out}");
+    } else {
+        println!("(ciclo get: {err})");
+    }
+}

@@ -1,0 +1,286 @@
+//! The demo's scenario, once, for both `make demo` (which narrates it) and the e2e test
+//! (which asserts on what it returns): two iterations of the cycle — data lands, is checked,
+//! trains a model that is gated, served, and the next one rolled out by canary under load —
+//! then a broken batch that must stop at the Dataset.
+
+use crate::cycle::{Cycle, is_blessed, metric};
+use crate::data::{self, Rows};
+use crate::load::Load;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Someone following along: told each step as it ends.
+pub trait Narrator {
+    /// A step ended `since` after the iteration's data landed.
+    fn step(&mut self, since: Duration, what: &str);
+    /// Anything else worth showing.
+    fn note(&mut self, text: &str);
+}
+
+/// One iteration: a batch landed, and where it got to.
+#[derive(Debug, Default)]
+pub struct Iteration {
+    pub batch: String,
+    pub dataset_version: Value,
+    pub run: Value,
+    pub model_version: Value,
+    /// (predicted, true) labels of unseen rows, asked of the served model.
+    pub predictions: Vec<(String, String)>,
+    /// The deployment's states seen during the rollout (phase, weight), in order.
+    pub rollout: Vec<String>,
+    /// The steady load during the rollout (iteration 2).
+    pub load: Option<Load>,
+    /// Each step and when it ended, from the data landing.
+    pub steps: Vec<(String, Duration)>,
+    /// Data landed → the new version serving all traffic.
+    pub latency: Duration,
+}
+
+/// The broken batch, and what did not move.
+#[derive(Debug, Default)]
+pub struct Rejection {
+    pub dataset_version: Value,
+    pub model_versions_before: usize,
+    pub model_versions_after: usize,
+    pub last_model_version_after: Option<i64>,
+    pub serving_after: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub iterations: Vec<Iteration>,
+    pub rejection: Rejection,
+    pub lineage: String,
+}
+
+/// How long to watch for anything downstream of a rejected batch moving.
+const QUIET: Duration = Duration::from_secs(10);
+
+/// Runs the scenario on `cycle` (its resources not yet applied).
+pub async fn run(cycle: &Cycle, narrator: &mut impl Narrator) -> anyhow::Result<Outcome> {
+    let unseen = Rows::parse(&data::batch("batch-3.csv"));
+    cycle.apply_example()?;
+    narrator.note(&format!(
+        "applied examples/gitops/ml-team in namespace {}: Dataset, TrainingRun and ModelDeployment `wdbc`",
+        cycle.ns
+    ));
+    let mut outcome = Outcome::default();
+    for (n, batch) in [(1, "batch-1.csv"), (2, "batch-2.csv")] {
+        let iteration = iterate(cycle, narrator, n, batch, &unseen).await?;
+        outcome.iterations.push(iteration);
+    }
+    outcome.rejection = reject(cycle, narrator, "broken-batch.csv").await?;
+    outcome.lineage = cycle.lineage(2)?;
+    Ok(outcome)
+}
+
+async fn iterate(
+    cycle: &Cycle,
+    narrator: &mut impl Narrator,
+    n: i64,
+    batch: &str,
+    unseen: &Rows,
+) -> anyhow::Result<Iteration> {
+    let mut it = Iteration {
+        batch: batch.into(),
+        ..Default::default()
+    };
+    // From the second iteration on, users are being served while the new version rolls out.
+    let load = (n > 1).then(|| cycle.start_load(Rows::parse(&data::batch("batch-3.csv"))));
+    if load.is_some() {
+        narrator.note("steady load started: one request every ~20 ms to the serving pods");
+    }
+    let at = cycle.land(batch).await?;
+    let landed = Instant::now();
+    step(
+        &mut it,
+        narrator,
+        landed,
+        format!("{batch} landed in s3://{}/wdbc/", cycle.bucket),
+    );
+
+    it.dataset_version = cycle.checked(&at).await?;
+    let v = &it.dataset_version;
+    anyhow::ensure!(v["verdict"] == "Accepted", "{batch} was not accepted: {v}");
+    let what = format!(
+        "Dataset version {} accepted: {} rows in {} files",
+        short(&v["id"]),
+        v["rows"],
+        v["files"]
+    );
+    step(&mut it, narrator, landed, what);
+
+    it.run = cycle.trained(n).await?;
+    let what = format!(
+        "TrainingRun trained on it (Job {}): ModelVersion wdbc-{n} registered",
+        it.run["job"].as_str().unwrap_or("?")
+    );
+    step(&mut it, narrator, landed, what);
+
+    it.model_version = cycle.judged(n).await?;
+    let mv = &it.model_version;
+    let verdict = if is_blessed(mv) {
+        "blessed"
+    } else {
+        "NOT blessed"
+    };
+    let what = format!(
+        "wdbc-{n} {verdict}: accuracy {:.3}, roc_auc {:.3}{}",
+        metric(mv, "accuracy").unwrap_or(f64::NAN),
+        metric(mv, "roc_auc").unwrap_or(f64::NAN),
+        gates(mv)
+    );
+    let blessed = is_blessed(mv);
+    anyhow::ensure!(blessed, "wdbc-{n} was not blessed: {what}");
+    step(&mut it, narrator, landed, what);
+
+    if n > 1 {
+        let s = cycle.canary(n).await?;
+        it.rollout.push(rollout_state(&s));
+        step(
+            &mut it,
+            narrator,
+            landed,
+            format!("canary of version {n}: {}", rollout_state(&s)),
+        );
+        // Follow the rollout until it is over, telling each change.
+        loop {
+            let s = cycle.deployment().await;
+            let state = rollout_state(&s);
+            if it.rollout.last() != Some(&state) {
+                step(&mut it, narrator, landed, format!("rollout: {state}"));
+                it.rollout.push(state);
+            }
+            if s["servingVersion"] == n && s["phase"] == "Promoted" {
+                break;
+            }
+            anyhow::ensure!(
+                s["phase"] != "RolledBack" && landed.elapsed() < crate::cycle::STEP_TIMEOUT,
+                "the rollout of version {n} did not promote: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let s = cycle.serving(n).await?;
+    it.latency = landed.elapsed();
+    step(
+        &mut it,
+        narrator,
+        landed,
+        format!(
+            "ModelDeployment serves version {n} with all traffic at {}",
+            s["endpoint"].as_str().unwrap_or("?")
+        ),
+    );
+    if let Some(load) = load {
+        let load = load.stop().await;
+        narrator.note(&format!(
+            "steady load: {} requests, answered by version {}, {} failed",
+            load.total(),
+            load.answered
+                .iter()
+                .map(|(v, c)| format!("{v}: {c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            load.failed.len()
+        ));
+        it.load = Some(load);
+    }
+    it.predictions = cycle.predict(unseen, 0..8).await?;
+    Ok(it)
+}
+
+/// Tells `narrator` a step ended, and records it.
+fn step(it: &mut Iteration, narrator: &mut impl Narrator, landed: Instant, what: String) {
+    let since = landed.elapsed();
+    narrator.step(since, &what);
+    it.steps.push((what, since));
+}
+
+async fn reject(
+    cycle: &Cycle,
+    narrator: &mut impl Narrator,
+    batch: &str,
+) -> anyhow::Result<Rejection> {
+    let before = cycle.model_versions().await?;
+    let at = cycle.land(batch).await?;
+    let landed = Instant::now();
+    narrator.step(
+        Duration::ZERO,
+        &format!("{batch} landed (its mean_radius column is text)"),
+    );
+    let version = cycle.checked(&at).await?;
+    anyhow::ensure!(
+        version["verdict"] == "Rejected",
+        "{batch} was not rejected: {version}"
+    );
+    narrator.step(
+        landed.elapsed(),
+        &format!(
+            "Dataset version {} REJECTED: {}",
+            short(&version["id"]),
+            version["reasons"]
+                .as_array()
+                .map(|r| r
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; "))
+                .unwrap_or_default()
+        ),
+    );
+    // Nothing downstream may move: no run, no model version, no rollout.
+    tokio::time::sleep(QUIET).await;
+    let run = cycle.run_status().await;
+    let deployment = cycle.deployment().await;
+    let rejection = Rejection {
+        dataset_version: version,
+        model_versions_before: before,
+        model_versions_after: cycle.model_versions().await?,
+        last_model_version_after: run["lastModelVersion"].as_i64(),
+        serving_after: deployment["servingVersion"].as_i64(),
+    };
+    narrator.step(
+        landed.elapsed(),
+        &format!(
+            "{} s later: still {} model versions, version {} serving, no training run started",
+            QUIET.as_secs(),
+            rejection.model_versions_after,
+            rejection.serving_after.unwrap_or_default()
+        ),
+    );
+    Ok(rejection)
+}
+
+/// A content id, shortened for people.
+fn short(id: &Value) -> String {
+    id.as_str().unwrap_or("?").chars().take(12).collect()
+}
+
+/// The gates' verdicts of a judged ModelVersion, in a few words.
+fn gates(mv: &Value) -> String {
+    let verdicts: Vec<String> = mv["status"]["gates"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["message"].as_str().map(String::from))
+        .collect();
+    if verdicts.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", verdicts.join("; "))
+    }
+}
+
+/// A deployment's rollout state in a few words.
+fn rollout_state(s: &Value) -> String {
+    let phase = s["phase"].as_str().unwrap_or("-");
+    match (s["canaryVersion"].as_i64(), s["canaryWeight"].as_i64()) {
+        (Some(c), Some(w)) => format!("{phase}, version {c} at {w}% of the pods"),
+        (Some(c), None) => format!("{phase}, version {c} starting"),
+        _ => format!(
+            "{phase}, version {} serving",
+            s["servingVersion"].as_i64().unwrap_or_default()
+        ),
+    }
+}

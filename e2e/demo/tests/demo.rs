@@ -1,0 +1,95 @@
+//! What `make demo` shows, proven: the same scenario (crate `ciclo_demo`), in a namespace and
+//! bucket of its own, with every claim the demo prints checked.
+
+use ciclo_demo::cycle::{Cycle, is_blessed, metric};
+use ciclo_demo::scenario::{self, Narrator};
+use ciclo_e2e::resources::restricted_namespace;
+use std::time::Duration;
+
+/// Prints the steps into the test's output, for when it fails.
+struct Log;
+
+impl Narrator for Log {
+    fn step(&mut self, since: Duration, what: &str) {
+        eprintln!("{:>6.1} s  {what}", since.as_secs_f64());
+    }
+    fn note(&mut self, text: &str) {
+        eprintln!("          {text}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn two_iterations_of_the_cycle_run_by_themselves_and_a_broken_batch_stops_at_the_dataset() {
+    let (client, ns) = restricted_namespace("demo").await;
+    let bucket = ciclo_e2e::s3::new_bucket(&ns.name).await;
+    let cycle = Cycle::new(client, &ns.name, &bucket);
+    let outcome = scenario::run(&cycle, &mut Log).await.unwrap();
+
+    let [first, second] = &outcome.iterations[..] else {
+        panic!("two iterations: {outcome:?}")
+    };
+    // More data, a better model: version 2 was judged against version 1 and beat it.
+    assert!(is_blessed(&first.model_version) && is_blessed(&second.model_version));
+    assert_eq!(
+        second.model_version["status"]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metric"] == "roc_auc")
+            .unwrap()["baselineVersion"],
+        1,
+        "{}",
+        second.model_version
+    );
+    let auc = |it: &scenario::Iteration| metric(&it.model_version, "roc_auc").unwrap();
+    assert!(
+        auc(second) > auc(first),
+        "{} vs {}",
+        auc(second),
+        auc(first)
+    );
+    assert_eq!(first.dataset_version["rows"], 190);
+    assert_eq!(second.dataset_version["rows"], 380);
+    assert_eq!(
+        second.model_version["spec"]["lineage"]["dataset"]["version"],
+        second.dataset_version["id"]
+    );
+
+    // The served models answer about rows they never saw, mostly right.
+    for it in [first, second] {
+        let right = it.predictions.iter().filter(|(p, t)| p == t).count();
+        assert!(right >= 6, "{:?}", it.predictions);
+    }
+
+    // Version 2 went through a canary, under load, without a failed request, and both
+    // versions answered.
+    assert!(
+        second.rollout.iter().any(|s| s.contains("version 2 at")),
+        "{:?}",
+        second.rollout
+    );
+    let load = second.load.as_ref().unwrap();
+    assert!(load.failed.is_empty(), "{:?}", load.failed);
+    assert!(load.answered.get("1").is_some_and(|&c| c > 0), "{load:?}");
+    assert!(load.answered.get("2").is_some_and(|&c| c > 0), "{load:?}");
+    assert!(second.latency > Duration::ZERO);
+
+    // The broken batch: rejected, naming its column, and nothing downstream moved.
+    let r = &outcome.rejection;
+    assert_eq!(r.dataset_version["verdict"], "Rejected");
+    assert!(
+        r.dataset_version["reasons"]
+            .to_string()
+            .contains("mean_radius"),
+        "{}",
+        r.dataset_version
+    );
+    assert_eq!(r.model_versions_after, r.model_versions_before);
+    assert_eq!(r.last_model_version_after, Some(2));
+    assert_eq!(r.serving_after, Some(2));
+
+    // The lineage of the serving version leads back to its data.
+    let version = second.dataset_version["id"].as_str().unwrap();
+    assert!(outcome.lineage.contains(version), "{}", outcome.lineage);
+}
