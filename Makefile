@@ -9,7 +9,7 @@ KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo crds docs health-checks manifests manifests-check deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo demo-down crds docs health-checks manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -62,13 +62,13 @@ objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on 127.
 objectstore-down: ## stop the S3-compatible store
 	e2e/objectstore/down.sh
 
-demo: cluster-up ## the local cluster the ML cycle will run on (the cycle itself is not built yet)
-	@echo
-	$(KUBECTL) version
-	$(KUBECTL) get nodes -o wide
-	@echo
-	@echo "The local control plane is up (KUBECONFIG=$(KUBECONFIG)); 'make cluster-down' stops it."
-	@echo "ciclo's Dataset -> TrainingRun -> ModelDeployment cycle is not implemented yet; see README.md."
+demo: ## the whole ML cycle, twice, on the local control plane (or $$KUBECONFIG's cluster): data → validation → training → gated canary → serving
+	e2e/demo/run.sh
+
+demo-down: ## stop everything `make demo` started (the demo's namespace, the local cluster, the S3 store)
+	-$(KUBECTL) delete namespace ml-team --ignore-not-found --wait=false --request-timeout=10s 2>/dev/null
+	e2e/cluster/down.sh
+	e2e/objectstore/down.sh
 
 crds: ## regenerate crds/ from the Rust API types
 	$(CARGO) run -q -p ciclo -- crds > crds/ciclo.dev.yaml
