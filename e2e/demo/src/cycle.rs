@@ -129,7 +129,9 @@ impl Cycle {
             let s = Self::status(&self.deployments, NAME).await;
             Ok(s["servingVersion"] == n
                 && s["phase"] == "Promoted"
-                && !crate::load::endpoints(&self.pods, NAME).await.is_empty())
+                && !ciclo_e2e::load::endpoints(&self.pods, NAME)
+                    .await
+                    .is_empty())
         })
         .await?;
         Ok(Self::status(&self.deployments, NAME).await)
@@ -171,7 +173,7 @@ impl Cycle {
         rows: &Rows,
         range: std::ops::Range<usize>,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        let target = crate::load::endpoints(&self.pods, NAME)
+        let target = ciclo_e2e::load::endpoints(&self.pods, NAME)
             .await
             .into_iter()
             .next()
@@ -193,8 +195,11 @@ impl Cycle {
     }
 
     /// Starts a steady request load on the deployment.
-    pub fn start_load(&self, rows: Rows) -> crate::load::Running {
-        crate::load::start(self.pods.clone(), NAME.into(), NAME.into(), rows)
+    pub fn start_load(&self, rows: Rows) -> ciclo_e2e::load::Running {
+        ciclo_e2e::load::start(self.pods.clone(), NAME, NAME, move |i| {
+            let row = i % rows.rows.len();
+            rows.infer_body(row..row + 1)
+        })
     }
 
     /// `ciclo lineage` of model version `n`, as a user would run it.

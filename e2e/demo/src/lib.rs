@@ -4,5 +4,4 @@
 
 pub mod cycle;
 pub mod data;
-pub mod load;
 pub mod scenario;

@@ -5,7 +5,7 @@
 
 use crate::cycle::{Cycle, is_blessed, metric};
 use crate::data::{self, Rows};
-use crate::load::Load;
+use ciclo_e2e::load::Load;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 

@@ -51,6 +51,20 @@ fn dataset_yaml(bucket: &str) -> String {
     )
 }
 
+/// A TrainingRun of the built-in trainer on `points` (label from x1, x2), blessed at 60 %
+/// accuracy.
+pub const POINTS_TRAINING_RUN: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  trainer: {algorithm: LogisticRegression, target: label, features: [x1, x2]}
+  metrics: [{name: accuracy, direction: Maximize}]
+  gates: [{metric: accuracy, threshold: 0.6}]
+"#;
+
 /// A test's world: a restricted namespace, a bucket holding `first_batch`, and the Dataset
 /// `points` over it with its first version accepted.
 pub struct World {

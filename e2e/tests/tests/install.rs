@@ -4,7 +4,7 @@
 //! can read nothing outside the namespaces it was given.
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, restricted_namespace, wait_status};
-use ciclo_e2e::world::{points, start};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
 use ciclo_e2e::{helm, kubectl, serving_pods, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -62,18 +62,6 @@ async fn ciclo_runs_from_its_helm_release_under_the_charts_service_account() {
     }
 }
 
-const TRAINING_RUN: &str = r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {name: points}
-spec:
-  dataset: {name: points, track: Latest}
-  model: {name: points}
-  trainer: {algorithm: LogisticRegression, target: label, features: [x1, x2]}
-  metrics: [{name: accuracy, direction: Maximize}]
-  gates: [{metric: accuracy, threshold: 0.6}]
-"#;
-
 const DEPLOYMENT: &str = r#"
 apiVersion: ciclo.dev/v1alpha1
 kind: ModelDeployment
@@ -105,7 +93,7 @@ async fn every_pod_ciclo_creates_is_admitted_in_a_restricted_namespace() {
     // waits for the first dataset version: its check Job's pod ran there.
     let w = start("restricted", &points(5, 120, 0)).await;
     let ns = w.ns.name.clone();
-    apply(&ns, TRAINING_RUN);
+    apply(&ns, POINTS_TRAINING_RUN);
     apply(&ns, DEPLOYMENT);
     // The training Job's pod ran: a ModelVersion was registered from its result.
     let mv = w.judged("points-1").await;

@@ -4,27 +4,13 @@
 //! new version rolled out by canary under steady load, a broken one rolled back.
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
-use ciclo_e2e::world::{points, start};
-use ciclo_e2e::{serving_pods, wait_for};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::wait_for;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const TRAINING_RUN: &str = r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {name: points}
-spec:
-  dataset: {name: points, track: Latest}
-  model: {name: points}
-  trainer: {algorithm: LogisticRegression, target: label, features: [x1, x2]}
-  metrics: [{name: accuracy, direction: Maximize}]
-  gates: [{metric: accuracy, threshold: 0.6}]
-"#;
 
 /// The same TrainingRun turned into one whose "model" cannot be loaded: its run reports a
 /// model file that does not exist, with a high accuracy, so the version is blessed and the
@@ -63,16 +49,8 @@ spec:
   analysis: {minRequests: 10, maxErrorRatio: 0.0}
 "#;
 
-/// The Service's endpoints as its EndpointSlice would list them: ready pods that are not
-/// terminating, at their own address and the serving port.
 async fn endpoints(pods: &Api<Pod>) -> Vec<String> {
-    serving_pods(pods, "ciclo.dev/deployment=points")
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| format!("http://{ip}:8080"))
-        .collect()
+    ciclo_e2e::load::endpoints(pods, "points").await
 }
 
 fn infer_body(rows: &[(f64, f64)]) -> Value {
@@ -83,58 +61,10 @@ fn infer_body(rows: &[(f64, f64)]) -> Value {
     ]})
 }
 
-/// Requests sent and how they ended, by the model version that answered.
-#[derive(Default, Debug)]
-struct Load {
-    answered: BTreeMap<String, u64>,
-    failed: Vec<String>,
-}
-
-/// Sends inference requests round-robin over the current endpoints (refreshed every 100 ms,
-/// as kube-proxy follows an EndpointSlice) until `stop`.
-fn steady_load(pods: Api<Pod>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Load> {
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let targets = Arc::new(Mutex::new(endpoints(&pods).await));
-        let refresh = {
-            let (targets, stop) = (targets.clone(), stop.clone());
-            tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    let now = endpoints(&pods).await;
-                    if !now.is_empty() {
-                        *targets.lock().unwrap() = now;
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            })
-        };
-        let mut load = Load::default();
-        let mut i = 0usize;
-        while !stop.load(Ordering::Relaxed) {
-            let target = {
-                let t = targets.lock().unwrap();
-                t[i % t.len()].clone()
-            };
-            i += 1;
-            let url = format!("{target}/v2/models/points/infer");
-            match http
-                .post(&url)
-                .json(&infer_body(&[(0.9, 0.8)]))
-                .send()
-                .await
-            {
-                Ok(r) if r.status().is_success() => {
-                    let body: Value = r.json().await.unwrap_or_default();
-                    let version = body["model_version"].as_str().unwrap_or("?").to_string();
-                    *load.answered.entry(version).or_default() += 1;
-                }
-                Ok(r) => load.failed.push(format!("{url}: {}", r.status())),
-                Err(e) => load.failed.push(format!("{url}: {e}")),
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        refresh.await.unwrap();
-        load
+/// One request at a time, every ~20 ms, to the serving pods (see `ciclo_e2e::load`).
+fn steady_load(pods: &Api<Pod>) -> ciclo_e2e::load::Running {
+    ciclo_e2e::load::start(pods.clone(), "points", "points", |_| {
+        infer_body(&[(0.9, 0.8)])
     })
 }
 
@@ -144,7 +74,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
  {
     let w = start("serving", &points(11, 200, 0)).await;
     let ns = w.ns.name.clone();
-    apply(&ns, TRAINING_RUN);
+    apply(&ns, POINTS_TRAINING_RUN);
     apply(&ns, DEPLOYMENT);
     let deployments = ciclo(&w.client, &ns, "ModelDeployment");
     let pods: Api<Pod> = Api::namespaced(w.client.clone(), &ns);
@@ -202,8 +132,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     assert!(body["error"].is_string(), "{body}");
 
     // More data → version 2, blessed → canary under steady load → promoted, nothing failed.
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = steady_load(pods.clone(), stop.clone());
+    let load = steady_load(&pods);
     let v2 = w
         .land(
             "batch-2.csv",
@@ -218,8 +147,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     .await;
     // Let the old pods finish draining under load.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    stop.store(true, Ordering::Relaxed);
-    let load = load.await.unwrap();
+    let load = load.stop().await;
     println!("requests during the rollout, by answering version: {load:?}");
     assert!(
         load.failed.is_empty(),
@@ -282,7 +210,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
 async fn a_leader_killed_mid_canary_resumes_the_same_step_and_promotes() {
     let w = start("serving-crash", &points(21, 200, 0)).await;
     let ns = w.ns.name.clone();
-    apply(&ns, TRAINING_RUN);
+    apply(&ns, POINTS_TRAINING_RUN);
     apply(&ns, &DEPLOYMENT.replace("pause: 4s", "pause: 8s"));
     let deployments = ciclo(&w.client, &ns, "ModelDeployment");
     let pods: Api<Pod> = Api::namespaced(w.client.clone(), &ns);
@@ -295,8 +223,7 @@ async fn a_leader_killed_mid_canary_resumes_the_same_step_and_promotes() {
     })
     .await
     .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = steady_load(pods.clone(), stop.clone());
+    let load = steady_load(&pods);
     w.land(
         "batch-2.csv",
         &points(22, 300, 1000),
@@ -323,8 +250,7 @@ async fn a_leader_killed_mid_canary_resumes_the_same_step_and_promotes() {
     .await
     .unwrap();
     let seen = seen.lock().unwrap().clone();
-    stop.store(true, Ordering::Relaxed);
-    let load = load.await.unwrap();
+    let load = load.stop().await;
     println!("requests across the leader's death: {load:?}");
     assert_eq!(seen, vec![step_started], "the step was not started again");
     assert!(load.failed.is_empty(), "{load:?}");
@@ -364,7 +290,7 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
     let w = start("serving-route", &points(31, 200, 0)).await;
     let ns = w.ns.name.clone();
     apply(&ns, ROUTE);
-    apply(&ns, TRAINING_RUN);
+    apply(&ns, POINTS_TRAINING_RUN);
     apply(
         &ns,
         &DEPLOYMENT.replace("pause: 4s", "pause: 6s").replace(
@@ -416,8 +342,7 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
     })
     .await
     .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let load = steady_load(pods.clone(), stop.clone());
+    let load = steady_load(&pods);
     w.land(
         "batch-2.csv",
         &points(32, 300, 1000),
@@ -438,8 +363,7 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
         s["servingVersion"] == 2 && s["canaryVersion"].is_null()
     })
     .await;
-    stop.store(true, Ordering::Relaxed);
-    assert!(load.await.unwrap().failed.is_empty());
+    assert!(load.stop().await.failed.is_empty());
     assert_eq!(weights().await, (Some(100), Some(0)));
     assert_eq!(selects("points-stable").await, "2");
 }

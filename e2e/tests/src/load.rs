@@ -2,9 +2,9 @@
 //! would spread them: round-robin over its ready, non-terminating pods, refreshed every
 //! 100 ms as kube-proxy follows the EndpointSlice.
 
-use crate::data::Rows;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,9 +23,10 @@ impl Load {
     }
 }
 
-/// The serving pods' inference addresses (`http://<pod ip>:8080`).
+/// The inference addresses (`http://<pod ip>:8080`) of ModelDeployment `deployment`'s
+/// serving pods, as its Service's EndpointSlice would list them.
 pub async fn endpoints(pods: &Api<Pod>, deployment: &str) -> Vec<String> {
-    ciclo_e2e::serving_pods(pods, &format!("ciclo.dev/deployment={deployment}"))
+    crate::serving_pods(pods, &format!("ciclo.dev/deployment={deployment}"))
         .await
         .unwrap_or_default()
         .iter()
@@ -47,8 +48,15 @@ impl Running {
     }
 }
 
-/// Starts sending one-row requests for `model` (rows of `rows`, in turn) every ~20 ms.
-pub fn start(pods: Api<Pod>, deployment: String, model: String, rows: Rows) -> Running {
+/// Starts sending v2 inference requests for `model` to `deployment`'s pods every ~20 ms,
+/// the `i`th with the body `body(i)`.
+pub fn start(
+    pods: Api<Pod>,
+    deployment: &str,
+    model: &str,
+    body: impl Fn(usize) -> Value + Send + 'static,
+) -> Running {
+    let (deployment, model) = (deployment.to_string(), model.to_string());
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let task = tokio::spawn(async move {
@@ -73,7 +81,7 @@ pub fn start(pods: Api<Pod>, deployment: String, model: String, rows: Rows) -> R
                 let t = targets.lock().expect("targets");
                 t.get(i % t.len().max(1)).cloned()
             };
-            let row = i % rows.rows.len();
+            let request = body(i);
             i += 1;
             let Some(target) = target else {
                 load.failed.push("no ready serving pod".into());
@@ -81,15 +89,10 @@ pub fn start(pods: Api<Pod>, deployment: String, model: String, rows: Rows) -> R
                 continue;
             };
             let url = format!("{target}/v2/models/{model}/infer");
-            match http
-                .post(&url)
-                .json(&rows.infer_body(row..row + 1))
-                .send()
-                .await
-            {
+            match http.post(&url).json(&request).send().await {
                 Ok(r) if r.status().is_success() => {
-                    let body: serde_json::Value = r.json().await.unwrap_or_default();
-                    let version = body["model_version"].as_str().unwrap_or("?").to_string();
+                    let answer: Value = r.json().await.unwrap_or_default();
+                    let version = answer["model_version"].as_str().unwrap_or("?").to_string();
                     *load.answered.entry(version).or_default() += 1;
                 }
                 Ok(r) => load.failed.push(format!("{url}: {}", r.status())),
