@@ -4,8 +4,8 @@
 //! new version rolled out by canary under steady load, a broken one rolled back.
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
 use ciclo_e2e::wait_for;
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};

@@ -28,6 +28,8 @@ use std::collections::BTreeMap;
         type_ = "string",
         json_path = ".status.currentRun.phase"
     ),
+    // The run in progress is `Phase`, empty between runs; how the latest one ended is here.
+    printcolumn(name = "Last Run", type_ = "string", json_path = ".status.runs[0].phase"),
     printcolumn(
         name = "Last Version",
         type_ = "integer",
