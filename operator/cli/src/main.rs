@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod dataset;
+mod get;
 mod lineage;
 mod train;
 
@@ -31,6 +32,9 @@ enum Cli {
     Serve(ciclo_serve::ServeArgs),
     /// Print a model version's lineage: dataset version → run → model version → deployments.
     Lineage(lineage::LineageArgs),
+    /// Show datasets, training runs, model versions and deployments with their conditions,
+    /// once or live (`--watch`).
+    Get(get::GetArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -60,5 +64,6 @@ fn main() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cli::Lineage(args) => lineage::run(&args),
+        Cli::Get(args) => get::run(&args),
     }
 }
