@@ -4,6 +4,7 @@
 mod dataset;
 mod get;
 mod lineage;
+mod one_line;
 mod train;
 
 use clap::Parser as _;

@@ -16,6 +16,7 @@ mod summary;
 mod table;
 mod watch;
 
+use crate::one_line::one_line;
 use anyhow::Context as _;
 use kube::Client;
 use std::process::ExitCode;
@@ -210,18 +211,6 @@ pub fn run(args: &GetArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// The error and its causes on one line, leaving out a cause its parent already quotes
-/// (kube's errors repeat their source in their own message), as `ciclo lineage` prints them.
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain().map(ToString::to_string) {
-        if !parts.last().is_some_and(|last| last.contains(&cause)) {
-            parts.push(cause);
-        }
-    }
-    parts.join(": ")
 }
 
 /// What to do about a failure to read the objects: install the CRDs when the API server

@@ -14,6 +14,7 @@ mod fetch;
 mod fixtures;
 mod text;
 
+use crate::one_line::one_line;
 use anyhow::Context as _;
 use kube::Client;
 use std::process::ExitCode;
@@ -121,18 +122,6 @@ pub fn run(args: &LineageArgs) -> anyhow::Result<ExitCode> {
         Output::Text => print!("{}", text::render_text(&lineage)),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The error and its causes on one line, leaving out a cause its parent already quotes
-/// (kube's errors repeat their source in their own message).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in e.chain().map(ToString::to_string) {
-        if !parts.last().is_some_and(|last| last.contains(&cause)) {
-            parts.push(cause);
-        }
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
