@@ -37,18 +37,21 @@ async fn main() -> anyhow::Result<()> {
         started: Instant::now(),
     };
     println!("\n== ciclo demo: the ML cycle, twice, with no human step\n");
+    println!(
+        "(live, in another terminal: KUBECONFIG={} target/debug/ciclo get -n {NAMESPACE} -w)\n",
+        ciclo_e2e::kubeconfig().display()
+    );
     fresh_start(&client).await?;
     let cycle = Cycle::new(client, NAMESPACE, BUCKET);
     let outcome = match scenario::run(&cycle, &mut NarratedIterations(&mut terminal)).await {
         Ok(o) => o,
         Err(e) => {
-            println!("\nThe demo stopped: {e:#}\n");
+            println!("\nThe demo stopped: {e:#}");
             show_table(NAMESPACE);
             std::process::exit(1);
         }
     };
     report(&outcome);
-    show_table(NAMESPACE);
     println!(
         "\nDone in {:.0} s. Look around: `target/debug/ciclo get -n {NAMESPACE} -w`; `make demo-down` stops everything.\n",
         terminal.started.elapsed().as_secs_f64()
@@ -69,6 +72,10 @@ impl Narrator for NarratedIterations<'_> {
             println!("\n-- a broken batch arrives\n");
         }
         self.0.step(since, what);
+        // The resources and their conditions, as users watch them, at the end of each part.
+        if what.starts_with("ModelDeployment serves") || what.contains("no training run started") {
+            show_table(NAMESPACE);
+        }
     }
     fn note(&mut self, text: &str) {
         self.0.note(text);
@@ -170,13 +177,13 @@ fn print_timing(n: usize, it: &Iteration) {
     );
 }
 
-/// The team's resources as `ciclo get` shows them.
+/// The team's resources as `ciclo get` shows them, indented under the narrative.
 fn show_table(ns: &str) {
     let (ok, out, err) = ciclo_e2e::ciclo_cli(&["get", "-n", ns]);
-    println!();
-    if ok {
-        print!("{out}");
-    } else {
-        println!("(ciclo get: {err})");
+    println!("\n           $ ciclo get -n {ns}");
+    let text = if ok { out } else { err };
+    for line in text.lines() {
+        println!("           {line}");
     }
+    println!();
 }

@@ -186,7 +186,9 @@ async fn record_check(
         &record::Check {
             job: &job.name_any(),
             generation: job_generation(job).unwrap_or(ds.metadata.generation.unwrap_or_default()),
-            requested_at: job_requested_at(job).or(job::requested_at(ds)),
+            // Only the request this Job was started for: a request made while it ran (the
+            // annotation changed since) is answered by the next check, which sees its data.
+            requested_at: job_requested_at(job),
             now: &now,
             history_limit: ds.spec.history_limit as usize,
         },
