@@ -52,13 +52,15 @@ printf '%s\n' 'nameserver 127.0.0.1' 'options single-request' > "$work/resolv.co
 python3 "$here/loopback_services.py" "$work/requests.log" 18333 & services_pid=$!
 
 image=$("${bah[@]}" pull --quiet "oci-archive:$archive")
-ctr=$("${bah[@]}" from --pull-never "$image")
+# --dns none and --no-hosts: buildah would otherwise mount the machine's own resolv.conf and
+# hosts over ours, in no fixed order (and its resolver is no loopback address).
+ctr=$("${bah[@]}" from --pull-never --dns none "$image")
 root=$("${bah[@]}" mount "$ctr")
 
 # Runs the image's entrypoint under runc, as the image's user (buildah run takes USER from
 # the image), with the kubelet-like /etc files and serve's test fixtures mounted read-only.
 in_image() {
-  "${bah[@]}" run --runtime runc --network host -v "$work/hosts:/etc/hosts:ro" \
+  "${bah[@]}" run --runtime runc --network host --no-hosts -v "$work/hosts:/etc/hosts:ro" \
     -v "$work/resolv.conf:/etc/resolv.conf:ro" \
     -v "$repo/operator/serve/tests/fixtures:/models:ro" "$ctr" -- /ciclo "$@"
 }
@@ -83,9 +85,9 @@ check "operator/Dockerfile.dockerignore sends a context cargo loads the workspac
 
 # --- metadata --------------------------------------------------------------------------
 config_is_as_shipped() {
-  "${bah[@]}" inspect --type image --format '{{json .OCIv1.Config}}' "$image" | python3 -c '
+  "${bah[@]}" inspect --type image "$image" | python3 -c '
 import json, sys
-config, version, revision = json.load(sys.stdin), sys.argv[1], sys.argv[2]
+config, version, revision = json.load(sys.stdin)["OCIv1"]["config"], sys.argv[1], sys.argv[2]
 labels = config.get("Labels") or {}
 want = {
     "org.opencontainers.image.title": "ciclo",
@@ -217,7 +219,7 @@ reads_the_bucket_at() {
 }
 check "a name only the DNS server knows (store.ciclo.test) resolves: the dataset is read through it" \
   reads_the_bucket_at store.ciclo.test
-check "a name only /etc/hosts knows resolves although DNS says NXDOMAIN (nsswitch: files dns)" \
+check "a name only /etc/hosts knows resolves although DNS says NXDOMAIN: the kubelet's hosts file is read" \
   reads_the_bucket_at hosts-only.ciclo.test
 unknown_name_is_a_dns_error() {
   local out
