@@ -7,19 +7,23 @@
 #
 #   e2e/image/build.sh              build if needed; print the digest, size and archive
 #   e2e/image/build.sh --archive    print the archive's path only (may not exist yet)
+#   CICLO_IMAGE_PROFILE=dev e2e/image/build.sh   an unoptimised binary (CI from nothing)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache_root=${CICLO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ciclo}
 
-# The project installs what it uses: buildah, and runc for test.sh (crun, buildah's
-# default, refuses this machine's hybrid cgroup layout).
-if ! command -v buildah >/dev/null || ! command -v runc >/dev/null; then
-  echo "build.sh: installing buildah and runc (Debian packages)" >&2
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah runc >&2
+# The project installs what it uses: buildah; for test.sh runc (crun, buildah's default,
+# refuses this machine's hybrid cgroup layout) and file.
+if ! command -v buildah >/dev/null || ! command -v runc >/dev/null || ! command -v file >/dev/null; then
+  echo "build.sh: installing buildah, runc and file (Debian packages)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah runc file >&2
 fi
 
+# What ships is built with the `image` profile; CICLO_IMAGE_PROFILE=dev trades that for time.
+profile=${CICLO_IMAGE_PROFILE:-image}
 version=$(awk -F'"' '/^\[workspace.package\]/ {p = 1} p && $1 ~ /^version *= */ {print $2; exit}' \
   "$repo/Cargo.toml")
 revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
@@ -31,7 +35,7 @@ created=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
 
 key=$( (cd "$repo" && find operator e2e/image Cargo.toml Cargo.lock -type f -print0 \
           | LC_ALL=C sort -z | xargs -0 sha256sum
-        rustc -vV; buildah --version; echo "$version $revision $created") \
+        rustc -vV; buildah --version; echo "$version $revision $created $profile") \
       | sha256sum | cut -c1-16)
 out="$cache_root/image/$key"
 archive="$out/ciclo.oci.tar"
@@ -39,7 +43,7 @@ archive="$out/ciclo.oci.tar"
 if [ "${1:-}" = "--archive" ]; then echo "$archive"; exit 0; fi
 
 report() {
-  echo "image:    ghcr.io/ciclo-dev/ciclo:$version (revision $revision)"
+  echo "image:    ghcr.io/ciclo-dev/ciclo:$version (revision $revision, cargo profile $profile)"
   echo "digest:   $(cat "$out/digest")"
   echo "size:     $(cat "$out/size")"
   echo "archive:  $archive"
@@ -52,7 +56,7 @@ trap 'rm -rf "$work"' EXIT
 
 start=$(date +%s)
 # One target directory for every key: a source change recompiles the ciclo crates only.
-echo "build.sh: building the static ciclo binary (cargo --profile image)" >&2
+echo "build.sh: building the static ciclo binary (cargo --profile $profile)" >&2
 CARGO_TARGET_DIR="$cache_root/image/target" "$here/rootfs.sh" "$work/stage/rootfs" >&2
 built=$(date +%s)
 

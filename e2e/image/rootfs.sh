@@ -5,7 +5,7 @@
 # both run this script, so the image a registry gets and the image CI tests hold the same
 # files, built with the same flags.
 #
-#   e2e/image/rootfs.sh OUT_DIR     (honours CARGO_TARGET_DIR, CARGO_PROFILE_IMAGE_*)
+#   e2e/image/rootfs.sh OUT_DIR     (honours CARGO_TARGET_DIR, CICLO_IMAGE_PROFILE)
 set -euo pipefail
 
 out=${1:?usage: rootfs.sh OUT_DIR}
@@ -17,9 +17,13 @@ cd "$(dirname "$0")/../.."
 # library beside it (e2e/image/test.sh checks both). --target keeps the flag off build
 # scripts and proc-macros, which must stay dynamic.
 target=x86_64-unknown-linux-gnu
+# CICLO_IMAGE_PROFILE=dev: an unoptimised binary, for a CI that cannot afford the optimised
+# build from nothing; what ships is built with the `image` profile.
+profile=${CICLO_IMAGE_PROFILE:-image}
 RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --locked --profile image -p ciclo --target "$target"
-bin=${CARGO_TARGET_DIR:-target}/$target/image/ciclo
+  cargo build --locked --profile "$profile" -p ciclo --target "$target"
+dir=$profile; [ "$profile" != dev ] || dir=debug
+bin=${CARGO_TARGET_DIR:-target}/$target/$dir/ciclo
 
 ca=/etc/ssl/certs/ca-certificates.crt
 [ -s "$ca" ] || { echo "rootfs.sh: no CA bundle at $ca (install ca-certificates)" >&2; exit 1; }
