@@ -9,7 +9,7 @@ KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools demo demo-down crds docs health-checks manifests manifests-check deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools image demo demo-down crds docs health-checks manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on 127.
 
 objectstore-down: ## stop the S3-compatible store
 	e2e/objectstore/down.sh
+
+image: ## the container image: operator/Dockerfile's final stage built with buildah (cached OCI archive), then checked
+	e2e/image/build.sh
+	e2e/image/test.sh
 
 demo: ## the whole ML cycle, twice, on the local control plane (or $$KUBECONFIG's cluster): data → validation → training → gated canary → serving
 	e2e/demo/run.sh
