@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use ciclo_demo::cycle::{Cycle, NAME};
-use ciclo_demo::scenario::{self, Iteration, Narrator, Outcome};
+use ciclo_demo::scenario::{self, Iteration, Narrator, Outcome, Stage};
 use std::time::{Duration, Instant};
 
 const NAMESPACE: &str = "ml-team";
@@ -16,12 +16,19 @@ const BATCHES: [&str; 4] = [
     "broken-batch.csv",
 ];
 
-/// Prints each step with the seconds since its batch landed.
+/// Prints each part's title, each step with the seconds since its batch landed, and the
+/// resources as `ciclo get` shows them at the end of each part.
 struct Terminal {
     started: Instant,
 }
 
 impl Narrator for Terminal {
+    fn part(&mut self, title: &str) {
+        println!("\n-- {title}\n");
+    }
+    fn part_done(&mut self) {
+        show_table(NAMESPACE);
+    }
     fn step(&mut self, since: Duration, what: &str) {
         println!("  {:>6.1} s  {what}", since.as_secs_f64());
     }
@@ -43,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
     );
     fresh_start(&client).await?;
     let cycle = Cycle::new(client, NAMESPACE, BUCKET);
-    let outcome = match scenario::run(&cycle, &mut NarratedIterations(&mut terminal)).await {
+    let outcome = match scenario::run(&cycle, &mut terminal).await {
         Ok(o) => o,
         Err(e) => {
             println!("\nThe demo stopped: {e:#}");
@@ -57,29 +64,6 @@ async fn main() -> anyhow::Result<()> {
         terminal.started.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-/// Announces each iteration before its steps.
-struct NarratedIterations<'a>(&'a mut Terminal);
-
-impl Narrator for NarratedIterations<'_> {
-    fn step(&mut self, since: Duration, what: &str) {
-        if what.starts_with("batch-1.csv landed") {
-            println!("\n-- iteration 1: the first batch of data arrives\n");
-        } else if what.starts_with("batch-2.csv landed") {
-            println!("\n-- iteration 2: more data arrives while version 1 serves\n");
-        } else if what.starts_with("broken-batch.csv landed") {
-            println!("\n-- a broken batch arrives\n");
-        }
-        self.0.step(since, what);
-        // The resources and their conditions, as users watch them, at the end of each part.
-        if what.starts_with("ModelDeployment serves") || what.contains("no training run started") {
-            show_table(NAMESPACE);
-        }
-    }
-    fn note(&mut self, text: &str) {
-        self.0.note(text);
-    }
 }
 
 /// Removes what an earlier demo left: the namespace (and with it every ciclo object of the
@@ -157,23 +141,21 @@ fn report(outcome: &Outcome) {
 }
 
 fn print_timing(n: usize, it: &Iteration) {
-    let seconds = |prefix: &str| {
-        it.steps
-            .iter()
-            .find(|(what, _)| what.starts_with(prefix) || what.contains(prefix))
-            .map(|(_, t)| format!("{:.1} s", t.as_secs_f64()))
+    let seconds = |stage| {
+        it.time_of(stage)
+            .map(|t| format!("{:.1} s", t.as_secs_f64()))
             .unwrap_or_else(|| "-".into())
     };
     println!(
         "           timing from the data landing: accepted {}, trained {}, judged {}, serving {}",
-        seconds("Dataset version"),
-        seconds("TrainingRun trained"),
-        seconds(&format!("wdbc-{n} ")),
-        seconds("ModelDeployment serves"),
+        seconds(Stage::Accepted),
+        seconds(Stage::Trained),
+        seconds(Stage::Judged),
+        seconds(Stage::Serving),
     );
     println!(
         "           ITERATION LATENCY {n} (new data landed → version {n} serving 100%): {:.1} s",
-        it.latency.as_secs_f64()
+        it.latency().as_secs_f64()
     );
 }
 

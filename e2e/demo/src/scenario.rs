@@ -9,12 +9,35 @@ use ciclo_e2e::load::Load;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// Someone following along: told each step as it ends.
+/// Someone following along: told each part as it begins and ends, and each step.
 pub trait Narrator {
-    /// A step ended `since` after the iteration's data landed.
+    /// A part of the scenario begins (an iteration, the broken batch).
+    fn part(&mut self, _title: &str) {}
+    /// The part is over: the resources are where it left them.
+    fn part_done(&mut self) {}
+    /// A step ended `since` after the part's data landed.
     fn step(&mut self, since: Duration, what: &str);
     /// Anything else worth showing.
     fn note(&mut self, text: &str);
+}
+
+/// The steps of an iteration that are timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Landed,
+    Accepted,
+    Trained,
+    Judged,
+    Rollout,
+    Serving,
+}
+
+/// A step: which stage it ended, what happened, and when from the data landing.
+#[derive(Debug)]
+pub struct Step {
+    pub stage: Stage,
+    pub what: String,
+    pub since: Duration,
 }
 
 /// One iteration: a batch landed, and where it got to.
@@ -31,9 +54,7 @@ pub struct Iteration {
     /// The steady load during the rollout (iteration 2).
     pub load: Option<Load>,
     /// Each step and when it ended, from the data landing.
-    pub steps: Vec<(String, Duration)>,
-    /// Data landed → the new version serving all traffic.
-    pub latency: Duration,
+    pub steps: Vec<Step>,
 }
 
 /// The broken batch, and what did not move.
@@ -65,11 +86,26 @@ pub async fn run(cycle: &Cycle, narrator: &mut impl Narrator) -> anyhow::Result<
         cycle.ns
     ));
     let mut outcome = Outcome::default();
-    for (n, batch) in [(1, "batch-1.csv"), (2, "batch-2.csv")] {
+    for (n, batch, title) in [
+        (
+            1,
+            "batch-1.csv",
+            "iteration 1: the first batch of data arrives",
+        ),
+        (
+            2,
+            "batch-2.csv",
+            "iteration 2: more data arrives while version 1 serves",
+        ),
+    ] {
+        narrator.part(title);
         let iteration = iterate(cycle, narrator, n, batch, &unseen).await?;
+        narrator.part_done();
         outcome.iterations.push(iteration);
     }
+    narrator.part("a broken batch arrives");
     outcome.rejection = reject(cycle, narrator, "broken-batch.csv").await?;
+    narrator.part_done();
     outcome.lineage = cycle.lineage(2)?;
     Ok(outcome)
 }
@@ -96,6 +132,7 @@ async fn iterate(
         &mut it,
         narrator,
         landed,
+        Stage::Landed,
         format!("{batch} landed in s3://{}/wdbc/", cycle.bucket),
     );
 
@@ -108,14 +145,14 @@ async fn iterate(
         v["rows"],
         v["files"]
     );
-    step(&mut it, narrator, landed, what);
+    step(&mut it, narrator, landed, Stage::Accepted, what);
 
     it.run = cycle.trained(n).await?;
     let what = format!(
         "TrainingRun trained on it (Job {}): ModelVersion wdbc-{n} registered",
         it.run["job"].as_str().unwrap_or("?")
     );
-    step(&mut it, narrator, landed, what);
+    step(&mut it, narrator, landed, Stage::Trained, what);
 
     it.model_version = cycle.judged(n).await?;
     let mv = &it.model_version;
@@ -132,7 +169,7 @@ async fn iterate(
     );
     let blessed = is_blessed(mv);
     anyhow::ensure!(blessed, "wdbc-{n} was not blessed: {what}");
-    step(&mut it, narrator, landed, what);
+    step(&mut it, narrator, landed, Stage::Judged, what);
 
     if n > 1 {
         let s = cycle.canary(n).await?;
@@ -141,6 +178,7 @@ async fn iterate(
             &mut it,
             narrator,
             landed,
+            Stage::Rollout,
             format!("canary of version {n}: {}", rollout_state(&s)),
         );
         // Follow the rollout until it is over, telling each change.
@@ -148,7 +186,13 @@ async fn iterate(
             let s = cycle.deployment().await;
             let state = rollout_state(&s);
             if it.rollout.last() != Some(&state) {
-                step(&mut it, narrator, landed, format!("rollout: {state}"));
+                step(
+                    &mut it,
+                    narrator,
+                    landed,
+                    Stage::Rollout,
+                    format!("rollout: {state}"),
+                );
                 it.rollout.push(state);
             }
             if s["servingVersion"] == n && s["phase"] == "Promoted" {
@@ -162,11 +206,11 @@ async fn iterate(
         }
     }
     let s = cycle.serving(n).await?;
-    it.latency = landed.elapsed();
     step(
         &mut it,
         narrator,
         landed,
+        Stage::Serving,
         format!(
             "ModelDeployment serves version {n} with all traffic at {}",
             s["endpoint"].as_str().unwrap_or("?")
@@ -191,10 +235,32 @@ async fn iterate(
 }
 
 /// Tells `narrator` a step ended, and records it.
-fn step(it: &mut Iteration, narrator: &mut impl Narrator, landed: Instant, what: String) {
+fn step(
+    it: &mut Iteration,
+    narrator: &mut impl Narrator,
+    landed: Instant,
+    stage: Stage,
+    what: String,
+) {
     let since = landed.elapsed();
     narrator.step(since, &what);
-    it.steps.push((what, since));
+    it.steps.push(Step { stage, what, since });
+}
+
+impl Iteration {
+    /// The iteration latency: data landed → the new version serving all traffic.
+    pub fn latency(&self) -> Duration {
+        self.time_of(Stage::Serving).unwrap_or_default()
+    }
+
+    /// When `stage` ended, from the data landing (its last step, for the rollout).
+    pub fn time_of(&self, stage: Stage) -> Option<Duration> {
+        self.steps
+            .iter()
+            .rev()
+            .find(|s| s.stage == stage)
+            .map(|s| s.since)
+    }
 }
 
 async fn reject(

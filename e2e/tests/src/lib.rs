@@ -31,16 +31,31 @@ pub fn kubeconfig() -> PathBuf {
         .unwrap_or_else(|| repo_root().join(".cluster/kubeconfig"))
 }
 
-/// The `kubectl` built with the control plane (or `$KUBECTL`).
-pub fn kubectl_path() -> PathBuf {
-    if let Some(k) = std::env::var_os("KUBECTL") {
-        return PathBuf::from(k);
+/// `$var` if set, else `binary` in the bin dir `script --dir` prints (the cached builds of
+/// e2e/cluster/build.sh and e2e/tools/build.sh).
+fn built_tool(var: &str, script: &str, binary: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(var) {
+        return PathBuf::from(path);
     }
-    let out = Command::new(repo_root().join("e2e/cluster/build.sh"))
+    let out = Command::new(repo_root().join(script))
         .arg("--dir")
         .output()
-        .expect("running e2e/cluster/build.sh --dir");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("kubectl")
+        .unwrap_or_else(|e| panic!("running {script} --dir: {e}"));
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join(binary)
+}
+
+/// The `kubectl` built with the control plane (or `$KUBECTL`).
+pub fn kubectl_path() -> PathBuf {
+    built_tool("KUBECTL", "e2e/cluster/build.sh", "kubectl")
+}
+
+/// A finished command as (success, stdout, stderr).
+fn outcome(out: &std::process::Output) -> (bool, String, String) {
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Runs kubectl against the cluster under test; returns (success, stdout, stderr).
@@ -65,23 +80,12 @@ pub fn kubectl(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     }
     drop(child.stdin.take());
     let out = child.wait_with_output().expect("waiting for kubectl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&out)
 }
 
 /// The `helm` built from its Go module by e2e/tools/build.sh (or `$HELM`).
 pub fn helm_path() -> PathBuf {
-    if let Some(h) = std::env::var_os("HELM") {
-        return PathBuf::from(h);
-    }
-    let out = Command::new(repo_root().join("e2e/tools/build.sh"))
-        .arg("--dir")
-        .output()
-        .expect("running e2e/tools/build.sh --dir");
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("helm")
+    built_tool("HELM", "e2e/tools/build.sh", "helm")
 }
 
 /// Runs helm against the cluster under test from the repository root (so `charts/ciclo`
@@ -94,11 +98,7 @@ pub fn helm(args: &[&str]) -> (bool, String, String) {
         .current_dir(repo_root())
         .output()
         .expect("running helm");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&out)
 }
 
 /// Runs the `ciclo` binary `make build` made (or `$CICLO_BIN`) against the cluster under
@@ -112,11 +112,7 @@ pub fn ciclo_cli(args: &[&str]) -> (bool, String, String) {
         .env("KUBECONFIG", kubeconfig())
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&out)
 }
 
 /// Picks rustls' crypto provider: the workspace compiles two (object_store brings

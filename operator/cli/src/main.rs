@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod dataset;
+#[cfg(test)]
+mod fake_api;
 mod get;
 mod lineage;
 mod one_line;

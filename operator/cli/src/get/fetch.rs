@@ -59,15 +59,14 @@ mod tests {
     use super::*;
     use crate::get::Output;
     use crate::get::fixtures;
-    use kube::client::Body;
     use std::sync::{Arc, Mutex};
 
     /// A client whose API server answers lists of datasets and model deployments from the
     /// fixtures, and 404 (as for a CRD that is not installed) for anything else.
     fn fake(requests: Arc<Mutex<Vec<String>>>) -> Client {
-        let service = tower::service_fn(move |req: http::Request<Body>| {
-            requests.lock().unwrap().push(req.uri().path().to_string());
-            let path = req.uri().path().to_string();
+        crate::fake_api::client("ml", move |uri| {
+            requests.lock().unwrap().push(uri.path().to_string());
+            let path = uri.path();
             let items = if path.ends_with("/datasets") {
                 Some(serde_json::to_value(fixtures::datasets()).unwrap())
             } else if path.ends_with("/modeldeployments") {
@@ -75,7 +74,7 @@ mod tests {
             } else {
                 None
             };
-            let (status, body) = match items {
+            match items {
                 Some(items) => (
                     200,
                     serde_json::json!({"apiVersion": "ciclo.dev/v1alpha1", "kind": "List", "metadata": {"resourceVersion": "7"}, "items": items}),
@@ -84,18 +83,8 @@ mod tests {
                     404,
                     serde_json::json!({"apiVersion": "v1", "kind": "Status", "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404}),
                 ),
-            };
-            async move {
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(status)
-                        .header("content-type", "application/json")
-                        .body(Body::from(body.to_string().into_bytes()))
-                        .unwrap(),
-                )
             }
-        });
-        Client::new(service, "ml")
+        })
     }
 
     fn view(kinds: &[Kind], scope: Scope) -> View {

@@ -81,7 +81,6 @@ mod tests {
     use super::*;
     use crate::lineage::chain::Found;
     use crate::lineage::fixtures::{model_version, recorded_dataset, recorded_run};
-    use kube::client::Body;
     use serde::Serialize;
     use std::sync::{Arc, Mutex};
 
@@ -93,23 +92,11 @@ mod tests {
     fn fake(objects: Vec<serde_json::Value>) -> Fake {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let seen = requests.clone();
-        let service = tower::service_fn(move |req: http::Request<Body>| {
-            seen.lock().unwrap().push(req.uri().to_string());
-            let (status, body) = answer(&objects, req.uri());
-            async move {
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .status(status)
-                        .header("content-type", "application/json")
-                        .body(Body::from(body.to_string().into_bytes()))
-                        .unwrap(),
-                )
-            }
+        let client = crate::fake_api::client("default", move |uri| {
+            seen.lock().unwrap().push(uri.to_string());
+            answer(&objects, uri)
         });
-        Fake {
-            client: Client::new(service, "default"),
-            requests,
-        }
+        Fake { client, requests }
     }
 
     fn answer(objects: &[serde_json::Value], uri: &http::Uri) -> (u16, serde_json::Value) {
