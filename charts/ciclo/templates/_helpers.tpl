@@ -63,17 +63,20 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
   resources: [secrets]
   verbs: [get]
 # Check each Dataset's source, and train each TrainingRun, with a Job: create it, learn when
-# it finishes (list, watch: the controllers own their Jobs), and delete a check Job once its
-# result is recorded in the status.
+# it finishes (list, watch: the controllers own their Jobs), mark a training Job once its run
+# is recorded in the status (patch: the annotation ciclo.dev/recorded, so a run is recorded
+# once however short the history), and delete a check Job once its result is recorded and a
+# training Job once its run falls out of the TrainingRun's history.
 - apiGroups: [batch]
   resources: [jobs]
-  verbs: [list, watch, create, delete]
+  verbs: [list, watch, create, patch, delete]
 # A distributed training run's headless Service, through which its workers find each other
-# (create), and a ModelDeployment's Service, kept as declared by server-side apply (patch;
-# an apply that creates also needs create).
+# (create; deleted with its Job once the run falls out of the history), and a
+# ModelDeployment's Service, kept as declared by server-side apply (patch; an apply that
+# creates also needs create).
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, patch]
+  verbs: [create, patch, delete]
 # A ModelDeployment serves each version with a Deployment it owns: applied (create, patch),
 # watched for readiness (list, watch), removed once a version no longer serves (delete).
 - apiGroups: [apps]

@@ -22,7 +22,20 @@ const DEPLOYMENT: &str =
 
 /// (what, object, field the message names, message)
 fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
+    let dataset = |spec: &str| format!("{DATASET}spec: {{source: {{uri: 's3://b/p'}}, {spec}}}");
+    let columns = |columns: &str| dataset(&format!("schema: {{columns: [{columns}]}}"));
+    let run = |spec: &str| {
+        format!("{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, {spec}}}")
+    };
+    // The built-in trainer, with more settings inside and more spec fields beside it.
+    let trainer = |inside: &str, beside: &str| {
+        run(&format!(
+            "trainer: {{algorithm: DecisionTree, target: label{inside}}}{beside}"
+        ))
+    };
+    let deployment = |spec: &str| format!("{DEPLOYMENT}spec: {{model: {{name: m}}, {spec}}}");
     vec![
+        // Dataset
         (
             "unsupported source scheme",
             format!("{DATASET}spec: {{source: {{uri: 'ftp://host/data'}}}}"),
@@ -30,48 +43,217 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "uri must start with s3://, gs://, az://, file:// or https://",
         ),
         (
+            "an endpoint that is not a URL",
+            format!("{DATASET}spec: {{source: {{uri: 's3://b/p', endpoint: 'minio:9000'}}}}"),
+            "spec.source.endpoint",
+            "endpoint must be an http:// or https:// URL",
+        ),
+        (
+            "an empty region",
+            format!("{DATASET}spec: {{source: {{uri: 's3://b/p', region: ''}}}}"),
+            "spec.source.region",
+            "should be at least 1 chars long",
+        ),
+        (
+            "a credentials Secret name that is no name",
+            format!(
+                "{DATASET}spec: {{source: {{uri: 's3://b/p', credentialsSecretRef: {{name: 'My Keys'}}}}}}"
+            ),
+            "spec.source.credentialsSecretRef.name",
+            "name must be a Secret's name",
+        ),
+        (
             "zero interval",
-            format!("{DATASET}spec: {{source: {{uri: 's3://b/p'}}, interval: 0s}}"),
+            dataset("interval: 0s"),
             "spec.interval",
-            "interval must be a positive duration",
+            "interval must be at least 10s",
+        ),
+        (
+            "interval under the floor",
+            dataset("interval: 5s"),
+            "spec.interval",
+            "interval must be at least 10s",
+        ),
+        (
+            "interval in milliseconds",
+            dataset("interval: 1ms"),
+            "spec.interval",
+            "interval must be hours, minutes and seconds, largest first",
         ),
         (
             "negative interval",
-            format!("{DATASET}spec: {{source: {{uri: 's3://b/p'}}, interval: -5m}}"),
+            dataset("interval: -5m"),
             "spec.interval",
-            "interval must be a positive duration",
+            "interval must be hours, minutes and seconds, largest first",
         ),
         (
+            "interval in words",
+            dataset("interval: 1 hour"),
+            "spec.interval",
+            "interval must be hours, minutes and seconds, largest first",
+        ),
+        (
+            "duplicate column names",
+            columns("{name: a, type: integer}, {name: a, type: float}"),
+            "spec.schema.columns[1]",
+            "Duplicate value",
+        ),
+        (
+            "min greater than max",
+            columns("{name: a, type: float, min: 10, max: 1}"),
+            "spec.schema.columns[0].min",
+            "min must not be greater than max",
+        ),
+        (
+            "a range on a string column",
+            columns("{name: a, type: string, min: 0}"),
+            "spec.schema.columns[0].type",
+            "min and max apply only to integer, float and timestamp columns",
+        ),
+        (
+            "allowed values on a float column",
+            columns("{name: a, type: float, allowedValues: ['0.5', '1.0']}"),
+            "spec.schema.columns[0].allowedValues",
+            "allowedValues apply only to string, integer and boolean columns",
+        ),
+        (
+            "allowed values on a timestamp column",
+            columns("{name: a, type: timestamp, allowedValues: ['2024-01-01']}"),
+            "spec.schema.columns[0].allowedValues",
+            "allowedValues apply only to string, integer and boolean columns",
+        ),
+        (
+            "allowed values of a boolean column that are not booleans",
+            columns("{name: a, type: boolean, allowedValues: ['yes']}"),
+            "spec.schema.columns[0].allowedValues",
+            "allowedValues of a boolean column must be true or false",
+        ),
+        (
+            "a Jensen-Shannon limit above 1",
+            dataset("drift: {measure: JensenShannon, maxDistance: 2}"),
+            "spec.drift.maxDistance",
+            "a Jensen-Shannon distance is at most 1",
+        ),
+        // TrainingRun
+        (
             "workers < 1",
-            format!(
-                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, workers: 0}}"
-            ),
+            run("image: trainer, workers: 0"),
             "spec.workers",
             "should be greater than or equal to 1",
         ),
         (
-            "gate on a metric with no direction",
+            "an empty image",
+            run("image: ''"),
+            "spec.image",
+            "image must be an image reference, not empty and without spaces",
+        ),
+        (
+            "an image with a space",
+            run("image: 'trainer :1'"),
+            "spec.image",
+            "image must be an image reference, not empty and without spaces",
+        ),
+        (
+            "a quantity that is no quantity",
+            run("image: trainer, resources: {limits: {cpu: lots}}"),
+            "spec.resources.limits[cpu]",
+            "must be a quantity that is not negative, such as 500m, 2Gi or 4",
+        ),
+        (
+            "a negative quantity",
+            run("image: trainer, resources: {requests: {memory: -1Gi}}"),
+            "spec.resources.requests[memory]",
+            "must be a quantity that is not negative",
+        ),
+        (
+            "a request above its limit",
+            run("image: trainer, resources: {requests: {cpu: '2'}, limits: {cpu: 1500m}}"),
+            "spec.resources.requests",
+            "a request must not exceed the limit of the same resource",
+        ),
+        (
+            "a resource claim",
+            run("image: trainer, resources: {claims: [{name: gpu}]}"),
+            "spec.resources.claims",
+            "resource claims are not supported",
+        ),
+        (
+            "a command for the built-in trainer",
+            trainer("", ", command: [python, train.py]"),
+            "spec.command",
+            "command applies only to your own image, not to the built-in trainer",
+        ),
+        (
+            "args for the built-in trainer",
+            trainer("", ", args: [--fast]"),
+            "spec.args",
+            "args apply only to your own image, not to the built-in trainer",
+        ),
+        (
+            "the target among the features",
+            trainer(", features: [x1, label]", ""),
+            "spec.trainer.features",
+            "features must not include the target",
+        ),
+        (
+            "a feature twice",
+            trainer(", features: [x1, x1]", ""),
+            "spec.trainer.features[1]",
+            "Duplicate value",
+        ),
+        (
+            "a ServiceAccount name that is no name",
+            run("image: trainer, serviceAccountName: Trainer_SA"),
+            "spec.serviceAccountName",
+            "serviceAccountName must be a ServiceAccount's name",
+        ),
+        (
+            "an empty schedule",
+            run("image: trainer, schedule: ''"),
+            "spec.schedule",
+            "should be at least 1 chars long",
+        ),
+        (
+            "an empty pinned dataset version",
             format!(
-                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, gates: [{{metric: accuracy, threshold: 0.9}}]}}"
+                "{TRAINING_RUN}spec: {{dataset: {{name: d, version: ''}}, model: {{name: m}}, image: trainer}}"
             ),
+            "spec.dataset.version",
+            "should be at least 1 chars long",
+        ),
+        (
+            "an empty git revision",
+            run("image: trainer, git: {repository: 'https://git.example/ml', revision: ''}"),
+            "spec.git.revision",
+            "should be at least 1 chars long",
+        ),
+        (
+            "gate on a metric with no direction",
+            run("image: trainer, gates: [{metric: accuracy, threshold: 0.9}]"),
             "spec.gates",
             "every gate's metric must be declared in spec.metrics",
         ),
         (
             "gate with both a threshold and a baseline",
-            format!(
-                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, metrics: [{{name: accuracy, direction: Maximize}}], gates: [{{metric: accuracy, threshold: 0.9, mustBeatBaseline: true}}]}}"
+            run(
+                "image: trainer, metrics: [{name: accuracy, direction: Maximize}], gates: [{metric: accuracy, threshold: 0.9, mustBeatBaseline: true}]",
             ),
             "spec.gates",
             "each gate needs exactly one of threshold (a fixed value) and mustBeatBaseline: true",
         ),
         (
             "minDelta without a baseline",
-            format!(
-                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, metrics: [{{name: accuracy, direction: Maximize}}], gates: [{{metric: accuracy, threshold: 0.9, minDelta: 0.01}}]}}"
+            run(
+                "image: trainer, metrics: [{name: accuracy, direction: Maximize}], gates: [{metric: accuracy, threshold: 0.9, minDelta: 0.01}]",
             ),
             "spec.gates",
             "minDelta applies only to a gate with mustBeatBaseline: true",
+        ),
+        (
+            "a primary metric with no direction",
+            run("image: trainer, primaryMetric: accuracy"),
+            "spec.primaryMetric",
+            "primaryMetric must be declared in spec.metrics",
         ),
         (
             "pinned and floating dataset version",
@@ -83,33 +265,112 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
         ),
         (
             "both the built-in trainer and an image",
-            format!(
-                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: m}}, image: trainer, trainer: {{algorithm: LogisticRegression, target: label}}}}"
-            ),
+            trainer("", ", image: trainer"),
             "spec",
             "give either trainer (the built-in trainer) or image (your own), exactly one",
         ),
         (
-            "canary weights that do not increase",
+            "a model name that is no DNS label",
             format!(
-                "{DEPLOYMENT}spec: {{model: {{name: m}}, strategy: {{type: Canary, steps: [{{weight: 50}}, {{weight: 20}}]}}}}"
+                "{TRAINING_RUN}spec: {{dataset: {{name: d}}, model: {{name: Iris_Model}}, image: trainer}}"
             ),
+            "spec.model.name",
+            "model name must be a lowercase DNS label of at most 40 characters",
+        ),
+        // ModelDeployment
+        (
+            "canary weights that do not increase",
+            deployment("strategy: {type: Canary, steps: [{weight: 50}, {weight: 20}]}"),
             "spec.strategy.steps",
             "canary step weights must strictly increase",
         ),
         (
             "canary weight over 100",
-            format!(
-                "{DEPLOYMENT}spec: {{model: {{name: m}}, strategy: {{type: Canary, steps: [{{weight: 50}}, {{weight: 120}}]}}}}"
-            ),
+            deployment("strategy: {type: Canary, steps: [{weight: 50}, {weight: 120}]}"),
             "spec.strategy.steps[1].weight",
             "should be less than or equal to 100",
+        ),
+        (
+            "a Canary strategy without steps",
+            deployment("strategy: {type: Canary}"),
+            "spec.strategy",
+            "a Canary strategy needs steps",
+        ),
+        (
+            "steps with the Rolling strategy",
+            deployment("strategy: {type: Rolling, steps: [{weight: 50}]}"),
+            "spec.strategy.steps",
+            "steps apply only to the Canary strategy",
+        ),
+        (
+            "a pause in milliseconds",
+            deployment("strategy: {type: Canary, steps: [{weight: 50, pause: 500ms}]}"),
+            "spec.strategy.steps[0].pause",
+            "pause must be hours, minutes and seconds, largest first",
+        ),
+        (
+            "negative minRequests",
+            deployment("analysis: {minRequests: -1}"),
+            "spec.analysis.minRequests",
+            "should be greater than or equal to 0",
         ),
         (
             "pinned and floating model version",
             format!("{DEPLOYMENT}spec: {{model: {{name: m, version: 1, track: LatestBlessed}}}}"),
             "spec.model",
             "give either version (pinned) or track (floating), not both",
+        ),
+        (
+            "a model name that is no DNS label",
+            format!("{DEPLOYMENT}spec: {{model: {{name: 'my model'}}}}"),
+            "spec.model.name",
+            "model name must be a lowercase DNS label of at most 40 characters",
+        ),
+        (
+            "an empty runtime image",
+            deployment("runtime: {image: ''}"),
+            "spec.runtime.image",
+            "image must be an image reference, not empty and without spaces",
+        ),
+        (
+            "args for the built-in server",
+            deployment("runtime: {args: [--verbose]}"),
+            "spec.runtime.args",
+            "args apply only to your own image (runtime.image), not to the built-in server",
+        ),
+        (
+            "a serving quantity that is no quantity",
+            deployment("resources: {requests: {memory: plenty}}"),
+            "spec.resources.requests[memory]",
+            "must be a quantity that is not negative",
+        ),
+        (
+            "autoscaling with maxReplicas < minReplicas",
+            deployment(
+                "resources: {requests: {cpu: 100m}}, autoscaling: {minReplicas: 3, maxReplicas: 2}",
+            ),
+            "spec.autoscaling",
+            "maxReplicas must be at least minReplicas",
+        ),
+        (
+            "autoscaling beyond 1000 replicas",
+            deployment(
+                "resources: {requests: {cpu: 100m}}, autoscaling: {minReplicas: 1, maxReplicas: 5000}",
+            ),
+            "spec.autoscaling.maxReplicas",
+            "should be less than or equal to 1000",
+        ),
+        (
+            "autoscaling without a CPU request",
+            deployment("autoscaling: {minReplicas: 1, maxReplicas: 3}"),
+            "spec.autoscaling",
+            "autoscaling on CPU utilisation needs resources.requests.cpu",
+        ),
+        (
+            "an HTTPRoute name that is no name",
+            deployment("trafficRouting: {httpRoute: 'My Route'}"),
+            "spec.trafficRouting.httpRoute",
+            "httpRoute must be an HTTPRoute's name",
         ),
     ]
 }

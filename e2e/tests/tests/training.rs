@@ -5,50 +5,13 @@
 
 use ciclo_e2e::resources::{TIMEOUT, apply, condition, status, wait_status};
 use ciclo_e2e::s3::{ARTIFACTS, get};
-use ciclo_e2e::world::{BAD_LABELS, points, start};
+use ciclo_e2e::world::{BAD_LABELS, USER_TRAINER, points, start, user_run};
 use ciclo_e2e::{ciclo_cli, wait_event, wait_for};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
 use std::time::Duration;
-
-/// A user's training image (here the system's `python3` on the process node, which runs the
-/// pod as an unprivileged user; standard library only) that
-/// follows the workload contract: it reads its parameters and dataset version from the
-/// environment and reports its result as JSON in its termination message.
-const USER_TRAINER: &str = r#"
-import json, os
-params = json.loads(os.environ["CICLO_PARAMS"])
-summary = {
-    "outcome": "Succeeded",
-    "metrics": {"accuracy": float(params["accuracy"])},
-    "model": os.environ["CICLO_OUTPUT_URI"] + "/model.json",
-    "digest": "blake3:00ab",
-}
-with open("/dev/termination-log", "w") as f:
-    json.dump(summary, f)
-print("trained on", os.environ["CICLO_DATASET_VERSION"], "with", params)
-"#;
-
-fn user_run(name: &str, script: &str, accuracy: f64, gate: f64) -> String {
-    let script = serde_json::to_string(script).unwrap();
-    format!(
-        r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {{name: {name}}}
-spec:
-  dataset: {{name: points}}
-  model: {{name: {name}}}
-  image: python:3.12
-  command: [/usr/bin/python3, -c, {script}]
-  params: {{accuracy: "{accuracy}"}}
-  metrics: [{{name: accuracy, direction: Maximize}}]
-  gates: [{{metric: accuracy, threshold: {gate}}}]
-"#
-    )
-}
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]

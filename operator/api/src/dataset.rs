@@ -57,18 +57,26 @@ pub struct DatasetSpec {
     /// The files' format. When unset, each file's extension decides (.csv, .parquet, .jsonl).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<DataFormat>,
-    /// How often to look for new data, as a duration ("30m", "1h", "24h"). A change is also
-    /// looked for at once when the annotation `ciclo.dev/reconcile-requested-at` changes.
+    /// How often to look for new data: hours, minutes and seconds, largest first ("90s",
+    /// "30m", "1h30m", "24h"), at least 10s. A change is also looked for at once when the
+    /// annotation `ciclo.dev/reconcile-requested-at` changes.
     #[serde(default = "default_interval")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("interval must be a positive duration such as 30m or 1h"))]
+    // The operator parses jiff's friendly format and ISO 8601, CEL's `duration()` Go's
+    // format; the form both read alike is integer hours, minutes and seconds, largest first.
+    // Six digits each keep the sum within both (Go's limit is about 2.5 million hours).
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && self != ''").message("interval must be hours, minutes and seconds, largest first, such as 90s, 30m or 1h30m"))]
+    // A shorter interval would start a check Job every few seconds, forever.
+    #[x_kube(validation = Rule::new("!self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') || self == '' || duration(self) >= duration('10s')").message("interval must be at least 10s"))]
     pub interval: String,
     /// Expectations every accepted version meets: columns, types, nullability, ranges,
     /// allowed values, minimum rows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::expectations)]
     pub schema: Option<Expectations>,
     /// How far a new version may drift from the previous accepted version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.measure) || self.measure != 'JensenShannon' || self.maxDistance <= 1.0").message("a Jensen-Shannon distance is at most 1, so a maxDistance above 1 would never reject a version").field_path(".maxDistance"))]
     pub drift: Option<DriftLimit>,
     /// How many versions (accepted and rejected) the status keeps.
     #[serde(default = "default_history")]
@@ -105,9 +113,12 @@ pub struct DataSource {
     pub exclude: Vec<String>,
     /// S3-compatible endpoint URL, for stores other than AWS (MinIO, Ceph, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/]+')").message("endpoint must be an http:// or https:// URL such as http://minio.storage:9000"))]
     pub endpoint: Option<String>,
     /// Region of the bucket (S3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
     pub region: Option<String>,
     /// Address buckets by path (`endpoint/bucket/key`) rather than by host name (S3).
     #[serde(default)]
@@ -123,7 +134,8 @@ pub struct DataSource {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct SecretRef {
     /// The Secret's name.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("name must be a Secret's name: lowercase letters, digits, '-' and '.'"))]
     pub name: String,
 }
 

@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod labels;
 pub mod model_deployment;
 pub mod model_version;
+mod schema;
 pub mod training_run;
 
 pub use dataset::Dataset;

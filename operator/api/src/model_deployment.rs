@@ -42,6 +42,9 @@ use serde::{Deserialize, Serialize};
         json_path = ".metadata.creationTimestamp"
     )
 )]
+// A HorizontalPodAutoscaler on CPU utilisation divides usage by the pods' CPU request: without
+// one it never scales.
+#[x_kube(validation = Rule::new("!has(self.autoscaling) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))").message("autoscaling on CPU utilisation needs resources.requests.cpu (or resources.limits.cpu)").field_path(".autoscaling"))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
     /// The model and version to serve.
@@ -58,6 +61,7 @@ pub struct ModelDeploymentSpec {
     pub autoscaling: Option<Autoscaling>,
     /// Compute resources of each serving pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::resources)]
     pub resources: Option<ResourceRequirements>,
     /// How a new version replaces the serving one.
     #[serde(default)]
@@ -86,8 +90,9 @@ fn yes() -> bool {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.version) && has(self.track))").message("give either version (pinned) or track (floating), not both"))]
 pub struct ModelSelector {
-    /// The model's name.
-    #[schemars(length(min = 1))]
+    /// The model's name, as the TrainingRun that registers it gives it.
+    #[schemars(length(max = 40))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')").message("model name must be a lowercase DNS label of at most 40 characters"))]
     pub name: String,
     /// Pin this version number (served even if not blessed). Without `version` and
     /// `track`, the newest blessed version is served.
@@ -108,9 +113,13 @@ pub enum ModelTrack {
 /// The serving runtime.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+// The built-in server gets its own arguments: args would be ignored.
+#[x_kube(validation = Rule::new("has(self.image) || !has(self.args) || size(self.args) == 0").message("args apply only to your own image (runtime.image), not to the built-in server").field_path(".args"))]
 pub struct Runtime {
     /// Your serving image; it gets CICLO_MODEL_URI and CICLO_PORT. Unset: the built-in server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new(r"self.matches('^\\S+$')").message("image must be an image reference, not empty and without spaces"))]
     pub image: Option<String>,
     /// Arguments of your image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -144,7 +153,7 @@ pub struct Autoscaling {
     #[schemars(range(min = 1))]
     pub min_replicas: i32,
     /// Most replicas.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 1000))]
     pub max_replicas: i32,
     /// Target average CPU utilisation, in percent of requests.
     #[serde(default = "default_cpu")]
@@ -160,6 +169,7 @@ fn default_cpu() -> i32 {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.type != 'Canary' || has(self.steps)").message("a Canary strategy needs steps"))]
+#[x_kube(validation = Rule::new("self.type == 'Canary' || !has(self.steps) || size(self.steps) == 0").message("steps apply only to the Canary strategy").field_path(".steps"))]
 pub struct Strategy {
     /// `Rolling` (the new version fully up before the old one goes) or `Canary` (traffic moves in steps).
     #[serde(default, rename = "type")]
@@ -186,10 +196,13 @@ pub struct CanaryStep {
     /// Percent of traffic to the new version.
     #[schemars(range(min = 1, max = 100))]
     pub weight: i32,
-    /// How long to hold at this weight, as a duration ("30s", "5m").
+    /// How long to hold at this weight: hours, minutes and seconds, largest first ("30s",
+    /// "5m", "1m30s").
     #[serde(default = "default_pause")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("duration(self) >= duration('0s')").message("pause must be a duration such as 30s or 5m"))]
+    // The one form of duration that the operator (jiff) and Go's parser read alike, as for
+    // a Dataset's interval; 0s holds no time.
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && self != ''").message("pause must be hours, minutes and seconds, largest first, such as 30s, 5m or 1m30s"))]
     pub pause: String,
 }
 
@@ -209,7 +222,9 @@ pub struct Analysis {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_p99_latency_ms: Option<i64>,
-    /// Fewest requests a step must see for its analysis to count.
+    /// Fewest inference requests a canary step must see before it is judged; with fewer the
+    /// step waits (phase `Paused`). 0: a step that no request reached passes when its pause
+    /// ends (on time alone), while requests it did see are still judged by the thresholds.
     #[serde(default = "default_min_requests")]
     #[schemars(range(min = 0))]
     pub min_requests: i64,
@@ -238,6 +253,8 @@ fn default_min_requests() -> i64 {
 #[serde(rename_all = "camelCase")]
 pub struct TrafficRouting {
     /// The HTTPRoute (same namespace) whose backend weights ciclo sets.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("httpRoute must be an HTTPRoute's name: lowercase letters, digits, '-' and '.'"))]
     pub http_route: String,
 }
 

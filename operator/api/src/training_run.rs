@@ -56,6 +56,9 @@ use std::collections::BTreeMap;
 #[x_kube(validation = Rule::new("!has(self.gates) || self.gates.all(g, !has(g.minDelta) || (has(g.mustBeatBaseline) && g.mustBeatBaseline))").message("minDelta applies only to a gate with mustBeatBaseline: true").field_path(".gates"))]
 #[x_kube(validation = Rule::new("!has(self.primaryMetric) || (has(self.metrics) && self.metrics.exists(m, m.name == self.primaryMetric))").message("primaryMetric must be declared in spec.metrics, which gives its direction").field_path(".primaryMetric"))]
 #[x_kube(validation = Rule::new("has(self.trainer) != has(self.image)").message("give either trainer (the built-in trainer) or image (your own), exactly one"))]
+// The built-in trainer runs `ciclo train`: a command or args would be ignored.
+#[x_kube(validation = Rule::new("!has(self.trainer) || !has(self.command) || size(self.command) == 0").message("command applies only to your own image, not to the built-in trainer").field_path(".command"))]
+#[x_kube(validation = Rule::new("!has(self.trainer) || !has(self.args) || size(self.args) == 0").message("args apply only to your own image, not to the built-in trainer").field_path(".args"))]
 #[serde(rename_all = "camelCase")]
 pub struct TrainingRunSpec {
     /// The dataset to train on.
@@ -68,6 +71,8 @@ pub struct TrainingRunSpec {
     /// Your own training image; it gets the workload contract (CICLO_DATASET_URI,
     /// CICLO_DATASET_VERSION, CICLO_OUTPUT_URI, CICLO_PARAMS) as environment. Give this or `trainer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    #[x_kube(validation = Rule::new(r"self.matches('^\\S+$')").message("image must be an image reference, not empty and without spaces"))]
     pub image: Option<String>,
     /// Command of your image (its entrypoint when unset).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +85,7 @@ pub struct TrainingRunSpec {
     pub params: BTreeMap<String, String>,
     /// Compute resources of each worker, including `nvidia.com/gpu`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = crate::schema::resources)]
     pub resources: Option<ResourceRequirements>,
     /// Number of workers; more than one runs distributed training (an Indexed Job with the
     /// environment torchrun expects).
@@ -96,6 +102,7 @@ pub struct TrainingRunSpec {
     pub active_deadline_seconds: Option<i64>,
     /// Also train on this cron schedule (e.g. "0 3 * * *"), on the current dataset version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
     pub schedule: Option<String>,
     /// Node labels the training pods must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -105,6 +112,8 @@ pub struct TrainingRunSpec {
     pub tolerations: Vec<Toleration>,
     /// ServiceAccount the training pods run as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("serviceAccountName must be a ServiceAccount's name: lowercase letters, digits, '-' and '.'"))]
     pub service_account_name: Option<String>,
     /// Metrics the workload reports in metrics.json, each with the way it improves.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -153,6 +162,7 @@ pub struct DatasetRef {
     /// Pin this version id. Without `version` and `track`, the run follows the latest
     /// accepted version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1))]
     pub version: Option<String>,
     /// Follow a moving version: `Latest` (the latest accepted version; new accepted
     /// versions trigger new runs).
@@ -178,14 +188,17 @@ pub struct ModelTarget {
 /// The built-in trainer.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.features) || !(self.target in self.features)").message("features must not include the target").field_path(".features"))]
 pub struct BuiltinTrainer {
     /// The algorithm.
     pub algorithm: Algorithm,
     /// The column to predict.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub target: String,
-    /// Feature columns; empty means every column but the target.
+    /// Feature columns, each once; empty means every column but the target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1000), inner(length(min = 1, max = 256)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
     pub features: Vec<String>,
     /// Share of rows held out to compute the metrics.
     #[serde(default = "default_test_fraction")]
@@ -209,8 +222,10 @@ pub enum Algorithm {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct GitSource {
     /// Repository URL.
+    #[schemars(length(min = 1))]
     pub repository: String,
     /// Commit, tag or branch.
+    #[schemars(length(min = 1))]
     pub revision: String,
 }
 

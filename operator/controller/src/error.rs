@@ -10,6 +10,25 @@ pub enum Error {
 }
 
 impl Error {
+    /// The API server's message when it refused an object ciclo built from a spec as invalid
+    /// (400 Bad Request, 422 Unprocessable Entity): retrying cannot help, the spec must change.
+    /// Every other refusal (403 quota, 409, 5xx, time-outs) may pass, and is retried.
+    pub fn invalid_object(&self) -> Option<&str> {
+        match self {
+            Error::Kube(kube::Error::Api(e)) if matches!(e.code, 400 | 422) => Some(&e.message),
+            _ => None,
+        }
+    }
+
+    /// What went wrong, for a condition's message: the API server's own words when it
+    /// answered, else the error.
+    pub fn message(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(e)) => e.message.clone(),
+            other => other.to_string(),
+        }
+    }
+
     /// A stable label for the failures metric.
     pub fn metric_label(&self) -> &'static str {
         match self {
@@ -24,3 +43,33 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: u16, reason: &str) -> Error {
+        Error::Kube(kube::Error::Api(Box::new(kube::core::Status::failure(
+            "Job.batch \"x\" is invalid: spec.template.spec.containers[0].image: Required value",
+            reason,
+        ).with_code(code))))
+    }
+
+    #[test]
+    fn only_an_invalid_object_is_a_spec_problem_other_refusals_pass() {
+        assert!(
+            refused(422, "Invalid")
+                .invalid_object()
+                .is_some_and(|m| m.contains("containers[0].image"))
+        );
+        assert!(refused(400, "BadRequest").invalid_object().is_some());
+        for (code, reason) in [
+            (403, "Forbidden"),
+            (409, "Conflict"),
+            (500, "InternalError"),
+            (504, "Timeout"),
+        ] {
+            assert_eq!(refused(code, reason).invalid_object(), None, "{code}");
+        }
+    }
+}

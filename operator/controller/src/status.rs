@@ -13,6 +13,23 @@ use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
+/// A namespaced ciclo object whose status is written here.
+pub trait Owner:
+    Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Owner for K where
+    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 /// Sets `obj`'s conditions to `wanted` (and whatever `edit` changes) and applies the status
 /// unless it is what the object already has; an Event records a Ready or Stalled change
 /// before the status does.
@@ -24,10 +41,24 @@ pub async fn update<K, S>(
     edit: impl FnOnce(&mut S),
 ) -> Result<()>
 where
-    K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
+    K: Owner,
+    S: Kstatus,
+{
+    update_announcing(ctx, obj, status, wanted, true, edit).await
+}
+
+/// [`update`], announcing a Ready or Stalled change only if `announce`: for a change an
+/// Event of the caller's already told (a TrainingRun's run that just ended).
+pub async fn update_announcing<K, S>(
+    ctx: &Context,
+    obj: &K,
+    status: Option<&S>,
+    wanted: &[Set],
+    announce: bool,
+    edit: impl FnOnce(&mut S),
+) -> Result<()>
+where
+    K: Owner,
     S: Kstatus,
 {
     let current = status.cloned().unwrap_or_default();
@@ -45,7 +76,9 @@ where
     // The Event goes first: if the process dies between the two, the status is still the old
     // one, so the next leader sees the same transition and records it again (a second Event,
     // only after a crash). The other order could lose the Event for good.
-    announce(ctx, obj, current.conditions(), next.conditions()).await;
+    if announce {
+        self::announce(ctx, obj, current.conditions(), next.conditions()).await;
+    }
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let patch = json!({
         "apiVersion": K::api_version(&()),

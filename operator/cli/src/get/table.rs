@@ -102,6 +102,15 @@ fn row(s: &Summary, wide: bool, all: bool, now: Timestamp) -> Vec<String> {
     r
 }
 
+/// An API enum as the API spells it (as `kubectl get -o yaml` shows it), not as Rust's `Debug`
+/// would print it.
+fn word<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => NONE.into(),
+    }
+}
+
 /// (the kind's columns, its wide columns)
 type Cells = (Vec<String>, Vec<String>);
 
@@ -117,12 +126,11 @@ fn dataset(d: &DatasetDetails) -> Cells {
         vec![
             short(d.latest.as_deref()),
             d.rows.map_or_else(|| NONE.into(), |r| r.to_string()),
-            d.verdict.map_or_else(|| NONE.into(), |v| format!("{v:?}")),
+            d.verdict.as_ref().map_or_else(|| NONE.into(), word),
         ],
         vec![
             short(d.newest.as_deref()),
-            d.last_check
-                .map_or_else(|| NONE.into(), |o| format!("{o:?}")),
+            d.last_check.as_ref().map_or_else(|| NONE.into(), word),
             or_none(&why),
         ],
     )
@@ -208,7 +216,7 @@ fn model_deployment(d: &ModelDeploymentDetails) -> Cells {
         vec![
             d.model.clone(),
             d.serving.map_or_else(|| NONE.into(), |v| v.to_string()),
-            d.phase.map_or_else(|| NONE.into(), |p| format!("{p:?}")),
+            d.phase.as_ref().map_or_else(|| NONE.into(), word),
             canary,
         ],
         vec![

@@ -145,9 +145,17 @@ pub fn decide(mv: &ModelVersion, models: &[ModelVersion]) -> Decision {
             .map(|m| m.spec.version)
             .collect();
         if !unjudged.is_empty() {
+            let list: Vec<String> = unjudged.iter().map(i64::to_string).collect();
             let message = format!(
-                "earlier versions {unjudged:?} of {} are not judged yet; the baseline is the latest blessed one",
-                mv.spec.model
+                "earlier {} {} of {} {} not judged yet; the baseline is the latest blessed one",
+                if list.len() == 1 {
+                    "version"
+                } else {
+                    "versions"
+                },
+                list.join(", "),
+                mv.spec.model,
+                if list.len() == 1 { "is" } else { "are" },
             );
             let mut conditions = conditions::reconciling(WAITING, message.clone());
             conditions.push(Set::new(BLESSED, false, WAITING, message));
@@ -316,6 +324,21 @@ spec:
         let d = decide(&mv(2, BEAT, "{accuracy: 0.95}"), &[unjudged]);
         assert!(d.waiting && !d.blessed);
         assert_eq!(blessed_reason(&d), WAITING);
+        assert_eq!(
+            d.conditions[0].message,
+            "earlier version 1 of churn is not judged yet; the baseline is the latest blessed one"
+        );
+        let d = decide(
+            &mv(3, BEAT, "{accuracy: 0.95}"),
+            &[mv(1, BEAT, "{}"), mv(2, BEAT, "{}")],
+        );
+        assert!(
+            d.conditions[0]
+                .message
+                .starts_with("earlier versions 1, 2 of churn are not judged yet"),
+            "{}",
+            d.conditions[0].message
+        );
         assert!(
             !judged(&judged_as(mv(2, BEAT, "{}"), &[mv(1, BEAT, "{}")])),
             "a waiting verdict is not final"

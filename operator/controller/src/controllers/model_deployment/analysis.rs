@@ -1,18 +1,36 @@
 //! Judging a canary step from the canary pods' own request counters: the error ratio and the
 //! 99th-percentile latency over the step (the counters at its end minus those at its start),
 //! against `spec.analysis`.
+//!
+//! `minRequests` is how much traffic a step needs before it can be judged; fewer requests hold
+//! the step. With `minRequests: 0` a step that saw no requests has nothing to judge and passes
+//! on its pause alone, while any requests it did see are judged against the thresholds as
+//! usual: the step is only as lenient as the traffic is absent.
 
+use super::traffic::LATENCY;
 use ciclo_api::model_deployment::{Analysis, TrafficSample};
 
 /// The outcome of a step's analysis.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    /// Every threshold holds; the summary says by how much.
+    /// Every threshold holds (or, with `minRequests: 0`, no request came to judge); the
+    /// summary says by how much.
     Pass(String),
     /// A threshold is broken: why.
     Fail(String),
     /// Too few requests to judge yet (how many so far).
     Insufficient(f64),
+}
+
+/// The step's 99th-percentile latency as the latency histogram tells it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum P99 {
+    /// At most this many seconds (the upper bound of the bucket holding it).
+    AtMost(f64),
+    /// Beyond the largest finite bound, which is given (seconds).
+    Beyond(f64),
+    /// Not known: the pods expose no histogram, or it counted none of the step's requests.
+    Unknown,
 }
 
 /// Judges the traffic between `start` and `end` (cumulative counters of the same pods).
@@ -23,7 +41,12 @@ pub fn judge(start: &TrafficSample, end: &TrafficSample, analysis: &Analysis) ->
         // A counter went back: a canary pod restarted during the step.
         return Verdict::Fail("a canary pod restarted during the step".into());
     }
-    if requests < analysis.min_requests as f64 || requests == 0.0 {
+    if requests == 0.0 && analysis.min_requests == 0 {
+        return Verdict::Pass(
+            "no requests reached the canary, nothing to judge (analysis.minRequests is 0)".into(),
+        );
+    }
+    if requests == 0.0 || requests < analysis.min_requests as f64 {
         return Verdict::Insufficient(requests);
     }
     let ratio = errors / requests;
@@ -33,35 +56,49 @@ pub fn judge(start: &TrafficSample, end: &TrafficSample, analysis: &Analysis) ->
             analysis.max_error_ratio
         ));
     }
-    let p99 = quantile_upper_bound(start, end, 0.99);
+    let p99 = p99(start, end);
     if let Some(max_ms) = analysis.max_p99_latency_ms {
         let max = max_ms as f64 / 1000.0;
         match p99 {
-            Some(p) if p > max => {
+            P99::AtMost(p) if p > max => {
                 return Verdict::Fail(format!(
                     "p99 latency up to {} ms is over {max_ms} ms",
-                    p * 1000.0
+                    ms(p)
                 ));
             }
-            None => {
+            P99::Beyond(largest) => {
                 return Verdict::Fail(format!(
-                    "p99 latency is beyond the largest histogram bound, over {max_ms} ms"
+                    "p99 latency is beyond the largest latency bucket ({} ms), over {max_ms} ms",
+                    ms(largest)
                 ));
             }
-            _ => {}
+            P99::Unknown => {
+                return Verdict::Fail(format!(
+                    "the canary pods' latency histogram ({LATENCY}) counted none of the step's \
+                     {requests} requests, so maxP99LatencyMs {max_ms} cannot be checked"
+                ));
+            }
+            P99::AtMost(_) => {}
         }
     }
     Verdict::Pass(format!(
         "{requests} requests, error ratio {ratio:.4}{}",
-        p99.map(|p| format!(", p99 ≤ {} ms", p * 1000.0))
-            .unwrap_or_default()
+        match p99 {
+            P99::AtMost(p) => format!(", p99 ≤ {} ms", ms(p)),
+            _ => String::new(),
+        }
     ))
 }
 
-/// The upper bound (seconds) of the histogram bucket holding quantile `q` of the requests
-/// between the two samples; `None` when it lies in the unbounded (`+Inf`) bucket or there are
-/// no buckets.
-fn quantile_upper_bound(start: &TrafficSample, end: &TrafficSample, q: f64) -> Option<f64> {
+/// Seconds as milliseconds for people: bucket bounds such as 0.007 s read 7, not
+/// 7.000000000000001.
+fn ms(seconds: f64) -> f64 {
+    (seconds * 1e6).round() / 1e3
+}
+
+/// Where the 99th percentile of the requests between the two samples lies in the latency
+/// histogram.
+fn p99(start: &TrafficSample, end: &TrafficSample) -> P99 {
     let mut buckets: Vec<(f64, f64)> = end
         .latency_buckets
         .iter()
@@ -72,15 +109,22 @@ fn quantile_upper_bound(start: &TrafficSample, end: &TrafficSample, q: f64) -> O
         })
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let total = buckets.last()?.1;
+    let Some(&(_, total)) = buckets.last() else {
+        return P99::Unknown;
+    };
     if total <= 0.0 {
-        return buckets.first().map(|b| b.0).filter(|b| b.is_finite());
+        return P99::Unknown;
     }
-    buckets
+    let largest = buckets
         .iter()
-        .find(|(_, count)| *count >= q * total)
-        .map(|(bound, _)| *bound)
-        .filter(|b| b.is_finite())
+        .rev()
+        .map(|b| b.0)
+        .find(|b| b.is_finite())
+        .unwrap_or_default();
+    match buckets.iter().find(|(_, count)| *count >= 0.99 * total) {
+        Some(&(bound, _)) if bound.is_finite() => P99::AtMost(bound),
+        _ => P99::Beyond(largest),
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +148,13 @@ mod tests {
             max_error_ratio: 0.01,
             max_p99_latency_ms: max_p99_ms,
             min_requests: 20,
+        }
+    }
+
+    fn no_minimum(max_p99_ms: Option<i64>) -> Analysis {
+        Analysis {
+            min_requests: 0,
+            ..analysis(max_p99_ms)
         }
     }
 
@@ -162,5 +213,89 @@ mod tests {
             judge(&start, &slow, &analysis(Some(500))),
             Verdict::Fail(_)
         ));
+    }
+
+    #[test]
+    fn a_step_without_requests_passes_only_when_min_requests_is_0() {
+        let quiet = sample(500.0, 3.0, &[("0.1", 500.0), ("+Inf", 500.0)]);
+        let Verdict::Pass(summary) = judge(&quiet, &quiet, &no_minimum(Some(100))) else {
+            panic!("nothing to judge, and nothing asked for");
+        };
+        assert!(
+            summary.contains("no requests reached the canary"),
+            "{summary}"
+        );
+        assert_eq!(
+            judge(&quiet, &quiet, &analysis(Some(100))),
+            Verdict::Insufficient(0.0)
+        );
+    }
+
+    #[test]
+    fn with_min_requests_0_the_requests_that_came_are_still_judged() {
+        let start = sample(0.0, 0.0, &[("0.01", 0.0), ("0.1", 0.0), ("+Inf", 0.0)]);
+        // 3 requests: fewer than the usual 20, but with no minimum they count.
+        let healthy = sample(3.0, 0.0, &[("0.01", 3.0), ("0.1", 3.0), ("+Inf", 3.0)]);
+        assert!(matches!(
+            judge(&start, &healthy, &no_minimum(Some(50))),
+            Verdict::Pass(_)
+        ));
+        // 1 error in 3 requests is a third, far over 1 %.
+        let failing = sample(3.0, 1.0, &[("0.01", 3.0), ("0.1", 3.0), ("+Inf", 3.0)]);
+        let Verdict::Fail(why) = judge(&start, &failing, &no_minimum(None)) else {
+            panic!("a third of the requests failed");
+        };
+        assert!(
+            why.starts_with("error ratio 0.3333 (1 of 3 requests)"),
+            "{why}"
+        );
+        // 1 of 3 requests between 10 and 100 ms: the p99 lies in the 100 ms bucket.
+        let slow = sample(3.0, 0.0, &[("0.01", 2.0), ("0.1", 3.0), ("+Inf", 3.0)]);
+        let Verdict::Fail(why) = judge(&start, &slow, &no_minimum(Some(50))) else {
+            panic!("the p99 is up to 100 ms");
+        };
+        assert_eq!(why, "p99 latency up to 100 ms is over 50 ms");
+    }
+
+    #[test]
+    fn a_latency_limit_the_histogram_cannot_answer_fails_and_says_why() {
+        let start = sample(0.0, 0.0, &[]);
+        // A runtime that counts requests but exposes no latency histogram.
+        let Verdict::Fail(why) = judge(&start, &sample(100.0, 0.0, &[]), &analysis(Some(200)))
+        else {
+            panic!("the latency limit cannot be checked");
+        };
+        assert_eq!(
+            why,
+            "the canary pods' latency histogram (ciclo_serve_request_duration_seconds) counted \
+             none of the step's 100 requests, so maxP99LatencyMs 200 cannot be checked"
+        );
+        // Without a latency limit the histogram is not needed.
+        assert!(matches!(
+            judge(&start, &sample(100.0, 0.0, &[]), &analysis(None)),
+            Verdict::Pass(_)
+        ));
+        // Slower than every bound: the message names the largest.
+        let slow = sample(100.0, 0.0, &[("0.5", 0.0), ("2.5", 0.0), ("+Inf", 100.0)]);
+        let Verdict::Fail(why) = judge(&start, &slow, &analysis(Some(200))) else {
+            panic!("every request took longer than 2.5 s");
+        };
+        assert_eq!(
+            why,
+            "p99 latency is beyond the largest latency bucket (2500 ms), over 200 ms"
+        );
+    }
+
+    #[test]
+    fn latencies_in_messages_read_as_milliseconds_without_float_noise() {
+        // 0.00012 × 1000 is 0.12000000000000001 in floating point.
+        assert_eq!(format!("{}", ms(0.00012)), "0.12");
+        assert_eq!(format!("{}", ms(0.025)), "25");
+        let start = sample(0.0, 0.0, &[("0.00012", 0.0), ("+Inf", 0.0)]);
+        let end = sample(100.0, 0.0, &[("0.00012", 100.0), ("+Inf", 100.0)]);
+        assert_eq!(
+            judge(&start, &end, &analysis(Some(10))),
+            Verdict::Pass("100 requests, error ratio 0.0000, p99 ≤ 0.12 ms".into())
+        );
     }
 }

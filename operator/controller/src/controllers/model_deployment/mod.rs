@@ -173,14 +173,48 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         plan = rollout::plan(&view, &mut next);
     }
 
-    apply_children(&ctx, &md, &versions, &plan.replicas, next.serving_version).await?;
-    let mut routing_problem = None;
-    if let (Some(routing), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
-        let params = PatchParams::apply(FIELD_MANAGER).force();
-        let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        for s in routing::services(&md, stable, next.canary_version) {
-            apply(&services, &s, &params).await?;
+    let applied = async {
+        apply_children(&ctx, &md, &versions, &plan.replicas, next.serving_version).await?;
+        if let (Some(_), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            for s in routing::services(&md, stable, next.canary_version) {
+                apply(&services, &s, &params).await?;
+            }
         }
+        Ok::<_, crate::error::Error>(())
+    };
+    if let Err(e) = applied.await {
+        // The rollout stays where it was (its step is not taken); only the conditions say why.
+        let (conditions, retry) = match e.invalid_object() {
+            Some(why) => (
+                ciclo_api::conditions::stalled(
+                    "InvalidSpec",
+                    format!("the API server refused an object built from this spec: {why}"),
+                ),
+                false,
+            ),
+            None => (
+                ciclo_api::conditions::reconciling(
+                    "ApplyFailed",
+                    format!(
+                        "applying the serving objects failed (retrying with back-off): {}",
+                        e.message()
+                    ),
+                ),
+                true,
+            ),
+        };
+        status::update(&ctx, &md, md.status.as_ref(), &conditions, |_| {}).await?;
+        // An invalid object waits for a change of the spec: no retry on a timer.
+        return if retry {
+            Err(e)
+        } else {
+            Ok(Action::await_change())
+        };
+    }
+    let mut routing_problem = None;
+    if let (Some(routing), Some(_)) = (&md.spec.traffic_routing, next.serving_version) {
         let weight = next.canary_weight.unwrap_or(0);
         routing_problem = routing::apply_weights(&ctx, &md, &routing.http_route, weight)
             .await?

@@ -6,7 +6,8 @@
 //! - `Rolling`: the new version comes up at full size beside the old, then the old goes.
 //! - `Canary`: the stable version stays at full size; at each step the canary gets the
 //!   replicas for its weight, and once they are all ready the step holds for its pause; the
-//!   canary pods' traffic over the step is then judged. A failing step removes the canary
+//!   canary pods' traffic over the step is then judged (with `analysis.minRequests: 0`, a
+//!   step that no request reached passes on its pause alone). A failing step removes the canary
 //!   (`RolledBack`, never retried for the same spec generation); the last passing step
 //!   promotes it, and the old version is removed (its pods drain as they stop).
 
@@ -117,13 +118,11 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
     if let Some(c) = s.canary_version
         && Some(c) != v.desired
     {
-        record(
-            s,
-            c,
-            s.serving_version,
-            "Superseded",
-            format!("version {:?} was selected instead", v.desired),
-        );
+        let instead = match v.desired {
+            Some(d) => format!("version {d} was selected instead"),
+            None => "no version is selected any more".into(),
+        };
+        record(s, c, s.serving_version, "Superseded", instead);
         end_rollout(s);
     }
 
@@ -190,10 +189,12 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
                 (Some(Phase::RolledBack), Some(d)) if d != serving => conditions::stalled(
                     "RolledBack",
                     format!(
-                        "version {d} was rolled back ({}); version {serving} serves all traffic",
+                        "version {d} was rolled back{}; version {serving} serves all traffic",
                         s.history
-                            .first()
-                            .map(|h| h.reason.as_str())
+                            .iter()
+                            .find(|h| h.version == d && h.result == "RolledBack")
+                            .filter(|h| !h.reason.is_empty())
+                            .map(|h| format!(" ({})", h.reason))
                             .unwrap_or_default()
                     ),
                 ),
@@ -228,7 +229,10 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         rollback(
             s,
             &mut plan,
-            format!("its pods restarted {} times", pods.restarts),
+            format!(
+                "its pods restarted {}",
+                plural(pods.restarts.into(), "time")
+            ),
         );
         return plan;
     }
@@ -273,7 +277,12 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         return plan;
     };
     let Some(step) = steps.get(index as usize) else {
-        promote(s, &mut plan, "past the last step".into());
+        let how = if steps.is_empty() {
+            "spec.strategy.steps is empty: no step to hold"
+        } else {
+            "past the last of spec.strategy.steps"
+        };
+        promote(s, &mut plan, how.into());
         return plan;
     };
     let want = canary_replicas(total, step.weight);
@@ -351,7 +360,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             plan.conditions = conditions::reconciling(
                 "WaitingForTraffic",
                 format!(
-                    "step {}: {n} requests reached version {canary}, the analysis needs {}",
+                    "step {}: version {canary} has served {n} of the {} requests the analysis needs (analysis.minRequests)",
                     index + 1,
                     md.spec.analysis.min_requests
                 ),
@@ -362,7 +371,10 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             promote(
                 s,
                 &mut plan,
-                format!("{} steps passed; last: {summary}", steps.len()),
+                format!(
+                    "{} passed; the last: {summary}",
+                    plural(steps.len() as i64, "step")
+                ),
             );
         }
         Verdict::Pass(summary) => {
@@ -387,6 +399,11 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
     plan
 }
 
+/// `n` and the word, plural unless `n` is 1.
+fn plural(n: i64, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
 fn serving_conditions(version: i64) -> Vec<Set> {
     conditions::ready("Serving", format!("version {version} serves all traffic"))
 }
@@ -403,12 +420,15 @@ fn pause(s: &str) -> Duration {
 mod tests {
     use super::*;
 
-    fn md(strategy: &str) -> ModelDeployment {
+    fn md(strategy: &str, analysis: &str) -> ModelDeployment {
         serde_yaml::from_str(&format!(
-            "apiVersion: ciclo.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: web, namespace: ml, generation: 1}}\nspec: {{model: {{name: iris}}, replicas: 2, strategy: {strategy}, analysis: {{minRequests: 10, maxErrorRatio: 0.05}}}}"
+            "apiVersion: ciclo.dev/v1alpha1\nkind: ModelDeployment\nmetadata: {{name: web, namespace: ml, generation: 1}}\nspec: {{model: {{name: iris}}, replicas: 2, strategy: {strategy}, analysis: {analysis}}}"
         ))
         .unwrap()
     }
+
+    const ANALYSIS: &str = "{minRequests: 10, maxErrorRatio: 0.05}";
+    const NO_MINIMUM: &str = "{minRequests: 0, maxErrorRatio: 0.05, maxP99LatencyMs: 50}";
 
     const CANARY: &str =
         "{type: Canary, steps: [{weight: 10, pause: 10s}, {weight: 50, pause: 10s}]}";
@@ -433,17 +453,31 @@ mod tests {
 
     impl Sim {
         fn new(strategy: &str) -> Self {
+            Self::with_analysis(strategy, ANALYSIS)
+        }
+
+        fn with_analysis(strategy: &str, analysis: &str) -> Self {
             Sim {
-                md: md(strategy),
+                md: md(strategy, analysis),
                 status: Default::default(),
                 pods: BTreeMap::new(),
             }
         }
 
         fn step(&mut self, desired: i64, now: Timestamp, sample: Option<TrafficSample>) -> Plan {
+            self.select(Some(desired), now, sample)
+        }
+
+        /// A step where the spec may select no version at all.
+        fn select(
+            &mut self,
+            desired: Option<i64>,
+            now: Timestamp,
+            sample: Option<TrafficSample>,
+        ) -> Plan {
             let view = View {
                 md: &self.md,
-                desired: Some(desired),
+                desired,
                 pods: &self.pods,
                 sample,
                 now,
@@ -471,10 +505,24 @@ mod tests {
     }
 
     fn serving_v1() -> Sim {
-        let mut sim = Sim::new(CANARY);
+        serving_v1_with(ANALYSIS)
+    }
+
+    fn serving_v1_with(analysis: &str) -> Sim {
+        let mut sim = Sim::with_analysis(CANARY, analysis);
         sim.ready(1, 2);
         sim.step(1, at(0), None);
         sim
+    }
+
+    /// Every text a person reads from a plan and the status: conditions, the Event, history.
+    fn texts(p: &Plan, s: &ModelDeploymentStatus) -> Vec<String> {
+        p.conditions
+            .iter()
+            .map(|c| c.message.clone())
+            .chain(p.event.iter().map(|e| e.2.clone()))
+            .chain(s.history.iter().map(|h| h.reason.clone()))
+            .collect()
     }
 
     #[test]
@@ -562,6 +610,165 @@ mod tests {
         assert_eq!(sim.status.phase, Some(Phase::Paused));
         assert_eq!(sim.status.step_index, Some(0));
         assert_eq!(p.requeue, Some(TRAFFIC_RECHECK));
+        assert_eq!(
+            p.conditions[0].message,
+            "step 1: version 2 has served 3 of the 10 requests the analysis needs (analysis.minRequests)"
+        );
+        // No traffic at all is too little too, when the analysis asks for some.
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        sim.ready(2, 1);
+        sim.step(2, at(11), Some(traffic(0.0, 0.0)));
+        sim.step(2, at(22), Some(traffic(0.0, 0.0)));
+        sim.step(2, at(600), Some(traffic(0.0, 0.0)));
+        assert_eq!(sim.status.phase, Some(Phase::Paused));
+        assert_eq!(sim.status.canary_version, Some(2));
+    }
+
+    #[test]
+    fn a_canary_with_min_requests_0_and_no_traffic_advances_after_each_pause_and_is_promoted() {
+        let mut sim = serving_v1_with(NO_MINIMUM);
+        let quiet = || Some(traffic(0.0, 0.0));
+        // Step 1 (weight 10) starts once its pod is ready, at 12 s.
+        sim.step(2, at(10), None);
+        sim.ready(2, 1);
+        assert!(sim.step(2, at(12), None).needs_sample);
+        let p = sim.step(2, at(12), quiet());
+        assert_eq!(p.requeue, Some(Duration::from_secs(10)));
+        // Mid-pause: held, nothing read.
+        let p = sim.step(2, at(17), None);
+        assert!(!p.needs_sample && p.requeue == Some(Duration::from_secs(5)));
+        assert_eq!(sim.status.step_index, Some(0));
+        // End of the pause, no request came: the step passes on time alone.
+        assert!(sim.step(2, at(22), None).needs_sample);
+        let p = sim.step(2, at(22), quiet());
+        assert_eq!(sim.status.step_index, Some(1), "{p:?}");
+        assert_eq!(sim.status.phase, Some(Phase::Progressing));
+        let (kind, reason, note) = p.event.clone().unwrap();
+        assert_eq!((kind, reason), (EventType::Normal, "StepPassed"));
+        assert_eq!(
+            note,
+            "version 2, step 1 at weight 10: no requests reached the canary, nothing to judge (analysis.minRequests is 0)"
+        );
+        // Step 2 (weight 50) starts at once (its one pod is ready) and holds 10 s.
+        let p = sim.step(2, at(22), quiet());
+        assert_eq!(sim.status.canary_weight, Some(50));
+        assert_eq!(p.requeue, Some(Duration::from_secs(10)));
+        let p = sim.step(2, at(31), None);
+        assert_eq!(p.requeue, Some(Duration::from_secs(1)));
+        assert_eq!(
+            sim.status.serving_version,
+            Some(1),
+            "not before the pause ends"
+        );
+        // The last pause ends: promoted, never paused for traffic on the way.
+        let p = sim.step(2, at(32), quiet());
+        assert_eq!(p.replicas, BTreeMap::from([(2, 2)]));
+        assert_eq!(sim.status.serving_version, Some(2));
+        assert_eq!(sim.status.phase, Some(Phase::Promoted));
+        assert_eq!(sim.status.history[0].result, "Promoted");
+        assert_eq!(
+            sim.status.history[0].reason,
+            "2 steps passed; the last: no requests reached the canary, nothing to judge (analysis.minRequests is 0)"
+        );
+    }
+
+    #[test]
+    fn with_min_requests_0_the_requests_a_step_saw_are_still_judged() {
+        // `fast` of `all` requests under 50 ms, the rest between 50 and 100 ms.
+        let timed = |fast: f64, all: f64, errors: f64| TrafficSample {
+            requests: all,
+            errors,
+            latency_buckets: [("0.05", fast), ("0.1", all), ("+Inf", all)]
+                .into_iter()
+                .map(|(le, n)| (le.to_string(), n))
+                .collect(),
+        };
+        // 3 fast, healthy requests in step 1: fewer than any usual minimum, judged and passed.
+        let mut sim = serving_v1_with(NO_MINIMUM);
+        sim.step(2, at(10), None);
+        sim.ready(2, 1);
+        sim.step(2, at(11), Some(timed(0.0, 0.0, 0.0)));
+        let p = sim.step(2, at(21), Some(timed(3.0, 3.0, 0.0)));
+        assert_eq!(sim.status.step_index, Some(1));
+        assert_eq!(
+            p.event.unwrap().2,
+            "version 2, step 1 at weight 10: 3 requests, error ratio 0.0000, p99 ≤ 50 ms"
+        );
+        // 2 errors in 4 requests: over 5 %, rolled back although no minimum is asked.
+        let mut sim = serving_v1_with(NO_MINIMUM);
+        sim.step(3, at(10), None);
+        sim.ready(3, 1);
+        sim.step(3, at(11), Some(timed(0.0, 0.0, 0.0)));
+        let p = sim.step(3, at(21), Some(timed(4.0, 4.0, 2.0)));
+        assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+        assert_eq!(p.replicas, BTreeMap::from([(1, 2)]));
+        assert_eq!(
+            sim.status.history[0].reason,
+            "analysis of step 1: error ratio 0.5000 (2 of 4 requests) is over 0.05"
+        );
+        // 1 of 2 requests slower than 50 ms: the p99 is over the limit.
+        let mut sim = serving_v1_with(NO_MINIMUM);
+        sim.step(4, at(10), None);
+        sim.ready(4, 1);
+        sim.step(4, at(11), Some(timed(0.0, 0.0, 0.0)));
+        sim.step(4, at(21), Some(timed(1.0, 2.0, 0.0)));
+        assert_eq!(sim.status.phase, Some(Phase::RolledBack));
+        assert_eq!(
+            sim.status.history[0].reason,
+            "analysis of step 1: p99 latency up to 100 ms is over 50 ms"
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_version_selected_again_is_explained_by_its_own_rollback() {
+        let mut sim = serving_v1();
+        // Version 3 fails its analysis.
+        sim.step(3, at(10), None);
+        sim.ready(3, 1);
+        sim.step(3, at(11), Some(traffic(0.0, 0.0)));
+        sim.step(3, at(22), Some(traffic(50.0, 20.0)));
+        // Version 4 crashes once.
+        sim.step(4, at(30), None);
+        sim.pods.insert(
+            4,
+            VersionPods {
+                ready: 0,
+                restarts: 1,
+            },
+        );
+        sim.step(4, at(31), None);
+        assert_eq!(sim.status.history[0].reason, "its pods restarted 1 time");
+        // Version 4 goes away and version 3 is selected again: still not retried, and the
+        // reason given is version 3's.
+        let p = sim.step(3, at(40), None);
+        assert_eq!(
+            p.conditions[0].message,
+            "version 3 was rolled back (analysis of step 1: error ratio 0.4000 (20 of 50 requests) is over 0.05); version 1 serves all traffic"
+        );
+    }
+
+    #[test]
+    fn status_messages_name_versions_never_rust_options() {
+        let mut sim = serving_v1();
+        sim.step(2, at(10), None);
+        let p = sim.step(3, at(11), None);
+        assert_eq!(
+            sim.status.history[0].reason,
+            "version 3 was selected instead"
+        );
+        let mut all = texts(&p, &sim.status);
+        // The selected version disappears while it is the canary.
+        let p = sim.select(None, at(12), None);
+        assert_eq!(
+            sim.status.history[0].reason,
+            "no version is selected any more"
+        );
+        assert_eq!(sim.status.canary_version, None);
+        all.extend(texts(&p, &sim.status));
+        for text in &all {
+            assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+        }
     }
 
     #[test]

@@ -79,9 +79,9 @@ pub fn build(run: &Run) -> (Job, Option<Service>) {
         ("app.kubernetes.io/component".into(), "training-run".into()),
     ]);
     let annotations = BTreeMap::from([
-        ("ciclo.dev/run-id".to_string(), run.run_id.to_string()),
+        (super::record::RUN_ID.to_string(), run.run_id.to_string()),
         (
-            "ciclo.dev/dataset-version".to_string(),
+            super::record::DATASET_VERSION.to_string(),
             run.version.id.clone(),
         ),
         (

@@ -8,19 +8,23 @@
 
 use super::job;
 use super::outcome::{self, Phase, Registration};
+use super::{decide, record};
 use crate::context::Context;
 use crate::controllers::workload;
 use crate::error::Result;
-use ciclo_api::dataset::{Dataset, DatasetVersion};
-use ciclo_api::labels;
-use ciclo_api::model_version::ModelVersion;
+use ciclo_api::dataset::Dataset;
+use ciclo_api::labels::{self, FIELD_MANAGER};
+use ciclo_api::model_version::{
+    Artifact, DatasetLineage, Lineage, ModelVersion, ModelVersionSpec, RegisteredGates,
+};
 use ciclo_api::training_run::{RunRecord, TrainingRun, TrainingRunStatus};
 use ciclo_core::train_result::{TrainOutcome, TrainSummary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Service;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::EventType;
 use kube::{Resource as _, ResourceExt as _};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// What the runs of a TrainingRun look like now.
 pub struct Runs {
@@ -28,118 +32,158 @@ pub struct Runs {
     pub status: TrainingRunStatus,
     /// The run in progress (its Job exists and has not finished).
     pub active: Option<RunRecord>,
+    /// The TrainingRun's Jobs, as listed.
+    jobs: Vec<Job>,
+    /// The runs recorded in this pass.
+    recorded_now: BTreeSet<String>,
+    /// The runs whose end an Event announced in this pass.
+    pub announced: Vec<String>,
 }
 
 /// Records every finished run not recorded yet (registering the ModelVersion of a successful
-/// one), and reports the run in progress.
+/// one) and reports the run in progress. The caller writes the status, then calls [`tidy`].
 pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
     let ns = tr.namespace().unwrap_or_default();
     let selector = format!("{}={}", labels::TRAINING_RUN, tr.name_any());
     let jobs = workload::owned_jobs(&ctx.client, &ns, &selector, tr).await?;
     let mut status = tr.status.clone().unwrap_or_default();
-    let mut active = None;
-    for j in &jobs {
-        let id = annotation(j, "ciclo.dev/run-id");
-        let phase = outcome::phase(j);
-        let mut record = RunRecord {
-            id: id.clone(),
-            job: j.name_any(),
-            dataset_version: annotation(j, "ciclo.dev/dataset-version"),
-            phase: phase.as_str().into(),
-            start_time: j
-                .status
-                .as_ref()
-                .and_then(|s| s.start_time.as_ref())
-                .map(|t| t.0.to_string()),
-            completion_time: None,
-            metrics: Default::default(),
-            model_version: None,
-            failure: None,
-        };
-        if matches!(phase, Phase::Pending | Phase::Running) {
-            active = Some(record);
-            continue;
-        }
-        if status.runs.iter().any(|r| r.id == id) {
-            continue;
-        }
-        record.completion_time = Some(jiff::Timestamp::now().to_string());
-        // A distributed run's result is its rank 0's; a failure is whichever worker ended last.
-        let indexed = j.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
-        let rank0 = phase == Phase::Succeeded && indexed;
-        let (last, image_id) =
-            workload::last_terminated(&ctx.client, &ns, &j.name_any(), job::CONTAINER, rank0)
-                .await?
-                .unzip();
-        let summary = last
-            .as_ref()
-            .and_then(|t| t.message.as_deref())
-            .and_then(|m| serde_json::from_str::<TrainSummary>(m.trim()).ok());
-        let note = match (phase, summary) {
-            (Phase::Succeeded, Some(s))
-                if s.outcome == TrainOutcome::Succeeded && s.digest.is_some() =>
-            {
-                let number = register(ctx, tr, &record, &s, image_id.flatten()).await?;
-                record.metrics = s.metrics.clone();
-                record.model_version = Some(number);
-                status.last_model_version = Some(number);
-                (
-                    EventType::Normal,
-                    "RunSucceeded",
-                    format!(
-                        "run {id} registered {} version {number}",
-                        tr.spec.model.name
-                    ),
-                )
-            }
-            (Phase::Succeeded, _) => {
-                record.phase = Phase::Failed.as_str().into();
-                record.failure = Some(format!(
-                    "the run exited 0 but reported no result: write a summary ({{\"outcome\": \"Succeeded\", \"metrics\": {{…}}, \"model\": URI, \"digest\": \"blake3:…\"}}) to {}",
-                    ciclo_core::contract::TERMINATION_MESSAGE_PATH
-                ));
-                (
-                    EventType::Warning,
-                    "RunFailed",
-                    format!(
-                        "run {id}: {}",
-                        record.failure.as_deref().unwrap_or_default()
-                    ),
-                )
-            }
-            _ => {
-                record.failure = Some(outcome::failure(j, last.as_ref()));
-                (
-                    EventType::Warning,
-                    "RunFailed",
-                    format!(
-                        "run {id} failed: {}",
-                        record.failure.as_deref().unwrap_or_default()
-                    ),
-                )
-            }
-        };
-        publish(ctx, tr, note.0, note.1, note.2).await;
-        status.runs.insert(0, record);
-        status.runs.truncate(tr.spec.history_limit.max(1) as usize);
+    let triage = record::triage(&status, &jobs);
+    let mut new = Vec::new();
+    let mut notes = Vec::new();
+    for j in &triage.to_record {
+        let (run, note) = result(ctx, tr, j).await?;
+        notes.push((run.id.clone(), note));
+        new.push(run);
     }
-    Ok(Runs { status, active })
+    let active = triage.active;
+    let recorded_now = new.iter().map(|r| r.id.clone()).collect();
+    let announced = record::fold(&mut status, new, tr.spec.history_limit);
+    for (id, (type_, reason, note)) in notes {
+        if announced.contains(&id) {
+            publish(ctx, tr, type_, reason, note).await;
+        }
+    }
+    Ok(Runs {
+        status,
+        active,
+        jobs,
+        recorded_now,
+        announced,
+    })
 }
 
-/// Starts run `run_id` on `version`: its Service first (distributed runs), then its Job.
+/// After the status holding `runs` was written: marks the Jobs whose runs it records, and
+/// deletes the recorded ones outside the history (with their pods, and a distributed run's
+/// Service).
+pub async fn tidy(ctx: &Context, tr: &TrainingRun, runs: &Runs) -> Result<()> {
+    let ns = tr.namespace().unwrap_or_default();
+    let chores = record::housekeeping(&runs.status, &runs.jobs, &runs.recorded_now);
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
+    let marker = serde_json::json!({"metadata": {"annotations": {record::RECORDED: "true"}}});
+    for name in &chores.mark {
+        ignore_gone(
+            jobs.patch(
+                name,
+                &PatchParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                &Patch::Merge(&marker),
+            )
+            .await,
+        )?;
+    }
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    for name in &chores.delete {
+        ignore_gone(jobs.delete(name, &DeleteParams::background()).await)?;
+        if tr.spec.workers > 1 {
+            ignore_gone(services.delete(name, &DeleteParams::background()).await)?;
+        }
+    }
+    Ok(())
+}
+
+/// A finished run's record and the Event announcing it: its result read from the Job's pods
+/// (rank 0's for a distributed run), the ModelVersion of a successful one registered.
+async fn result(ctx: &Context, tr: &TrainingRun, j: &Job) -> Result<(RunRecord, Note)> {
+    let ns = tr.namespace().unwrap_or_default();
+    let phase = outcome::phase(j);
+    let mut record = record::record_of(j, phase);
+    let id = record.id.clone();
+    // A distributed run's result is its rank 0's; a failure is whichever worker ended last.
+    let indexed = j.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+    let rank0 = phase == Phase::Succeeded && indexed;
+    let (last, image_id) =
+        workload::last_terminated(&ctx.client, &ns, &j.name_any(), job::CONTAINER, rank0)
+            .await?
+            .unzip();
+    let summary = last
+        .as_ref()
+        .and_then(|t| t.message.as_deref())
+        .and_then(|m| serde_json::from_str::<TrainSummary>(m.trim()).ok());
+    let note = match (phase, summary) {
+        (Phase::Succeeded, Some(s))
+            if s.outcome == TrainOutcome::Succeeded && s.digest.is_some() =>
+        {
+            let number = register(ctx, tr, &record, &s, image_id.flatten()).await?;
+            record.metrics = s.metrics.clone();
+            record.model_version = Some(number);
+            (
+                EventType::Normal,
+                "RunSucceeded",
+                format!(
+                    "run {id} registered {} version {number}",
+                    tr.spec.model.name
+                ),
+            )
+        }
+        (Phase::Succeeded, _) => {
+            record.phase = Phase::Failed.as_str().into();
+            record.failure = Some(format!(
+                "the run exited 0 but reported no result: write a summary ({{\"outcome\": \"Succeeded\", \"metrics\": {{…}}, \"model\": URI, \"digest\": \"blake3:…\"}}) to {}",
+                ciclo_core::contract::TERMINATION_MESSAGE_PATH
+            ));
+            (
+                EventType::Warning,
+                "RunFailed",
+                format!(
+                    "run {id}: {}",
+                    record.failure.as_deref().unwrap_or_default()
+                ),
+            )
+        }
+        _ => {
+            record.failure = Some(outcome::failure(j, last.as_ref()));
+            (
+                EventType::Warning,
+                "RunFailed",
+                format!(
+                    "run {id} failed: {}",
+                    record.failure.as_deref().unwrap_or_default()
+                ),
+            )
+        }
+    };
+    Ok((record, note))
+}
+
+/// An Event to record: its type, reason and note.
+type Note = (EventType, &'static str, String);
+
+/// Starts the run `start` plans: its Service first (distributed runs), then its Job.
 /// Either already existing is the same run, started before a restart.
 pub async fn start(
     ctx: &Context,
     tr: &TrainingRun,
     dataset: &Dataset,
-    version: &DatasetVersion,
-    run_id: &str,
-) -> Result<RunRecord> {
+    start: &decide::Start,
+) -> Result<()> {
     let ns = tr.namespace().unwrap_or_default();
+    let run_id = &start.record.id;
     let (job, service) = job::build(&job::Run {
         tr,
         dataset,
-        version,
+        version: &start.version,
         run_id,
         image: &ctx.image,
         store: &ctx.artifact_store,
@@ -164,22 +208,12 @@ pub async fn start(
             "RunStarted",
             format!(
                 "run {run_id} on dataset version {} (Job {name})",
-                version.id
+                start.version.id
             ),
         )
         .await;
     }
-    Ok(RunRecord {
-        id: run_id.into(),
-        job: name,
-        dataset_version: version.id.clone(),
-        phase: Phase::Pending.as_str().into(),
-        start_time: None,
-        completion_time: None,
-        metrics: Default::default(),
-        model_version: None,
-        failure: None,
-    })
+    Ok(())
 }
 
 /// Registers the ModelVersion of a successful run, once: found by run id first; a number
@@ -203,7 +237,7 @@ async fn register(
             Registration::Existing(n) => return Ok(n),
             Registration::New(n) => n,
         };
-        let mv = model_version(tr, run, summary, image_id.clone(), number);
+        let mv = model_version(tr, run, summary, image_id.clone(), number)?;
         match api.create(&PostParams::default(), &mv).await {
             Ok(_) => return Ok(number),
             Err(kube::Error::Api(e)) if e.is_already_exists() => continue,
@@ -218,60 +252,63 @@ fn model_version(
     summary: &TrainSummary,
     image_id: Option<String>,
     number: i64,
-) -> ModelVersion {
+) -> Result<ModelVersion> {
     let model = &tr.spec.model.name;
     let (git_repository, git_revision) = git_source(tr);
-    let image = tr
-        .spec
-        .image
-        .clone()
-        .unwrap_or_else(|| "ciclo (built-in trainer)".into());
-    let value = serde_json::json!({
-        "apiVersion": "ciclo.dev/v1alpha1",
-        "kind": "ModelVersion",
-        "metadata": {
-            "name": outcome::model_version_name(model, number),
-            "namespace": tr.namespace(),
-            "labels": {
-                labels::MODEL: model,
-                labels::VERSION: number.to_string(),
-                labels::TRAINING_RUN: tr.name_any(),
-                "ciclo.dev/run-id": run.id,
+    let gates = RegisteredGates {
+        gates: tr.spec.gates.clone(),
+        metrics: tr.spec.metrics.clone(),
+        primary_metric: tr.spec.primary_metric.clone(),
+    };
+    let mut mv = ModelVersion::new(
+        &outcome::model_version_name(model, number),
+        ModelVersionSpec {
+            model: model.clone(),
+            version: number,
+            artifact: Artifact {
+                uri: summary.model.clone().unwrap_or_default(),
+                digest: summary.digest.clone().unwrap_or_default(),
+                format: tr
+                    .spec
+                    .trainer
+                    .as_ref()
+                    .map(|_| "ciclo.dev/model/v1".into()),
             },
-            // Owned by no one: a model version outlives the TrainingRun that made it.
-            "annotations": {
-                labels::GATES: serde_json::to_string(
-                    &ciclo_api::model_version::RegisteredGates {
-                        gates: tr.spec.gates.clone(),
-                        metrics: tr.spec.metrics.clone(),
-                        primary_metric: tr.spec.primary_metric.clone(),
-                    },
-                ).expect("gates serialize"),
-            },
-        },
-        "spec": {
-            "model": model,
-            "version": number,
-            "artifact": {
-                "uri": summary.model.clone().unwrap_or_default(),
-                "digest": summary.digest.clone().unwrap_or_default(),
-                "format": tr.spec.trainer.as_ref().map(|_| "ciclo.dev/model/v1"),
-            },
-            "lineage": {
-                "trainingRun": tr.name_any(),
-                "runId": run.id,
-                "dataset": {"name": tr.spec.dataset.name, "version": run.dataset_version},
-                "image": image,
+            lineage: Lineage {
+                training_run: tr.name_any(),
+                run_id: run.id.clone(),
+                dataset: DatasetLineage {
+                    name: tr.spec.dataset.name.clone(),
+                    version: run.dataset_version.clone(),
+                },
+                image: tr
+                    .spec
+                    .image
+                    .clone()
+                    .unwrap_or_else(|| "ciclo (built-in trainer)".into()),
                 // As the node reported it (`imageID` of the container status).
-                "imageDigest": image_id,
-                "gitRepository": git_repository,
-                "gitRevision": git_revision,
-                "params": tr.spec.params,
-                "metrics": summary.metrics,
+                image_digest: image_id,
+                git_repository,
+                git_revision,
+                params: tr.spec.params.clone(),
+                metrics: summary.metrics.clone(),
             },
         },
-    });
-    serde_json::from_value(value).expect("a ModelVersion from its own fields")
+    );
+    mv.metadata.namespace = tr.namespace();
+    mv.metadata.labels = Some(BTreeMap::from([
+        (labels::MODEL.to_string(), model.clone()),
+        (labels::VERSION.to_string(), number.to_string()),
+        (labels::TRAINING_RUN.to_string(), tr.name_any()),
+        (record::RUN_ID.to_string(), run.id.clone()),
+    ]));
+    // Owned by no one: a model version outlives the TrainingRun that made it. The gates it
+    // is judged by travel with it, as the spec said when it was registered.
+    mv.metadata.annotations = Some(BTreeMap::from([(
+        labels::GATES.to_string(),
+        serde_json::to_string(&gates)?,
+    )]));
+    Ok(mv)
 }
 
 /// The code's repository and revision: `spec.git`, else the annotations a GitOps tool put
@@ -286,8 +323,13 @@ fn git_source(tr: &TrainingRun) -> (Option<String>, Option<String>) {
     }
 }
 
-fn annotation(j: &Job, key: &str) -> String {
-    j.annotations().get(key).cloned().unwrap_or_default()
+/// Ok when done or when the object is already gone.
+fn ignore_gone<T>(r: kube::Result<T>) -> Result<()> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Ok(true) when created, Ok(false) when it already existed.
@@ -333,5 +375,54 @@ spec: {dataset: {name: d}, model: {name: churn}, image: trainer}
             revision: "v2".into(),
         });
         assert_eq!(git_source(&tr).1.as_deref(), Some("v2"), "the spec wins");
+    }
+
+    #[test]
+    fn a_registered_version_carries_its_lineage_labels_and_the_gates_it_is_judged_by() {
+        let tr: TrainingRun = serde_yaml::from_str(
+            r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: churn, namespace: ml}
+spec:
+  dataset: {name: events}
+  model: {name: churn}
+  image: registry.example/train:1
+  params: {depth: "4"}
+  metrics: [{name: auc, direction: Maximize}]
+  gates: [{metric: auc, threshold: 0.8}]
+"#,
+        )
+        .unwrap();
+        let run: RunRecord = serde_yaml::from_str(
+            "{id: abc, job: churn-run-abc, datasetVersion: d1, phase: Succeeded}",
+        )
+        .unwrap();
+        let summary: TrainSummary = serde_json::from_str(
+            r#"{"outcome": "Succeeded", "metrics": {"auc": 0.91}, "model": "s3://a/m.onnx", "digest": "blake3:0f"}"#,
+        )
+        .unwrap();
+        let mv = model_version(&tr, &run, &summary, Some("sha256:1".into()), 3).unwrap();
+        assert_eq!(mv.name_any(), "churn-3");
+        assert_eq!(mv.namespace().as_deref(), Some("ml"));
+        assert_eq!(mv.labels()[labels::VERSION], "3");
+        assert_eq!(mv.labels()[record::RUN_ID], "abc");
+        let l = &mv.spec.lineage;
+        assert_eq!(
+            (l.dataset.name.as_str(), l.dataset.version.as_str()),
+            ("events", "d1")
+        );
+        assert_eq!(l.image, "registry.example/train:1");
+        assert_eq!(l.image_digest.as_deref(), Some("sha256:1"));
+        assert_eq!(l.params["depth"], "4");
+        assert_eq!(l.metrics["auc"], 0.91);
+        assert_eq!(
+            mv.spec.artifact.format, None,
+            "a user image's format is its own"
+        );
+        let gates: RegisteredGates =
+            serde_json::from_str(&mv.annotations()[labels::GATES]).unwrap();
+        assert_eq!(gates.gates.len(), 1);
+        assert!(mv.owner_references().is_empty(), "outlives its TrainingRun");
     }
 }
