@@ -44,136 +44,10 @@ kubectl=$("$root/e2e/cluster/build.sh")/kubectl
 bin=${CARGO_TARGET_DIR:-$root/target}/release/ciclo
 selector=app.kubernetes.io/component=training-run
 
-log() { echo "bench: $*" >&2; }
-die() {
-    log "ERROR: $*"
-    exit 1
-}
-calc() { awk "BEGIN {print $*}"; }
-now() { date +%s.%N; }
-kc() { "$kubectl" --request-timeout=60s "$@"; }
-
-work=$(mktemp -d)
-op_pid=
-started_cluster=false
-scaled_down=()
 ns=ciclo-bench-tr-$$
 peer_ns=ciclo-bench-jobs-$$
-watchers=()
-
-cleanup() {
-    local code=$?
-    set +e
-    for w in "${watchers[@]}"; do kill "$w" 2>/dev/null; done
-    if [[ -n "$op_pid" ]]; then
-        kill -TERM "$op_pid" 2>/dev/null && wait "$op_pid" 2>/dev/null
-    fi
-    if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
-        log "deleting namespaces $ns and $peer_ns (their TrainingRuns, Jobs and Pods)"
-        kc delete namespace "$ns" "$peer_ns" --ignore-not-found --wait=true --timeout=300s >/dev/null
-        for d in "${scaled_down[@]}"; do
-            log "restoring deployment ${d%=*} to ${d##*=} replicas"
-            kc -n "${d%%/*}" scale "deployment/$(basename "${d%=*}")" --replicas="${d##*=}" >/dev/null
-        done
-    fi
-    if $started_cluster; then
-        log "stopping the cluster this benchmark started"
-        "$root/e2e/cluster/down.sh"
-    fi
-    rm -rf "$work"
-    exit "$code"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-log "building ciclo (release)"
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo
-
-# --- the cluster, the CRDs, no other operator -----------------------------------------------
-if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
-    log "using the running cluster ($KUBECONFIG)"
-else
-    log "starting the local cluster (e2e/cluster/up.sh); it is stopped again at the end"
-    started_cluster=true
-    "$root/e2e/cluster/up.sh"
-fi
-# (kubectl warns about the schemas' integer formats; shown only if the apply fails.)
-crds_out=$(kc apply --server-side --force-conflicts -f "$root/crds/ciclo.dev.yaml" 2>&1) ||
-    die "applying the CRDs failed: $crds_out"
-kc wait --for=condition=Established --timeout=60s -f "$root/crds/ciclo.dev.yaml" >/dev/null
-while read -r dns name replicas; do
-    [[ -n "$name" && "$replicas" -gt 0 ]] || continue
-    log "scaling deployment $dns/$name from $replicas to 0 replicas for the benchmark"
-    kc -n "$dns" scale "deployment/$name" --replicas=0 >/dev/null
-    scaled_down+=("$dns/$name=$replicas")
-    kc -n "$dns" wait --for=delete pod -l app.kubernetes.io/name=ciclo-operator --timeout=120s >/dev/null 2>&1 || true
-done < <(kc get deployments -A --field-selector metadata.name=ciclo-operator \
-    -o jsonpath='{range .items[*]}{.metadata.namespace} {.metadata.name} {.spec.replicas}{"\n"}{end}')
-
-# --- the operator, local, idle --------------------------------------------------------------
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-metrics_url=http://127.0.0.1:$port/metrics
-kc create namespace "$ns" >/dev/null
-start_operator() {
-    log "starting the operator (log: $work/operator.log)"
-    RUST_LOG=${RUST_LOG:-info} "$bin" operator \
-        --metrics-bind-address "127.0.0.1:$port" \
-        --leader-election-namespace "$ns" \
-        --artifact-store "file://$work/artifacts" \
-        --image ciclo-bench:none >>"$work/operator.log" 2>&1 &
-    op_pid=$!
-}
-stop_operator() {
-    kill -TERM "$op_pid" && wait "$op_pid" || true
-    op_pid=
-}
-start_operator
-
-scrape() { curl -fsS --noproxy '*' --max-time 5 "$metrics_url"; }
-# metric <file> <name> [label filter regex]: the sum of a metric's samples in a scrape.
-metric() {
-    awk -v name="$2" -v filter="${3:-}" '
-        index($0, name) == 1 && (substr($0, length(name) + 1, 1) == "{" || substr($0, length(name) + 1, 1) == " ") && (filter == "" || $0 ~ filter) { s += $NF }
-        END { printf "%d\n", s }' "$1"
-}
-# requests <file>: the requests without the Lease's, the operator's own work.
-requests() { awk '/^ciclo_kube_requests_total\{/ && !/resource="leases"/ { s += $NF } END { printf "%d\n", s }' "$1"; }
-own_writes() {
-    awk '/^ciclo_kube_requests_total\{/ && /verb="(create|update|patch|delete|deletecollection)"/ && !/resource="leases"/ { s += $NF } END { printf "%d\n", s }' "$1"
-}
-lease_writes() { metric "$1" ciclo_kube_requests_total 'resource="leases".*verb="(create|update|patch)"|verb="(create|update|patch)".*resource="leases"'; }
-rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$op_pid/status"; }
-mib() { calc "$1 / 1024"; }
-
-# Waits until the operator leads (after a restart, the Lease it released is free at once).
-wait_for_leader() {
-    local deadline=$((SECONDS + 60))
-    until scrape 2>/dev/null | grep -q '^ciclo_leader 1'; do
-        kill -0 "$op_pid" 2>/dev/null || die "the operator exited; see its log: $(tail -5 "$work/operator.log")"
-        ((SECONDS < deadline)) || die "the operator did not become the leader within 60 s"
-        sleep 0.1
-    done
-}
-wait_for_leader
-
-# A suspended Dataset with one accepted version, recorded through the status subresource.
-kc apply --server-side -f - >/dev/null <<EOF
-apiVersion: ciclo.dev/v1alpha1
-kind: Dataset
-metadata: {name: bench, namespace: $ns}
-spec:
-  source: {uri: "file:///nonexistent/ciclo-bench"}
-  suspend: true
-EOF
-version='{"id": "bench0000000000000000000000000000", "created": "2026-01-01T00:00:00Z", "rows": 1000, "bytes": 100000, "files": 1, "verdict": "Accepted", "location": "file:///nonexistent/ciclo-bench-artifacts/v"}'
-kc -n "$ns" patch dataset bench --subresource=status --type=merge \
-    -p "{\"status\": {\"latest\": $version, \"versions\": [$version]}}" >/dev/null
-# The operator has seen the Dataset (Ready: Suspended) and kept the version.
-deadline=$((SECONDS + 60))
-until [[ "$(kc -n "$ns" get dataset bench -o jsonpath='{.status.conditions[?(@.type=="Ready")].reason}/{.status.latest.id}')" == Suspended/bench* ]]; do
-    ((SECONDS < deadline)) || die "the Dataset was not reconciled as Suspended with its version within 60 s"
-    sleep 0.2
-done
+# shellcheck source=operator-harness.sh
+source "$here/operator-harness.sh"
 
 # --- the documents ----------------------------------------------------------------------------
 for ((i = 0; i < count; i++)); do
@@ -245,6 +119,7 @@ watch_jobs() {
 }
 
 # --- peer: the Jobs applied directly ----------------------------------------------------------
+namespaces+=("$peer_ns")
 kc create namespace "$peer_ns" >/dev/null
 watch_jobs "$peer_ns" app.kubernetes.io/component=bench-job
 scrape >"$work/m-peer0"

@@ -339,8 +339,8 @@ pub struct RolloutRecord {
     /// The version it replaced, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<i64>,
-    /// Promoted, RolledBack or Superseded.
-    pub result: String,
+    /// How it ended.
+    pub result: RolloutResult,
     /// Why, for people.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
@@ -349,4 +349,27 @@ pub struct RolloutRecord {
     pub generation: i64,
     /// When it ended (RFC 3339).
     pub finished: String,
+}
+
+/// How a rollout ended. The names are the status's words since v1alpha1 began (when it was a
+/// free string), so records written then read as these.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RolloutResult {
+    /// The version serves all traffic.
+    Promoted,
+    /// The canary was removed; the version it was to replace serves on.
+    RolledBack,
+    /// Another version was selected before this one finished rolling out.
+    Superseded,
+}
+
+impl RolloutResult {
+    /// The word the status uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RolloutResult::Promoted => "Promoted",
+            RolloutResult::RolledBack => "RolledBack",
+            RolloutResult::Superseded => "Superseded",
+        }
+    }
 }

@@ -264,8 +264,8 @@ pub struct RunRecord {
     pub job: String,
     /// The dataset version it trains on.
     pub dataset_version: String,
-    /// Pending, Running, Succeeded or Failed.
-    pub phase: String,
+    /// Where the run is.
+    pub phase: RunPhase,
     /// When it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<String>,
@@ -281,4 +281,35 @@ pub struct RunRecord {
     /// Why it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
+}
+
+/// Where a run is. The names are the status's words since v1alpha1 began (when it was a
+/// free string), so records written then read as these.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPhase {
+    /// Its Job exists; no pod runs yet.
+    Pending,
+    /// A pod of its Job runs.
+    Running,
+    /// It registered a ModelVersion.
+    Succeeded,
+    /// It failed, or ended without a result.
+    Failed,
+}
+
+impl RunPhase {
+    /// The word the status uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Pending => "Pending",
+            RunPhase::Running => "Running",
+            RunPhase::Succeeded => "Succeeded",
+            RunPhase::Failed => "Failed",
+        }
+    }
+
+    /// Whether the run has ended, either way.
+    pub fn is_finished(self) -> bool {
+        matches!(self, RunPhase::Succeeded | RunPhase::Failed)
+    }
 }

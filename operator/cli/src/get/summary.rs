@@ -204,7 +204,7 @@ impl Summarize for TrainingRun {
                 .map(|r| r.dataset_version.clone())
                 .or_else(|| status.and_then(|s| s.dataset_version.clone()))
                 .or_else(|| self.spec.dataset.version.clone()),
-            phase: run.map(|r| r.phase.clone()),
+            phase: run.map(|r| r.phase.as_str().to_string()),
             run: run.map(|r| r.id.clone()),
             runs: status.map_or(0, |s| s.runs.len() + usize::from(s.current_run.is_some())),
             failure: current.is_none().then(|| last?.failure.clone()).flatten(),
@@ -302,7 +302,7 @@ impl Summarize for ModelDeployment {
             endpoint: status.and_then(|s| s.endpoint.clone()),
             last_rollout: status.and_then(|s| s.history.first()).map(|r| Rollout {
                 version: r.version,
-                result: r.result.clone(),
+                result: r.result.as_str().to_string(),
                 reason: r.reason.clone(),
             }),
         };

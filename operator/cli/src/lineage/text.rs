@@ -81,7 +81,7 @@ fn write_run(out: &mut String, r: &RunLink) {
     let mut details = Details::new("   │  ");
     match (&r.found, &r.record) {
         (Found::Recorded, Some(rec)) => {
-            details.line("phase", &rec.phase);
+            details.line("phase", rec.phase.as_str());
             if let Some(start) = &rec.start_time {
                 let end = rec.completion_time.as_deref().unwrap_or("…");
                 let took = rec

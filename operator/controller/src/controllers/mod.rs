@@ -15,7 +15,7 @@ use kube::core::{DeserializeGuard, NamespaceResourceScope};
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt as _};
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -55,6 +55,29 @@ pub fn watch_config() -> kube::runtime::watcher::Config {
     kube::runtime::watcher::Config::default().any_semantic()
 }
 
+/// A namespaced kind a controller watches or caches.
+pub trait Watched:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// A controller over `K` in the watched namespace(s), reading objects through the guard.
 ///
 /// Its cache keeps the objects without `metadata.managedFields`: no reconcile reads them,
@@ -63,19 +86,91 @@ pub fn watch_config() -> kube::runtime::watcher::Config {
 /// back from the cache must not reset them.
 pub fn controller<K>(ctx: &Context) -> kube::runtime::Controller<DeserializeGuard<K>>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + Debug
-        + DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
+    K: Watched,
 {
     let (reader, writer) = kube::runtime::reflector::store();
     let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), watch_config())
         .modify(|obj| obj.meta_mut().managed_fields = None);
     let objects = kube::runtime::reflector(writer, objects).applied_objects();
     kube::runtime::Controller::for_stream(objects, reader)
+}
+
+/// A cache of `K` in the watched namespace(s) (a reflector store, kept by one watch with
+/// `config`), and the stream of its changes to wake a controller with (`owns_stream`,
+/// `watches_stream`): reconciles read what they need from the cache instead of asking the
+/// API server each time. `strip` drops what no reconcile reads (with `managedFields`), so the
+/// cache's memory per object stays small.
+pub fn cache<K>(
+    ctx: &Context,
+    config: kube::runtime::watcher::Config,
+    strip: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, kube::runtime::watcher::Error>> + Send + 'static,
+)
+where
+    K: Watched,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let changes = kube::runtime::watcher(api::<K>(ctx), config)
+        .modify(move |obj| {
+            obj.meta_mut().managed_fields = None;
+            strip(obj);
+        })
+        .reflect(writer)
+        // Deleted objects too: a child's deletion wakes its owner.
+        .touched_objects();
+    (reader, changes)
+}
+
+/// When caches are ready (their first list is in), for any number of reconciles to await at
+/// once. Not `Store::wait_until_ready` from each reconcile: its one-shot channel keeps a
+/// single waker, so of several reconciles waiting together only the last one to look was
+/// woken and the others waited forever (seen after a leader change, when every object is
+/// reconciled at once). A shared future wakes every waiter.
+pub type Ready = futures::future::Shared<futures::future::BoxFuture<'static, ()>>;
+
+/// The moment every store in `stores` is ready.
+pub fn ready(stores: Vec<futures::future::BoxFuture<'static, ()>>) -> Ready {
+    use futures::FutureExt as _;
+    futures::future::join_all(stores)
+        .map(|_| ())
+        .boxed()
+        .shared()
+}
+
+/// The moment `store` is ready, for [`ready`]. (An error means the cache's writer is gone with
+/// its controller: nothing more will be read from it either way.)
+pub fn store_ready<K>(store: &Store<K>) -> futures::future::BoxFuture<'static, ()>
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    use futures::FutureExt as _;
+    let store = store.clone();
+    async move {
+        let _ = store.wait_until_ready().await;
+    }
+    .boxed()
+}
+
+/// The objects in `store` in namespace `ns` that carry label `key=value` and that `owner`
+/// controls (a same-named object deleted and created again owns none of its predecessor's).
+pub fn owned_by<K, O>(store: &Store<K>, ns: &str, key: &str, value: &str, owner: &O) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+    O: Resource,
+{
+    let uid = owner.meta().uid.as_ref();
+    store
+        .state()
+        .iter()
+        .filter(|o| {
+            o.namespace().as_deref() == Some(ns)
+                && o.labels().get(key).map(String::as_str) == Some(value)
+                && o.owner_references().iter().any(|r| Some(&r.uid) == uid)
+        })
+        .map(|o| (**o).clone())
+        .collect()
 }
 
 /// Runs `controller` with `reconcile` (behind [`guarded`] and [`error_policy`]) until `stop`.
@@ -270,5 +365,22 @@ mod tests {
             })
             .get();
         assert_eq!(failures, 1);
+    }
+
+    #[tokio::test]
+    async fn every_reconcile_waiting_for_a_cache_goes_on_once_it_is_ready() {
+        use kube::runtime::watcher::Event;
+        let (reader, mut writer) = kube::runtime::reflector::store::<Job>();
+        let ready = ready(vec![store_ready(&reader)]);
+        let waiters: Vec<_> = (0..8).map(|_| tokio::spawn(ready.clone())).collect();
+        tokio::task::yield_now().await;
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        for w in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(5), w)
+                .await
+                .expect("a waiter was never woken")
+                .unwrap();
+        }
     }
 }

@@ -46,29 +46,14 @@ pub fn store_settings_env(
     env
 }
 
-/// The Jobs in `ns` matching `selector` that `owner` controls (a same-named object deleted
-/// and created again owns none of its predecessor's).
-pub async fn owned_jobs<K: kube::Resource>(
-    client: &kube::Client,
-    ns: &str,
-    selector: &str,
-    owner: &K,
-) -> kube::Result<Vec<k8s_openapi::api::batch::v1::Job>> {
-    use kube::ResourceExt as _;
-    let uid = owner.meta().uid.clone();
-    Ok(
-        kube::Api::<k8s_openapi::api::batch::v1::Job>::namespaced(client.clone(), ns)
-            .list(&kube::api::ListParams::default().labels(selector))
-            .await?
-            .items
-            .into_iter()
-            .filter(|j| {
-                j.owner_references()
-                    .iter()
-                    .any(|o| Some(&o.uid) == uid.as_ref())
-            })
-            .collect(),
-    )
+/// What no controller reads of a Job it caches: its pod template (the largest part, with the
+/// environment and the user's command) and selector. Annotations, labels, owner, completion
+/// mode and status stay.
+pub fn strip_pod_template(job: &mut k8s_openapi::api::batch::v1::Job) {
+    if let Some(spec) = job.spec.as_mut() {
+        spec.template = Default::default();
+        spec.selector = None;
+    }
 }
 
 /// The last termination of `container` among the Pods of Job `job` (with `rank0`, among

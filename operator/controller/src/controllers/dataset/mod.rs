@@ -10,7 +10,7 @@ mod decide;
 mod job;
 mod record;
 
-use super::{api, controller, run_until, watch_config};
+use super::{Ready, cache, controller, owned_by, ready, run_until, store_ready, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -22,6 +22,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::Store;
 use kube::{Resource as _, ResourceExt as _};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,20 +32,35 @@ const KIND: &str = "Dataset";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     // Only the check Jobs ciclo made, so other Jobs in the cluster never wake it.
-    let jobs = watch_config().labels("app.kubernetes.io/component=dataset-check");
-    let controller = controller::<Dataset>(&ctx).owns(api::<Job>(&ctx), jobs);
+    let (jobs, changes) = cache::<Job>(
+        &ctx,
+        watch_config().labels("app.kubernetes.io/component=dataset-check"),
+        super::workload::strip_pod_template,
+    );
+    let controller = controller::<Dataset>(&ctx).owns_stream(changes);
+    let jobs_ready = ready(vec![store_ready(&jobs)]);
+    let reconcile = move |ctx, ds| reconcile(ctx, jobs.clone(), jobs_ready.clone(), ds);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, cached: Dataset) -> Result<Action> {
+async fn reconcile(
+    ctx: Arc<Context>,
+    jobs: Store<Job>,
+    jobs_ready: Ready,
+    cached: Dataset,
+) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
+    // Fresh: the cache may not show this controller's last status write yet, and a check
+    // must never be recorded twice. The check Jobs come from their cache, whose changes wake
+    // this reconcile.
     let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(ds) = datasets.get_opt(&cached.name_any()).await? else {
         return Ok(Action::await_change());
     };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{}={}", labels::DATASET, ds.name_any());
-    let jobs = super::workload::owned_jobs(&ctx.client, &ns, &selector, &ds).await?;
+    // Until the first list is in, an empty cache would say "no check Job".
+    jobs_ready.await;
+    let jobs = owned_by(&jobs, &ns, labels::DATASET, &ds.name_any(), &ds);
 
     let recorded = ds
         .status

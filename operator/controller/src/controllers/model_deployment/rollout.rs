@@ -14,7 +14,8 @@
 use super::analysis::{self, Verdict};
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::model_deployment::{
-    ModelDeployment, ModelDeploymentStatus, Phase, RolloutRecord, StrategyType, TrafficSample,
+    ModelDeployment, ModelDeploymentStatus, Phase, RolloutRecord, RolloutResult, StrategyType,
+    TrafficSample,
 };
 use jiff::{SignedDuration, Timestamp};
 use kube::runtime::events::EventType;
@@ -76,9 +77,9 @@ fn since(now: Timestamp, then: Timestamp) -> Duration {
 
 /// Whether `version` was rolled back under this spec generation (so it is not tried again).
 fn rolled_back(s: &ModelDeploymentStatus, version: i64, generation: i64) -> bool {
-    s.history
-        .iter()
-        .any(|h| h.version == version && h.result == "RolledBack" && h.generation == generation)
+    s.history.iter().any(|h| {
+        h.version == version && h.result == RolloutResult::RolledBack && h.generation == generation
+    })
 }
 
 /// Plans the next step, editing `s` (the status to write).
@@ -91,20 +92,21 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         .map_or(md.spec.replicas, |a| a.min_replicas);
     let generation = md.metadata.generation.unwrap_or_default();
     let mut plan = Plan::default();
-    let record = |s: &mut ModelDeploymentStatus, version, from, result: &str, reason: String| {
-        s.history.insert(
-            0,
-            RolloutRecord {
-                version,
-                from,
-                result: result.into(),
-                reason,
-                generation,
-                finished: v.now.to_string(),
-            },
-        );
-        s.history.truncate(HISTORY);
-    };
+    let record =
+        |s: &mut ModelDeploymentStatus, version, from, result: RolloutResult, reason: String| {
+            s.history.insert(
+                0,
+                RolloutRecord {
+                    version,
+                    from,
+                    result,
+                    reason,
+                    generation,
+                    finished: v.now.to_string(),
+                },
+            );
+            s.history.truncate(HISTORY);
+        };
     let end_rollout = |s: &mut ModelDeploymentStatus| {
         s.canary_version = None;
         s.canary_weight = None;
@@ -122,7 +124,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             Some(d) => format!("version {d} was selected instead"),
             None => "no version is selected any more".into(),
         };
-        record(s, c, s.serving_version, "Superseded", instead);
+        record(s, c, s.serving_version, RolloutResult::Superseded, instead);
         end_rollout(s);
     }
 
@@ -141,7 +143,13 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             end_rollout(s);
             s.serving_version = Some(d);
             s.phase = Some(Phase::Promoted);
-            record(s, d, None, "Promoted", "the first version".into());
+            record(
+                s,
+                d,
+                None,
+                RolloutResult::Promoted,
+                "the first version".into(),
+            );
             plan.event = Some((
                 EventType::Normal,
                 "Promoted",
@@ -192,7 +200,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
                         "version {d} was rolled back{}; version {serving} serves all traffic",
                         s.history
                             .iter()
-                            .find(|h| h.version == d && h.result == "RolledBack")
+                            .find(|h| h.version == d && h.result == RolloutResult::RolledBack)
                             .filter(|h| !h.reason.is_empty())
                             .map(|h| format!(" ({})", h.reason))
                             .unwrap_or_default()
@@ -210,7 +218,13 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
     let pods = v.pods.get(&canary).copied().unwrap_or_default();
     let rollback = |s: &mut ModelDeploymentStatus, plan: &mut Plan, reason: String| {
         plan.replicas.remove(&canary);
-        record(s, canary, Some(serving), "RolledBack", reason.clone());
+        record(
+            s,
+            canary,
+            Some(serving),
+            RolloutResult::RolledBack,
+            reason.clone(),
+        );
         end_rollout(s);
         s.phase = Some(Phase::RolledBack);
         plan.event = Some((
@@ -238,7 +252,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
     }
     let promote = |s: &mut ModelDeploymentStatus, plan: &mut Plan, how: String| {
         plan.replicas = BTreeMap::from([(canary, total)]);
-        record(s, canary, Some(serving), "Promoted", how);
+        record(s, canary, Some(serving), RolloutResult::Promoted, how);
         end_rollout(s);
         s.serving_version = Some(canary);
         s.phase = Some(Phase::Promoted);
@@ -554,7 +568,7 @@ mod tests {
         assert_eq!(sim.status.serving_version, Some(2));
         assert_eq!(sim.status.canary_version, None);
         assert_eq!(sim.status.phase, Some(Phase::Promoted));
-        assert_eq!(sim.status.history[0].result, "Promoted");
+        assert_eq!(sim.status.history[0].result, RolloutResult::Promoted);
     }
 
     #[test]
@@ -666,7 +680,7 @@ mod tests {
         assert_eq!(p.replicas, BTreeMap::from([(2, 2)]));
         assert_eq!(sim.status.serving_version, Some(2));
         assert_eq!(sim.status.phase, Some(Phase::Promoted));
-        assert_eq!(sim.status.history[0].result, "Promoted");
+        assert_eq!(sim.status.history[0].result, RolloutResult::Promoted);
         assert_eq!(
             sim.status.history[0].reason,
             "2 steps passed; the last: no requests reached the canary, nothing to judge (analysis.minRequests is 0)"
@@ -792,7 +806,7 @@ mod tests {
         sim.step(2, at(10), None);
         sim.step(3, at(11), None);
         assert_eq!(sim.status.canary_version, Some(3));
-        assert_eq!(sim.status.history[0].result, "Superseded");
+        assert_eq!(sim.status.history[0].result, RolloutResult::Superseded);
     }
 
     #[test]

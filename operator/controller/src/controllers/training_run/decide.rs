@@ -92,7 +92,7 @@ pub fn decide(tr: &TrainingRun, facts: &Facts) -> Decision {
                 id: run_id.clone(),
                 job: job::name(tr, &run_id),
                 dataset_version: version.id.clone(),
-                phase: super::outcome::Phase::Pending.as_str().into(),
+                phase: super::outcome::Phase::Pending,
                 start_time: None,
                 completion_time: None,
                 metrics: Default::default(),

@@ -9,11 +9,12 @@ mod record;
 mod runs;
 mod schedule;
 
-use super::{api, controller, run_until, watch_config};
+use super::{Ready, cache, controller, owned_by, ready, run_until, store_ready, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
 use ciclo_api::dataset::Dataset;
+use ciclo_api::labels;
 use ciclo_api::training_run::TrainingRun;
 use decide::{Facts, decide};
 use jiff::Timestamp;
@@ -22,50 +23,74 @@ use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const KIND: &str = "TrainingRun";
 
+/// What the TrainingRun controller reads from caches rather than the API server.
+#[derive(Clone)]
+struct Caches {
+    /// ciclo's training Jobs, without their pod templates.
+    jobs: Store<Job>,
+    datasets: Store<DeserializeGuard<Dataset>>,
+    /// Both caches hold their first list.
+    ready: Ready,
+}
+
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     // Only the training Jobs ciclo made, so other Jobs never wake it.
-    let jobs = watch_config().labels("app.kubernetes.io/component=training-run");
-    let controller = controller::<TrainingRun>(&ctx).owns(api::<Job>(&ctx), jobs);
+    let (jobs, job_changes) = cache::<Job>(
+        &ctx,
+        watch_config().labels("app.kubernetes.io/component=training-run"),
+        super::workload::strip_pod_template,
+    );
+    let (datasets, dataset_changes) =
+        cache::<DeserializeGuard<Dataset>>(&ctx, watch_config(), |_| {});
+    let controller = controller::<TrainingRun>(&ctx).owns_stream(job_changes);
     let store = controller.store();
     // A Dataset appearing, changing or going wakes the runs that train on it.
-    let controller = controller.watches(
-        api::<DeserializeGuard<Dataset>>(&ctx),
-        watch_config(),
-        move |ds| {
-            let (ns, name) = (ds.namespace(), ds.name_any());
-            store
-                .state()
-                .into_iter()
-                .filter(|g| {
-                    g.namespace() == ns && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
-                })
-                .map(|g| ObjectRef::from_obj(&*g))
-                .collect::<Vec<_>>()
-        },
-    );
+    let controller = controller.watches_stream(dataset_changes, move |ds| {
+        let (ns, name) = (ds.namespace(), ds.name_any());
+        store
+            .state()
+            .into_iter()
+            .filter(|g| {
+                g.namespace() == ns && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
+            })
+            .map(|g| ObjectRef::from_obj(&*g))
+            .collect::<Vec<_>>()
+    });
+    let ready = ready(vec![store_ready(&jobs), store_ready(&datasets)]);
+    let caches = Caches {
+        jobs,
+        datasets,
+        ready,
+    };
+    let reconcile = move |ctx, tr| reconcile(ctx, caches.clone(), tr);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, cached: TrainingRun) -> Result<Action> {
+async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // The cache may not show this controller's last status write yet; a run must never be
-    // recorded or started twice.
+    // The one fresh read: the cache may not show this controller's last status write yet, and
+    // a run must never be recorded or started twice. The Dataset and the Jobs come from the
+    // caches: a change there wakes this reconcile again once the cache holds it.
     let Some(tr) = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&cached.name_any())
         .await?
     else {
         return Ok(Action::await_change());
     };
-    let dataset = Api::<Dataset>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&tr.spec.dataset.name)
-        .await?;
-    let runs = runs::observe(&ctx, &tr).await?;
+    // Until the first list is in, an empty cache would say "no Dataset", "no Job".
+    caches.ready.clone().await;
+    let dataset = caches
+        .datasets
+        .get(&ObjectRef::new(&tr.spec.dataset.name).within(&ns))
+        .and_then(|g| g.0.as_ref().ok().cloned());
+    let jobs = owned_by(&caches.jobs, &ns, labels::TRAINING_RUN, &tr.name_any(), &tr);
+    let runs = runs::observe(&ctx, &tr, jobs).await?;
     let decision = decide(
         &tr,
         &Facts {

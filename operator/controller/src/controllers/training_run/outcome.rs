@@ -5,25 +5,8 @@ use ciclo_api::model_version::ModelVersion;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ContainerStateTerminated;
 
-/// Where a run is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Pending => "Pending",
-            Phase::Running => "Running",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-        }
-    }
-}
+/// Where a run is: the status's own type.
+pub use ciclo_api::training_run::RunPhase as Phase;
 
 /// The phase of a run's Job, from its conditions and counters.
 pub fn phase(job: &Job) -> Phase {

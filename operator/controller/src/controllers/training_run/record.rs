@@ -62,7 +62,7 @@ pub fn record_of(job: &Job, phase: Phase) -> RunRecord {
         id: run_id(job),
         job: job.name_any(),
         dataset_version: annotation(job, DATASET_VERSION),
-        phase: phase.as_str().into(),
+        phase,
         start_time: status
             .and_then(|s| s.start_time.as_ref())
             .map(|t| t.0.to_string()),

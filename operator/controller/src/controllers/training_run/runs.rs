@@ -40,12 +40,10 @@ pub struct Runs {
     pub announced: Vec<String>,
 }
 
-/// Records every finished run not recorded yet (registering the ModelVersion of a successful
-/// one) and reports the run in progress. The caller writes the status, then calls [`tidy`].
-pub async fn observe(ctx: &Context, tr: &TrainingRun) -> Result<Runs> {
-    let ns = tr.namespace().unwrap_or_default();
-    let selector = format!("{}={}", labels::TRAINING_RUN, tr.name_any());
-    let jobs = workload::owned_jobs(&ctx.client, &ns, &selector, tr).await?;
+/// Records every finished run of `jobs` (the TrainingRun's) not recorded yet (registering the
+/// ModelVersion of a successful one) and reports the run in progress. The caller writes the
+/// status, then calls [`tidy`].
+pub async fn observe(ctx: &Context, tr: &TrainingRun, jobs: Vec<Job>) -> Result<Runs> {
     let mut status = tr.status.clone().unwrap_or_default();
     let triage = record::triage(&status, &jobs);
     let mut new = Vec::new();
@@ -138,7 +136,7 @@ async fn result(ctx: &Context, tr: &TrainingRun, j: &Job) -> Result<(RunRecord, 
             )
         }
         (Phase::Succeeded, _) => {
-            record.phase = Phase::Failed.as_str().into();
+            record.phase = Phase::Failed;
             record.failure = Some(format!(
                 "the run exited 0 but reported no result: write a summary ({{\"outcome\": \"Succeeded\", \"metrics\": {{…}}, \"model\": URI, \"digest\": \"blake3:…\"}}) to {}",
                 ciclo_core::contract::TERMINATION_MESSAGE_PATH
