@@ -92,12 +92,13 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, update]
-# Read a finished check's result, its Pod's termination message, and which serving pods are
-# ready (and at which address their metrics are read during a canary). Only `list` (by
-# label); the operator never changes Pods.
+# Read a finished check's or run's result, its Pod's termination message, and which serving
+# pods are ready (and at which address their metrics are read during a canary); watch the
+# check and training Pods (by label) to see a Job's end as its Pod finishes, a second before
+# the Job says so. The operator never changes Pods.
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, watch]
 # Record an Event for every transition (events.k8s.io/v1; repeats are patched into a series).
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -153,6 +153,19 @@ where
     .boxed()
 }
 
+/// The objects in `store` in namespace `ns`.
+pub fn in_namespace<K>(store: &Store<K>, ns: &str) -> Vec<K>
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .map(|o| (**o).clone())
+        .collect()
+}
+
 /// The objects in `store` in namespace `ns` that carry label `key=value` and that `owner`
 /// controls (a same-named object deleted and created again owns none of its predecessor's).
 pub fn owned_by<K, O>(store: &Store<K>, ns: &str, key: &str, value: &str, owner: &O) -> Vec<K>

@@ -1,8 +1,10 @@
 //! What ciclo's Jobs share: how a store's settings and credentials reach the container.
 
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::{
     ContainerStateTerminated, EnvFromSource, EnvVar, Pod, SecretEnvSource,
 };
+use kube::ResourceExt as _;
 
 /// A Secret's keys as environment under `prefix` (`CICLO_SOURCE_AWS_ACCESS_KEY_ID`, …):
 /// straight from the Secret, never written into a spec, the status or an Event.
@@ -49,11 +51,74 @@ pub fn store_settings_env(
 /// What no controller reads of a Job it caches: its pod template (the largest part, with the
 /// environment and the user's command) and selector. Annotations, labels, owner, completion
 /// mode and status stay.
-pub fn strip_pod_template(job: &mut k8s_openapi::api::batch::v1::Job) {
+pub fn strip_pod_template(job: &mut Job) {
     if let Some(spec) = job.spec.as_mut() {
         spec.template = Default::default();
         spec.selector = None;
     }
+}
+
+/// What no controller reads of a Job's Pod it caches: its spec, and of its status all but the
+/// phase and the container states (where a result is read from).
+pub fn strip_pod(pod: &mut Pod) {
+    pod.spec = None;
+    if let Some(s) = pod.status.as_mut() {
+        s.conditions = None;
+        s.init_container_statuses = None;
+        s.ephemeral_container_statuses = None;
+    }
+}
+
+/// `job` as it will be once the Job controller sees that its one Pod succeeded: complete at
+/// the moment the Pod's containers finished. The Job controller batches Pod updates and marks
+/// the Job complete about a second later; ciclo reads the result from the Pod either way, so
+/// taking the Pod's word saves that second on every check and every run. Only for a Job of
+/// one Pod (not Indexed: a distributed run ends when all its workers have), and only for
+/// success (a failed Pod may be retried within `backoffLimit`).
+pub fn anticipate(job: &Job, pods: &[Pod]) -> Job {
+    let status = job.status.clone().unwrap_or_default();
+    let decided = status
+        .conditions
+        .iter()
+        .flatten()
+        .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+    let indexed = job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+    if decided || indexed {
+        return job.clone();
+    }
+    let uid = job.metadata.uid.as_ref();
+    let finished = pods
+        .iter()
+        .filter(|p| p.owner_references().iter().any(|o| Some(&o.uid) == uid))
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+        .filter_map(|p| {
+            p.status
+                .as_ref()?
+                .container_statuses
+                .iter()
+                .flatten()
+                .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.clone())
+                .max_by_key(|t| t.0)
+        })
+        .max_by_key(|t| t.0);
+    let Some(at) = finished else {
+        return job.clone();
+    };
+    let mut job = job.clone();
+    job.status = Some(JobStatus {
+        active: Some(0),
+        succeeded: Some(1),
+        completion_time: Some(at.clone()),
+        conditions: Some(vec![JobCondition {
+            type_: "Complete".into(),
+            status: "True".into(),
+            last_transition_time: Some(at),
+            reason: Some("PodSucceeded".into()),
+            ..Default::default()
+        }]),
+        ..status
+    });
+    job
 }
 
 /// The last termination of `container` among the Pods of Job `job` (with `rank0`, among
@@ -89,4 +154,69 @@ pub async fn last_terminated(
         .collect();
     terminated.sort_by(|a, b| a.0.finished_at.cmp(&b.0.finished_at));
     Ok(terminated.pop())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: &str, indexed: bool) -> Job {
+        let mode = if indexed {
+            "completionMode: Indexed, "
+        } else {
+            ""
+        };
+        serde_yaml::from_str(&format!(
+            "metadata: {{name: j, uid: u1}}\nspec: {{{mode}template: {{}}}}\nstatus: {status}"
+        ))
+        .unwrap()
+    }
+
+    fn pod(owner: &str, phase: &str, finished: &str) -> Pod {
+        serde_yaml::from_str(&format!(
+            r#"
+metadata: {{name: j-abc, ownerReferences: [{{apiVersion: batch/v1, kind: Job, name: j, uid: {owner}}}]}}
+status:
+  phase: {phase}
+  containerStatuses:
+  - {{name: train, image: i, imageID: '', ready: false, restartCount: 0,
+     state: {{terminated: {{exitCode: 0, finishedAt: '{finished}'}}}}}}
+"#
+        ))
+        .unwrap()
+    }
+
+    fn complete(j: &Job) -> Option<String> {
+        let s = j.status.as_ref()?;
+        s.conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Complete" && c.status == "True")
+            .then(|| s.completion_time.as_ref().unwrap().0.to_string())
+    }
+
+    #[test]
+    fn a_job_whose_pod_succeeded_counts_as_complete_when_its_pod_finished() {
+        let running = job("{active: 1}", false);
+        let done = pod("u1", "Succeeded", "2026-12-01T00:00:07Z");
+        let j = anticipate(&running, std::slice::from_ref(&done));
+        assert_eq!(complete(&j).as_deref(), Some("2026-12-01T00:00:07Z"));
+        // Not for another Job's pod, a failed pod, or a distributed run.
+        let other = pod("u2", "Succeeded", "2026-12-01T00:00:07Z");
+        assert_eq!(complete(&anticipate(&running, &[other])), None);
+        let failed = pod("u1", "Failed", "2026-12-01T00:00:07Z");
+        assert_eq!(complete(&anticipate(&running, &[failed])), None);
+        let indexed = job("{active: 2}", true);
+        assert_eq!(complete(&anticipate(&indexed, &[done])), None);
+    }
+
+    #[test]
+    fn a_job_the_job_controller_already_decided_is_left_as_it_is() {
+        let failed = job(
+            "{conditions: [{type: Failed, status: 'True', reason: DeadlineExceeded}]}",
+            false,
+        );
+        let done = pod("u1", "Succeeded", "2026-12-01T00:00:07Z");
+        assert_eq!(anticipate(&failed, &[done]), failed);
+    }
 }

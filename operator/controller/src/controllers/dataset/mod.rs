@@ -10,7 +10,9 @@ mod decide;
 mod job;
 mod record;
 
-use super::{Ready, cache, controller, owned_by, ready, run_until, store_ready, watch_config};
+use super::{
+    Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
+};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -18,11 +20,11 @@ use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_core::snapshot_result::{FailureReason, SnapshotSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource as _, ResourceExt as _};
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,18 +39,38 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         watch_config().labels("app.kubernetes.io/component=dataset-check"),
         super::workload::strip_pod_template,
     );
-    let controller = controller::<Dataset>(&ctx).owns_stream(changes);
-    let jobs_ready = ready(vec![store_ready(&jobs)]);
-    let reconcile = move |ctx, ds| reconcile(ctx, jobs.clone(), jobs_ready.clone(), ds);
+    let (pods, pod_changes) = cache::<Pod>(
+        &ctx,
+        watch_config().labels("app.kubernetes.io/component=dataset-check"),
+        super::workload::strip_pod,
+    );
+    // A check's Pod finishing wakes its Dataset (its Job says so only a second later).
+    let controller = controller::<Dataset>(&ctx)
+        .owns_stream(changes)
+        .watches_stream(pod_changes, |pod| {
+            let ns = pod.namespace()?;
+            let name = pod.labels().get(labels::DATASET)?;
+            Some(ObjectRef::new(name).within(&ns))
+        });
+    let caches = Checks {
+        ready: ready(vec![store_ready(&jobs), store_ready(&pods)]),
+        jobs,
+        pods,
+    };
+    let reconcile = move |ctx, ds| reconcile(ctx, caches.clone(), ds);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(
-    ctx: Arc<Context>,
+/// The check Jobs and their Pods, cached.
+#[derive(Clone)]
+struct Checks {
     jobs: Store<Job>,
-    jobs_ready: Ready,
-    cached: Dataset,
-) -> Result<Action> {
+    pods: Store<Pod>,
+    /// Both caches hold their first list.
+    ready: Ready,
+}
+
+async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
     // Fresh: the cache may not show this controller's last status write yet, and a check
     // must never be recorded twice. The check Jobs come from their cache, whose changes wake
@@ -59,8 +81,12 @@ async fn reconcile(
     };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     // Until the first list is in, an empty cache would say "no check Job".
-    jobs_ready.await;
-    let jobs = owned_by(&jobs, &ns, labels::DATASET, &ds.name_any(), &ds);
+    caches.ready.clone().await;
+    let pods = in_namespace(&caches.pods, &ns);
+    let jobs: Vec<Job> = owned_by(&caches.jobs, &ns, labels::DATASET, &ds.name_any(), &ds)
+        .iter()
+        .map(|j| super::workload::anticipate(j, &pods))
+        .collect();
 
     let recorded = ds
         .status

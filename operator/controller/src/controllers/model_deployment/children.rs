@@ -142,7 +142,9 @@ pub fn deployment(
             container_port: port,
             ..Default::default()
         }]),
-        readiness_probe: Some(probe(READY_PATH, 2)),
+        // Every second: a new version's first ready answer is what a rollout waits for, and the
+        // probe is one cheap local request.
+        readiness_probe: Some(probe(READY_PATH, 1)),
         liveness_probe: Some(probe(LIVE_PATH, 10)),
         resources: md.spec.resources.clone(),
         security_context: Some(pod_security::container()),

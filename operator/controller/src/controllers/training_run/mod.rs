@@ -9,7 +9,10 @@ mod record;
 mod runs;
 mod schedule;
 
-use super::{Ready, cache, controller, owned_by, ready, run_until, store_ready, watch_config};
+use super::workload;
+use super::{
+    Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
+};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -19,6 +22,7 @@ use ciclo_api::training_run::TrainingRun;
 use decide::{Facts, decide};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -35,7 +39,9 @@ struct Caches {
     /// ciclo's training Jobs, without their pod templates.
     jobs: Store<Job>,
     datasets: Store<DeserializeGuard<Dataset>>,
-    /// Both caches hold their first list.
+    /// The training Jobs' Pods, without their specs: a run's end is seen on its Pod first.
+    pods: Store<Pod>,
+    /// Every cache holds its first list.
     ready: Ready,
 }
 
@@ -48,6 +54,11 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     );
     let (datasets, dataset_changes) =
         cache::<DeserializeGuard<Dataset>>(&ctx, watch_config(), |_| {});
+    let (pods, pod_changes) = cache::<Pod>(
+        &ctx,
+        watch_config().labels("app.kubernetes.io/component=training-run"),
+        super::workload::strip_pod,
+    );
     let controller = controller::<TrainingRun>(&ctx).owns_stream(job_changes);
     let store = controller.store();
     // A Dataset appearing, changing or going wakes the runs that train on it.
@@ -62,10 +73,21 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
             .map(|g| ObjectRef::from_obj(&*g))
             .collect::<Vec<_>>()
     });
-    let ready = ready(vec![store_ready(&jobs), store_ready(&datasets)]);
+    // A run's Pod finishing wakes its TrainingRun (its Job says so only a second later).
+    let controller = controller.watches_stream(pod_changes, |pod| {
+        let ns = pod.namespace()?;
+        let name = pod.labels().get(labels::TRAINING_RUN)?;
+        Some(ObjectRef::new(name).within(&ns))
+    });
+    let ready = ready(vec![
+        store_ready(&jobs),
+        store_ready(&datasets),
+        store_ready(&pods),
+    ]);
     let caches = Caches {
         jobs,
         datasets,
+        pods,
         ready,
     };
     let reconcile = move |ctx, tr| reconcile(ctx, caches.clone(), tr);
@@ -89,7 +111,11 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .datasets
         .get(&ObjectRef::new(&tr.spec.dataset.name).within(&ns))
         .and_then(|g| g.0.as_ref().ok().cloned());
-    let jobs = owned_by(&caches.jobs, &ns, labels::TRAINING_RUN, &tr.name_any(), &tr);
+    let pods = in_namespace(&caches.pods, &ns);
+    let jobs = owned_by(&caches.jobs, &ns, labels::TRAINING_RUN, &tr.name_any(), &tr)
+        .iter()
+        .map(|j| workload::anticipate(j, &pods))
+        .collect();
     let runs = runs::observe(&ctx, &tr, jobs).await?;
     let decision = decide(
         &tr,
