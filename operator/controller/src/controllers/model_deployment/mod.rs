@@ -11,7 +11,9 @@ mod routing;
 mod select;
 mod traffic;
 
-use super::{api, controller, run_until, watch_config};
+use super::{
+    Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
+};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -22,7 +24,7 @@ use ciclo_api::training_run::TrainingRun;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -52,93 +54,119 @@ fn serving(
         .collect()
 }
 
+/// What the ModelDeployment controller reads from caches rather than the API server.
+#[derive(Clone)]
+struct Caches {
+    versions: Store<DeserializeGuard<ModelVersion>>,
+    runs: Store<DeserializeGuard<TrainingRun>>,
+    /// The serving pods, without their specs.
+    pods: Store<Pod>,
+    /// The serving Deployments ciclo made.
+    deployments: Store<Deployment>,
+    /// Every cache holds its first list.
+    ready: Ready,
+    /// What was last applied of each Service and autoscaler (which are not watched): the
+    /// same object is not sent again.
+    applied: Arc<Applied>,
+}
+
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    // Only the serving Deployments ciclo made: their readiness moves the rollout on.
-    let deployments = watch_config().labels("app.kubernetes.io/component=model-server");
-    let controller = controller::<ModelDeployment>(&ctx).owns(api::<Deployment>(&ctx), deployments);
+    // Only the serving Deployments and pods ciclo made: their readiness moves the rollout on.
+    let serving_only = || watch_config().labels("app.kubernetes.io/component=model-server");
+    let (deployments, deployment_changes) = cache::<Deployment>(&ctx, serving_only(), |_| {});
+    let (pods, pod_changes) = cache::<Pod>(&ctx, serving_only(), |p| p.spec = None);
+    let (versions, version_changes) =
+        cache::<DeserializeGuard<ModelVersion>>(&ctx, watch_config(), |_| {});
+    let (runs, run_changes) = cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), |_| {});
+    let controller = controller::<ModelDeployment>(&ctx).owns_stream(deployment_changes);
     let (by_version, by_run) = (controller.store(), controller.store());
-    // New or changed versions of a model, and TrainingRuns that produce it, wake its deployments.
+    // New or changed versions of a model, and TrainingRuns that produce it, wake its
+    // deployments; a serving pod's readiness wakes its deployment at once.
     let controller = controller
-        .watches(
-            api::<DeserializeGuard<ModelVersion>>(&ctx),
-            watch_config(),
-            move |mv| {
-                let model =
-                    mv.0.as_ref()
-                        .map(|mv| mv.spec.model.clone())
-                        .unwrap_or_default();
-                serving(&by_version, mv.namespace(), &model)
-            },
-        )
-        .watches(
-            api::<DeserializeGuard<TrainingRun>>(&ctx),
-            watch_config(),
-            move |tr| {
-                let model =
-                    tr.0.as_ref()
-                        .map(|tr| tr.spec.model.name.clone())
-                        .unwrap_or_default();
-                serving(&by_run, tr.namespace(), &model)
-            },
-        );
+        .watches_stream(version_changes, move |mv| {
+            let model =
+                mv.0.as_ref()
+                    .map(|mv| mv.spec.model.clone())
+                    .unwrap_or_default();
+            serving(&by_version, mv.namespace(), &model)
+        })
+        .watches_stream(run_changes, move |tr| {
+            let model =
+                tr.0.as_ref()
+                    .map(|tr| tr.spec.model.name.clone())
+                    .unwrap_or_default();
+            serving(&by_run, tr.namespace(), &model)
+        })
+        .watches_stream(pod_changes, |pod| {
+            let ns = pod.namespace()?;
+            let name = pod.labels().get(labels::DEPLOYMENT)?;
+            Some(ObjectRef::new(name).within(&ns))
+        });
+    let caches = Caches {
+        ready: ready(vec![
+            store_ready(&versions),
+            store_ready(&runs),
+            store_ready(&pods),
+            store_ready(&deployments),
+        ]),
+        versions,
+        runs,
+        pods,
+        deployments,
+        applied: Arc::default(),
+    };
+    let reconcile = move |ctx, md| reconcile(ctx, caches.clone(), md);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action> {
+/// The objects of `store` in `ns` that could be read (a malformed one is reported by its own
+/// controller).
+fn readable<K>(store: &Store<DeserializeGuard<K>>, ns: &str) -> Vec<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone,
+{
+    store
+        .state()
+        .iter()
+        .filter(|g| g.namespace().as_deref() == Some(ns))
+        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .collect()
+}
+
+async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // The rollout's step lives in the status: act on the latest one, never a cached one, or a
-    // step could be judged or advanced twice.
+    // The one fresh read: the rollout's step lives in the status; act on the latest one,
+    // never a cached one, or a step could be judged or advanced twice. Versions, runs, pods
+    // and Deployments come from caches whose changes wake this reconcile.
     let Some(md) = Api::<ModelDeployment>::namespaced(ctx.client.clone(), &ns)
         .get_opt(&cached.name_any())
         .await?
     else {
         return Ok(Action::await_change());
     };
+    caches.ready.clone().await;
     let model = &md.spec.model.name;
     // Every version of the model, also those registered by hand or by another tool without
     // ciclo's labels.
-    let versions: Vec<ModelVersion> = Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default())
-        .await?
-        .items
+    let versions: Vec<ModelVersion> = readable(&caches.versions, &ns)
         .into_iter()
         .filter(|mv| &mv.spec.model == model)
         .collect();
     // Who would register the model matters only while it has no version.
-    let producers = if versions.is_empty() {
-        Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default())
-            .await?
-            .items
-            .iter()
-            .filter(|tr| &tr.spec.model.name == model)
-            .count()
-    } else {
-        0
-    };
-    let mut held_back = None;
-    let mut selection = decide(&md, &versions, producers);
-    // A floating selection that does not beat what serves is not rolled out.
+    let producers = readable(&caches.runs, &ns)
+        .iter()
+        .filter(|tr| &tr.spec.model.name == model)
+        .count();
     let serving_now = md.status.as_ref().and_then(|s| s.serving_version);
-    let find = |n: i64| versions.iter().find(|mv| mv.spec.version == n);
-    if let (true, None, Some(serving), Some(candidate)) = (
-        md.spec.require_improvement,
-        md.spec.model.version,
-        serving_now.and_then(find),
-        selection
-            .version
-            .filter(|v| Some(*v) != serving_now)
-            .and_then(find),
-    ) && let Err(why) = select::improves(candidate, serving)
-    {
-        selection.version = Some(serving.spec.version);
-        held_back = Some(why);
-    }
-    let pods: Vec<Pod> = Api::<Pod>::namespaced(ctx.client.clone(), &ns)
-        .list(&ListParams::default().labels(&format!("{}={}", labels::DEPLOYMENT, md.name_any())))
-        .await?
-        .items
+    let (selection, held_back) = select::hold_back(
+        &md,
+        &versions,
+        decide(&md, &versions, producers),
+        serving_now,
+    );
+    let pods: Vec<Pod> = in_namespace(&caches.pods, &ns)
         .into_iter()
+        .filter(|p| p.labels().get(labels::DEPLOYMENT) == Some(&md.name_any()))
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
     let by_version = observe(&pods);
@@ -174,12 +202,19 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
     }
 
     let applied = async {
-        apply_children(&ctx, &md, &versions, &plan.replicas, next.serving_version).await?;
+        apply_children(
+            &ctx,
+            &caches,
+            &md,
+            &versions,
+            &plan.replicas,
+            next.serving_version,
+        )
+        .await?;
         if let (Some(_), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
-            let params = PatchParams::apply(FIELD_MANAGER).force();
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             for s in routing::services(&md, stable, next.canary_version) {
-                apply(&services, &s, &params).await?;
+                apply(&services, &s, &caches.applied, None).await?;
             }
         }
         Ok::<_, crate::error::Error>(())
@@ -224,25 +259,12 @@ async fn reconcile(ctx: Arc<Context>, cached: ModelDeployment) -> Result<Action>
         ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
             .await;
     }
-    let mut conditions = if plan.conditions.is_empty() {
-        selection.conditions
-    } else {
-        plan.conditions
-    };
-    if let Some(why) = routing_problem {
-        // The rollout goes on by replica ratio; the route needs fixing.
-        conditions = ciclo_api::conditions::stalled("HTTPRouteNotUsable", why);
-    }
-    if let Some(why) = held_back {
-        // Still serving, and saying why the newer version is not.
-        for c in conditions
-            .iter_mut()
-            .filter(|c| c.type_ == ciclo_api::conditions::READY)
-        {
-            c.reason = "NotAnImprovement".into();
-            c.message = format!("{}; {why}", c.message);
-        }
-    }
+    let conditions = select::conditions(
+        selection.conditions,
+        plan.conditions,
+        routing_problem,
+        held_back,
+    );
     next.endpoint = Some(format!(
         "http://{}.{ns}.svc:{}",
         md.name_any(),
@@ -295,27 +317,80 @@ fn observe(pods: &[Pod]) -> BTreeMap<i64, VersionPods> {
     by_version
 }
 
-/// Server-side applies what `replicas` asks for and deletes the version Deployments it does
-/// not name (their pods get SIGTERM and drain while endpoints drop them).
+/// What this controller last applied of each child, by kind, namespace and name: a digest of
+/// the object sent, and the generation the API server gave it. A child whose desired object
+/// has the same digest, and whose cached generation (for the watched Deployments) is still
+/// the one that apply made, is not sent again: a reconcile that changes nothing makes no
+/// request. An edit by someone else moves the generation (and wakes the reconcile), so the
+/// declared fields are applied again.
+#[derive(Default)]
+pub struct Applied(
+    std::sync::Mutex<std::collections::HashMap<String, (blake3::Hash, Option<i64>)>>,
+);
+
+impl Applied {
+    fn key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
+        format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            obj.namespace().unwrap_or_default(),
+            obj.name_any()
+        )
+    }
+
+    /// Whether `obj` (digest `digest`) is what was last applied, and the live object's
+    /// generation (`None`: not watched) is still the one that apply left.
+    fn current<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        digest: blake3::Hash,
+        live_generation: Option<Option<i64>>,
+    ) -> bool {
+        let memo = self.0.lock().expect("applied lock");
+        memo.get(&Self::key(obj)).is_some_and(|(d, generation)| {
+            *d == digest && live_generation.is_none_or(|g| g.is_some() && g == *generation)
+        })
+    }
+
+    fn remember<K: kube::Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        digest: blake3::Hash,
+        generation: Option<i64>,
+    ) {
+        self.0
+            .lock()
+            .expect("applied lock")
+            .insert(Self::key(obj), (digest, generation));
+    }
+}
+
+/// Server-side applies what `replicas` asks for (each child only if it changed, see
+/// [`Applied`]) and deletes the version Deployments it does not name (their pods get SIGTERM
+/// and drain while endpoints drop them).
 async fn apply_children(
     ctx: &Context,
+    caches: &Caches,
     md: &ModelDeployment,
     versions: &[ModelVersion],
     replicas: &BTreeMap<i64, i32>,
     stable: Option<i64>,
 ) -> Result<()> {
     let ns = md.namespace().unwrap_or_default();
-    let params = PatchParams::apply(FIELD_MANAGER).force();
     if replicas.is_empty() && stable.is_none() {
         return Ok(());
     }
-    apply(
-        &Api::<Service>::namespaced(ctx.client.clone(), &ns),
-        &children::service(md),
-        &params,
-    )
-    .await?;
+    let applied = &caches.applied;
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    apply(&services, &children::service(md), applied, None).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+    let live = owned_by(
+        &caches.deployments,
+        &ns,
+        labels::DEPLOYMENT,
+        &md.name_any(),
+        md,
+    );
     for (version, count) in replicas {
         let Some(mv) = versions.iter().find(|mv| mv.spec.version == *version) else {
             continue;
@@ -323,25 +398,20 @@ async fn apply_children(
         // The autoscaler owns the stable version's size.
         let size = (md.spec.autoscaling.is_none() || Some(*version) != stable).then_some(*count);
         let d = children::deployment(md, mv, size, &ctx.image, &ctx.artifact_store);
-        apply(&deployments, &d, &params).await?;
+        let generation = live
+            .iter()
+            .find(|l| l.name_any() == d.name_any())
+            .map(|l| l.metadata.generation);
+        // A Deployment not in the cache (deleted, or not seen yet) is applied.
+        apply(&deployments, &d, applied, Some(generation.unwrap_or(None))).await?;
     }
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some(hpa) = stable.and_then(|s| children::autoscaler(md, s)) {
-        apply(&hpas, &hpa, &params).await?;
+        apply(&hpas, &hpa, applied, None).await?;
     }
-    let selector = format!("{}={}", labels::DEPLOYMENT, md.name_any());
-    let uid = md.uid();
-    for d in deployments
-        .list(&ListParams::default().labels(&selector))
-        .await?
-        .items
-    {
-        let owned = d
-            .owner_references()
-            .iter()
-            .any(|o| Some(&o.uid) == uid.as_ref());
+    for d in &live {
         let version = d.labels().get(labels::VERSION).and_then(|v| v.parse().ok());
-        if owned && version.is_some_and(|v: i64| !replicas.contains_key(&v)) {
+        if version.is_some_and(|v: i64| !replicas.contains_key(&v)) {
             match deployments
                 .delete(&d.name_any(), &DeleteParams::background())
                 .await
@@ -355,15 +425,33 @@ async fn apply_children(
     Ok(())
 }
 
-async fn apply<K>(api: &Api<K>, obj: &K, params: &PatchParams) -> Result<()>
+/// Server-side applies `obj` (field manager `ciclo-operator`, forced) unless [`Applied`] says
+/// it is what the cluster already has; `live_generation`: the watched object's generation
+/// (`Some(None)`: not in the cache), or `None` for an object that is not watched.
+async fn apply<K>(
+    api: &Api<K>,
+    obj: &K,
+    applied: &Applied,
+    live_generation: Option<Option<i64>>,
+) -> Result<()>
 where
-    K: kube::Resource + Clone + Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
-    K::DynamicType: Default,
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
 {
     let mut value = serde_json::to_value(obj)?;
-    value["apiVersion"] = K::api_version(&Default::default()).into();
-    value["kind"] = K::kind(&Default::default()).into();
-    api.patch(&obj.name_any(), params, &Patch::Apply(&value))
+    value["apiVersion"] = K::api_version(&()).into();
+    value["kind"] = K::kind(&()).into();
+    let digest = blake3::hash(value.to_string().as_bytes());
+    if applied.current(obj, digest, live_generation) {
+        return Ok(());
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let result = api
+        .patch(&obj.name_any(), &params, &Patch::Apply(&value))
         .await?;
+    applied.remember(obj, digest, result.meta().generation);
     Ok(())
 }

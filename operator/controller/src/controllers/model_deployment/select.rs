@@ -118,6 +118,60 @@ pub fn improves(candidate: &ModelVersion, serving: &ModelVersion) -> Result<(), 
     }
 }
 
+/// `requireImprovement`: a floating selection that does not beat the serving version on the
+/// primary metric is not rolled out; the serving version stays selected, with why.
+pub fn hold_back(
+    md: &ModelDeployment,
+    versions: &[ModelVersion],
+    mut selection: Decision,
+    serving_now: Option<i64>,
+) -> (Decision, Option<String>) {
+    let find = |n: i64| versions.iter().find(|mv| mv.spec.version == n);
+    if let (true, None, Some(serving), Some(candidate)) = (
+        md.spec.require_improvement,
+        md.spec.model.version,
+        serving_now.and_then(find),
+        selection
+            .version
+            .filter(|v| Some(*v) != serving_now)
+            .and_then(find),
+    ) && let Err(why) = improves(candidate, serving)
+    {
+        selection.version = Some(serving.spec.version);
+        return (selection, Some(why));
+    }
+    (selection, None)
+}
+
+/// The conditions a reconcile ends with: the rollout's if it has any, else the selection's;
+/// a route that cannot carry the split stalls (the rollout goes on by replica ratio); a held
+/// back version is named in `Ready`, which keeps its status.
+pub fn conditions(
+    selection: Vec<Set>,
+    rollout: Vec<Set>,
+    routing_problem: Option<String>,
+    held_back: Option<String>,
+) -> Vec<Set> {
+    let mut conditions = if rollout.is_empty() {
+        selection
+    } else {
+        rollout
+    };
+    if let Some(why) = routing_problem {
+        conditions = conditions::stalled("HTTPRouteNotUsable", why);
+    }
+    if let Some(why) = held_back {
+        for c in conditions
+            .iter_mut()
+            .filter(|c| c.type_ == conditions::READY)
+        {
+            c.reason = "NotAnImprovement".into();
+            c.message = format!("{}; {why}", c.message);
+        }
+    }
+    conditions
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +275,61 @@ status: {{blessed: {blessed}}}
         assert!(
             improves(&mv(2, true), &scored(1, 0.9)).is_ok(),
             "registered without a primary metric: not held back"
+        );
+    }
+
+    #[test]
+    fn a_newer_version_that_does_not_beat_the_serving_one_is_held_back_and_ready_says_why() {
+        let versions = [scored(1, 0.9), scored(2, 0.85)];
+        let mut strict = md("{name: iris}");
+        strict.spec.require_improvement = true;
+        let (d, why) = hold_back(&strict, &versions, decide(&strict, &versions, 1), Some(1));
+        assert_eq!(d.version, Some(1), "the serving version stays");
+        let why = why.expect("held back");
+        let c = merge(
+            &[],
+            &conditions(
+                conditions::ready("Serving", "version 1 serves all traffic"),
+                vec![],
+                None,
+                Some(why.clone()),
+            ),
+            Some(1),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let ready = c.iter().find(|c| c.type_ == conditions::READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "NotAnImprovement")
+        );
+        assert!(ready.message.ends_with(&why), "{}", ready.message);
+        // Without requireImprovement, or pinned, nothing is held back.
+        let mut lax = md("{name: iris}");
+        lax.spec.require_improvement = false;
+        let (d, why) = hold_back(&lax, &versions, decide(&lax, &versions, 1), Some(1));
+        assert_eq!((d.version, why), (Some(2), None));
+        let mut pinned = md("{name: iris, version: 2}");
+        pinned.spec.require_improvement = true;
+        let (d, why) = hold_back(&pinned, &versions, decide(&pinned, &versions, 1), Some(1));
+        assert_eq!((d.version, why), (Some(2), None));
+    }
+
+    #[test]
+    fn the_rollouts_conditions_win_and_an_unusable_route_stalls() {
+        let selection = conditions::reconciling("RolloutPending", "version 2 selected");
+        let rollout = conditions::reconciling("Canary", "step 1 of 2");
+        let c = conditions(selection.clone(), rollout.clone(), None, None);
+        assert_eq!(c, rollout);
+        assert_eq!(conditions(selection.clone(), vec![], None, None), selection);
+        let c = conditions(
+            selection,
+            rollout,
+            Some("HTTPRoute \"web\" not found".into()),
+            None,
+        );
+        assert_eq!(
+            c,
+            conditions::stalled("HTTPRouteNotUsable", "HTTPRoute \"web\" not found")
         );
     }
 }
