@@ -186,7 +186,7 @@ pub fn status_conditions(ds: &Dataset, checking: Option<&str>) -> Vec<Set> {
 
 /// `main` plus `Validated` (the newest version's verdict) and `SourceUnavailable` (whether
 /// the last check could read the source), once there is something to say.
-fn with_check_conditions(ds: &Dataset, mut main: Vec<Set>) -> Vec<Set> {
+pub fn with_check_conditions(ds: &Dataset, mut main: Vec<Set>) -> Vec<Set> {
     let status = ds.status.as_ref();
     if let Some(v) = status.and_then(|s| s.versions.first()) {
         main.push(match v.verdict {

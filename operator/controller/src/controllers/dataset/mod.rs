@@ -134,6 +134,9 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
             now: jiff::Timestamp::now(),
         },
     );
+    let mut conditions = decision.conditions;
+    let mut action = decision.action;
+    let mut retry = None;
     if let Some(name) = &decision.start {
         let job = job::build(&ds, name, &ctx.image, &ctx.artifact_store);
         match jobs_api.create(&PostParams::default(), &job).await {
@@ -142,11 +145,41 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
             }
             // Started before a restart: the same check, not a second one.
             Err(kube::Error::Api(e)) if e.is_already_exists() => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => {
+                let e = crate::error::Error::from(e);
+                (conditions, action) = match e.invalid_object() {
+                    // Built from the spec (its Secret's name, its settings): fixed by a change.
+                    Some(why) => (
+                        ciclo_api::conditions::stalled(
+                            "InvalidSpec",
+                            format!(
+                                "the API server refused the check Job {name} built from this spec: {why}"
+                            ),
+                        ),
+                        Action::await_change(),
+                    ),
+                    None => (
+                        ciclo_api::conditions::reconciling(
+                            "CheckNotStarted",
+                            format!(
+                                "the API server did not create the check Job {name} (retrying with back-off): {}",
+                                e.message()
+                            ),
+                        ),
+                        action,
+                    ),
+                };
+                if e.invalid_object().is_none() {
+                    retry = Some(e);
+                }
+            }
         }
     }
-    status::update(&ctx, &ds, ds.status.as_ref(), &decision.conditions, |_| {}).await?;
-    Ok(decision.action)
+    status::update(&ctx, &ds, ds.status.as_ref(), &conditions, |_| {}).await?;
+    match retry {
+        Some(e) => Err(e),
+        None => Ok(action),
+    }
 }
 
 /// Whether a Job has finished, either way.
