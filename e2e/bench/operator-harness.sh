@@ -3,7 +3,8 @@
 # CRDs, no other ciclo operator (scaled to 0 and restored), the operator as a local process
 # with its metrics, and a suspended Dataset whose versions the benchmark records itself.
 #
-# The sourcing script sets: root, kubectl, bin, ns (the namespace to run in), quiet, timeout.
+# The sourcing script sets: root, kubectl, bin, ns (the namespace to run in), quiet, timeout,
+# and optionally operator_args (more flags for `ciclo operator`).
 # It gets: log, die, calc, now, kc, work, watchers, namespaces, start_operator, stop_operator,
 # scrape, metric, requests, own_writes, lease_writes, rss_kib, mib, wait_for_leader,
 # accept_version, and a running operator that leads, over the Dataset `bench` in $ns.
@@ -87,7 +88,7 @@ start_operator() {
         --metrics-bind-address "127.0.0.1:$port" \
         --leader-election-namespace "$ns" \
         --artifact-store "file://$work/artifacts" \
-        --image ciclo-bench:none >>"$work/operator.log" 2>&1 &
+        --image ciclo-bench:none ${operator_args[@]+"${operator_args[@]}"} >>"$work/operator.log" 2>&1 &
     op_pid=$!
 }
 stop_operator() {

@@ -33,6 +33,8 @@ export KUBECONFIG=$root/.cluster/kubeconfig
 kubectl=$("$root/e2e/cluster/build.sh")/kubectl
 bin=${CARGO_TARGET_DIR:-$root/target}/release/ciclo
 ns=ciclo-bench-soak-$$
+# Only this namespace: whatever else the cluster holds (a demo, tests) is not measured.
+operator_args=(--watch-namespaces "$ns")
 # shellcheck source=operator-harness.sh
 source "$here/operator-harness.sh"
 
@@ -65,7 +67,7 @@ wait_version() {
     done
 }
 
-declare -A req_at rss_at
+declare -a req_at rss_at
 scrape >"$work/m0"
 req_at[0]=$(requests "$work/m0")
 log "iterating $iterations times (a new dataset version, a run, a ModelVersion each)"
