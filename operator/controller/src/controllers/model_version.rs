@@ -8,13 +8,13 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::status;
 use ciclo_api::conditions::{self, Set};
-use ciclo_api::labels;
 use ciclo_api::labels::GATES as GATES_ANNOTATION;
 use ciclo_api::model_version::{BLESSED, ModelVersion, RegisteredGates};
 use ciclo_core::metrics::{Baseline, GateVerdict, judge};
 use kube::ResourceExt as _;
-use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,22 +25,34 @@ const WAITING: &str = "WaitingForBaseline";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let controller = controller::<ModelVersion>(&ctx);
+    // The earlier versions a verdict needs come from this controller's own cache: a model
+    // with hundreds of versions is not listed again for each new one.
+    let store = controller.store();
+    let reconcile = move |ctx, mv| reconcile(ctx, store.clone(), mv);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, mv: ModelVersion) -> Result<Action> {
+async fn reconcile(
+    ctx: Arc<Context>,
+    store: Store<DeserializeGuard<ModelVersion>>,
+    mv: ModelVersion,
+) -> Result<Action> {
     // A verdict is part of the record: judged once, it stays, even when the baseline it was
     // compared with is deleted or a later version is blessed.
     if judged(&mv) {
         return Ok(Action::await_change());
     }
-    let earlier = if needs_baseline(&mv) {
-        let ns = mv.namespace().unwrap_or_default();
-        let selector = format!("{}={}", labels::MODEL, mv.spec.model);
-        Api::<ModelVersion>::namespaced(ctx.client.clone(), &ns)
-            .list(&ListParams::default().labels(&selector))
-            .await?
-            .items
+    // A version the cache does not show judged yet (it lags a moment behind) makes this one
+    // wait and look again: never a verdict against a wrong baseline.
+    let earlier: Vec<ModelVersion> = if needs_baseline(&mv) {
+        store
+            .state()
+            .iter()
+            .filter(|g| g.namespace() == mv.namespace())
+            .filter_map(|g| g.0.as_ref().ok())
+            .filter(|other| other.spec.model == mv.spec.model)
+            .cloned()
+            .collect()
     } else {
         Vec::new()
     };

@@ -1,7 +1,6 @@
 //! Reading a training Job: its phase, why it failed, and which ModelVersion number its
 //! result gets — pure steps, so that a retried or restarted reconcile reaches the same answer.
 
-use ciclo_api::model_version::ModelVersion;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ContainerStateTerminated;
 
@@ -79,16 +78,15 @@ pub enum Registration {
     New(i64),
 }
 
-/// The ModelVersion for run `run_id` of `model`, given the namespace's ModelVersions: found by
-/// run id first, so a retried registration never makes a second one. A `New` number that
-/// another writer took meanwhile makes the create fail with a conflict; the caller lists
-/// again and gets the next one.
-pub fn registration(existing: &[ModelVersion], model: &str, run_id: &str) -> Registration {
-    let of_model = existing.iter().filter(|mv| mv.spec.model == model);
-    if let Some(mv) = of_model.clone().find(|mv| mv.spec.lineage.run_id == run_id) {
-        return Registration::Existing(mv.spec.version);
+/// The ModelVersion for run `run_id`, given the (number, run id) of the model's registered
+/// versions: found by run id first, so a retried registration never makes a second one. A
+/// `New` number that another writer took meanwhile makes the create fail with a conflict
+/// (the name is the model and the number); the caller lists again and gets the next one.
+pub fn registration(existing: &[(i64, String)], run_id: &str) -> Registration {
+    if let Some((n, _)) = existing.iter().find(|(_, r)| r == run_id) {
+        return Registration::Existing(*n);
     }
-    Registration::New(of_model.map(|mv| mv.spec.version).max().unwrap_or(0) + 1)
+    Registration::New(existing.iter().map(|(n, _)| *n).max().unwrap_or(0) + 1)
 }
 
 /// The deterministic name of a model's version `number`.
@@ -135,35 +133,12 @@ mod tests {
         assert_eq!(failure(&job("{}"), None), "the Job failed without a reason");
     }
 
-    fn mv(model: &str, version: i64, run: &str) -> ModelVersion {
-        serde_yaml::from_str(&format!(
-            r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: ModelVersion
-metadata: {{name: {model}-{version}}}
-spec:
-  model: {model}
-  version: {version}
-  artifact: {{uri: "s3://a/m", digest: "blake3:00"}}
-  lineage: {{trainingRun: tr, runId: {run}, dataset: {{name: d, version: v}}, image: i}}
-"#
-        ))
-        .unwrap()
-    }
-
     #[test]
     fn versions_increase_per_model_and_a_run_is_registered_once() {
-        let existing = vec![
-            mv("churn", 1, "r1"),
-            mv("churn", 2, "r2"),
-            mv("other", 7, "r9"),
-        ];
-        assert_eq!(registration(&existing, "churn", "r3"), Registration::New(3));
-        assert_eq!(
-            registration(&existing, "churn", "r2"),
-            Registration::Existing(2)
-        );
-        assert_eq!(registration(&existing, "fresh", "r1"), Registration::New(1));
+        let existing = vec![(1, "r1".to_string()), (2, "r2".to_string())];
+        assert_eq!(registration(&existing, "r3"), Registration::New(3));
+        assert_eq!(registration(&existing, "r2"), Registration::Existing(2));
+        assert_eq!(registration(&[], "r1"), Registration::New(1));
         assert_eq!(model_version_name("churn", 3), "churn-3");
     }
 }

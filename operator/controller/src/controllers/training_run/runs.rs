@@ -227,11 +227,23 @@ async fn register(
     let api: Api<ModelVersion> = Api::namespaced(ctx.client.clone(), &ns);
     let model = &tr.spec.model.name;
     loop {
-        let existing = api
-            .list(&ListParams::default().labels(&format!("{}={model}", labels::MODEL)))
+        // Names and labels only (a model's versions accumulate for months): its number, and
+        // the run that registered it.
+        let existing: Vec<(i64, String)> = api
+            .list_metadata(&ListParams::default().labels(&format!("{}={model}", labels::MODEL)))
             .await?
-            .items;
-        let number = match outcome::registration(&existing, model, &run.id) {
+            .items
+            .iter()
+            .filter_map(|m| {
+                let labels = m.metadata.labels.as_ref()?;
+                let number = labels.get(labels::VERSION)?.parse().ok()?;
+                Some((
+                    number,
+                    labels.get(record::RUN_ID).cloned().unwrap_or_default(),
+                ))
+            })
+            .collect();
+        let number = match outcome::registration(&existing, &run.id) {
             Registration::Existing(n) => return Ok(n),
             Registration::New(n) => n,
         };
