@@ -16,6 +16,10 @@ repo=$(cd "$here/../.." && pwd)
 
 if [ "${CICLO_IMAGE_TEST_NETNS:-}" != 1 ]; then
   "$here/build.sh"
+  # The context check loads the workspace offline inside the namespace: every package of the
+  # lock file (for every target, as `cargo metadata` resolves them all) must be in the local
+  # registry first, and a build for this host alone downloads only its own.
+  (cd "$repo" && cargo fetch --locked --quiet)
   exec unshare --net env CICLO_IMAGE_TEST_NETNS=1 "$0" "$@"
 fi
 ip link set lo up
@@ -78,6 +82,7 @@ context_holds_the_workspace() {
   for path in .git target .cluster e2e/cluster docs; do
     [ ! -e "$ctx_root/$path" ] || { echo "the context holds $path"; return 1; }
   done
+  # Offline (fetched before the namespace): only the context counts.
   (cd "$ctx_root" && cargo metadata --locked --offline --format-version 1 >/dev/null)
 }
 check "operator/Dockerfile.dockerignore sends a context cargo loads the workspace from (--locked), no .git or target/" \
