@@ -169,6 +169,22 @@ async fn stalled_invalid(api: &Api<DynamicObject>, name: &str) -> Value {
     .await
 }
 
+/// Applies `yaml` (an object named `picky`) and returns its status once it is Stalled with
+/// `InvalidSpec`, asserting that took under 10 s and that the message names `field`.
+async fn apply_until_stalled(ns: &str, api: &Api<DynamicObject>, yaml: &str, field: &str) -> Value {
+    let applied = Instant::now();
+    apply(ns, yaml);
+    let s = stalled_invalid(api, "picky").await;
+    let took = applied.elapsed();
+    let message = condition(&s, "Stalled").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains(field), "names the field: {message}");
+    assert!(took < Duration::from_secs(10), "stalled after {took:?}");
+    s
+}
+
 /// What a user sees of `name` over `period`: its status and the Events about it, which stay
 /// as they are while ciclo waits for the spec to change.
 async fn unchanged_for(
@@ -207,19 +223,7 @@ async fn a_job_or_deployment_the_api_server_refuses_stalls_its_owner_naming_the_
     // A node selector key that is no label key: the CRD cannot know, the Job's validation does.
     let bad_selector = user_run("picky", USER_TRAINER, 0.95, 0.9)
         .replace("  gates:", "  nodeSelector: {\"gpu type\": a100}\n  gates:");
-    let applied = Instant::now();
-    apply(&ns, &bad_selector);
-    let s = stalled_invalid(&w.runs, "picky").await;
-    let took = applied.elapsed();
-    let message = condition(&s, "Stalled").unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        message.contains("nodeSelector"),
-        "names the field: {message}"
-    );
-    assert!(took < Duration::from_secs(10), "stalled after {took:?}");
+    let s = apply_until_stalled(&ns, &w.runs, &bad_selector, "nodeSelector").await;
     assert_eq!(condition(&s, "Ready").unwrap()["status"], "False");
     assert_eq!(
         events_about(&w.client, &ns, "picky", "InvalidSpec")
@@ -250,19 +254,8 @@ spec:
         )
     };
     let deployments = ciclo_e2e::resources::ciclo(&w.client, &ns, "ModelDeployment");
-    let applied = Instant::now();
-    apply(&ns, &md("resources: {limits: {example.com/gpu: 500m}}"));
-    let s = stalled_invalid(&deployments, "picky").await;
-    let took = applied.elapsed();
-    let message = condition(&s, "Stalled").unwrap()["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(
-        message.contains("example.com/gpu"),
-        "names the field: {message}"
-    );
-    assert!(took < Duration::from_secs(10), "stalled after {took:?}");
+    let gpu = md("resources: {limits: {example.com/gpu: 500m}}");
+    apply_until_stalled(&ns, &deployments, &gpu, "example.com/gpu").await;
     unchanged_for(&w, &deployments, "picky", Duration::from_secs(10)).await;
     apply(&ns, &md(""));
     // Fixed: the Deployment is built (whether this test's model can serve is another story:
