@@ -3,6 +3,7 @@
 
 use ciclo_core::expectations::{DriftLimit, Expectations};
 pub use ciclo_core::snapshot_result::{FailureReason, Outcome};
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -182,7 +183,8 @@ pub struct DatasetCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<String>,
     /// When its result was recorded (RFC 3339); the next periodic check is `interval` later.
-    pub finished: String,
+    #[schemars(with = "crate::time::Rfc3339")]
+    pub finished: Timestamp,
     /// Accepted, Rejected, Unchanged, or Failed (see `failure`).
     pub outcome: Outcome,
     /// The version it found, when the source could be listed.
@@ -203,7 +205,8 @@ pub struct DatasetVersion {
     /// The version's id: the hash of its manifest (every file's path, size and BLAKE3 hash).
     pub id: String,
     /// When the version was first seen.
-    pub created: String,
+    #[schemars(with = "crate::time::Rfc3339")]
+    pub created: Timestamp,
     /// Rows over all files.
     pub rows: i64,
     /// Bytes over all files.

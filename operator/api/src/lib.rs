@@ -14,6 +14,7 @@ pub mod labels;
 pub mod model_deployment;
 pub mod model_version;
 mod schema;
+mod time;
 pub mod training_run;
 
 pub use dataset::Dataset;

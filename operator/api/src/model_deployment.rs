@@ -1,5 +1,6 @@
 //! `ModelDeployment`: which model version is served and how a new version replaces the old.
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -286,14 +287,16 @@ pub struct ModelDeploymentStatus {
     pub step_index: Option<i32>,
     /// When the current step's pods were all ready: its pause and analysis run from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub step_started: Option<String>,
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub step_started: Option<Timestamp>,
     /// The canary's request counters when the step started, so the analysis sees only the
     /// step's own traffic.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_baseline: Option<TrafficSample>,
     /// When the rollout in progress started (its deadline counts from here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollout_started: Option<String>,
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub rollout_started: Option<Timestamp>,
     /// The Service that fronts the serving pods (`http://<service>.<namespace>.svc:<port>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -348,7 +351,8 @@ pub struct RolloutRecord {
     /// until the spec changes or a newer version is selected.
     pub generation: i64,
     /// When it ended (RFC 3339).
-    pub finished: String,
+    #[schemars(with = "crate::time::Rfc3339")]
+    pub finished: Timestamp,
 }
 
 /// How a rollout ended. The names are the status's words since v1alpha1 began (when it was a

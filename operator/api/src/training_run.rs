@@ -3,6 +3,7 @@
 //! trains again by itself when a new accepted dataset version arrives.
 
 use ciclo_core::metrics::{Gate, MetricSpec};
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{ResourceRequirements, Toleration};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
@@ -268,10 +269,12 @@ pub struct RunRecord {
     pub phase: RunPhase,
     /// When it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub start_time: Option<Timestamp>,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub completion_time: Option<String>,
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub completion_time: Option<Timestamp>,
     /// The metrics it reported.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metrics: BTreeMap<String, f64>,

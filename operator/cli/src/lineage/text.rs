@@ -53,7 +53,7 @@ fn write_dataset(out: &mut String, d: &DatasetLink) {
                     human_bytes(v.bytes)
                 ),
             );
-            details.line("first seen", &v.created);
+            details.line("first seen", &v.created.to_string());
             if let Some(loc) = &v.location {
                 details.line("stored", loc);
             }
@@ -82,11 +82,12 @@ fn write_run(out: &mut String, r: &RunLink) {
     match (&r.found, &r.record) {
         (Found::Recorded, Some(rec)) => {
             details.line("phase", rec.phase.as_str());
-            if let Some(start) = &rec.start_time {
-                let end = rec.completion_time.as_deref().unwrap_or("…");
+            if let Some(start) = rec.start_time {
+                let end = rec
+                    .completion_time
+                    .map_or_else(|| "…".to_string(), |t| t.to_string());
                 let took = rec
                     .completion_time
-                    .as_deref()
                     .and_then(|end| took(start, end))
                     .map(|t| format!(" ({t})"))
                     .unwrap_or_default();
@@ -252,11 +253,8 @@ fn human_bytes(bytes: i64) -> String {
     }
 }
 
-/// How long a run took, as `1h 2m 3s`; None when a time does not parse or the end comes
-/// before the start.
-fn took(start: &str, end: &str) -> Option<String> {
-    let start: jiff::Timestamp = start.parse().ok()?;
-    let end: jiff::Timestamp = end.parse().ok()?;
+/// How long a run took, as `1h 2m 3s`; None when the end comes before the start.
+fn took(start: jiff::Timestamp, end: jiff::Timestamp) -> Option<String> {
     let secs = end.as_second() - start.as_second();
     if secs < 0 {
         return None;
@@ -409,10 +407,14 @@ dataset iris  version {DATASET_VERSION}
         assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
         assert_eq!(plural(1, "row"), "1 row");
         assert_eq!(plural(0, "file"), "0 files");
+        let at = |t: &str| t.parse::<jiff::Timestamp>().unwrap();
         assert_eq!(
-            took("2026-01-01T00:00:00Z", "2026-01-01T01:00:05Z").as_deref(),
+            took(at("2026-01-01T00:00:00Z"), at("2026-01-01T01:00:05Z")).as_deref(),
             Some("1h 0m 5s")
         );
-        assert_eq!(took("2026-01-01T00:00:05Z", "2026-01-01T00:00:00Z"), None);
+        assert_eq!(
+            took(at("2026-01-01T00:00:05Z"), at("2026-01-01T00:00:00Z")),
+            None
+        );
     }
 }

@@ -88,9 +88,29 @@ pub fn controller<K>(ctx: &Context) -> kube::runtime::Controller<DeserializeGuar
 where
     K: Watched,
 {
+    controller_stripped(ctx, |_| {})
+}
+
+/// [`controller`], whose cache also drops what `strip` removes from each readable object:
+/// for a kind that is never pruned (ModelVersions, the registry), the memory per object is
+/// what the cache costs. Reconciles see the stripped object, so `strip` keeps all they read,
+/// and they never write a whole object back.
+pub fn controller_stripped<K>(
+    ctx: &Context,
+    strip: fn(&mut K),
+) -> kube::runtime::Controller<DeserializeGuard<K>>
+where
+    K: Watched,
+{
     let (reader, writer) = kube::runtime::reflector::store();
-    let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), watch_config())
-        .modify(|obj| obj.meta_mut().managed_fields = None);
+    let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), watch_config()).modify(
+        move |obj| {
+            obj.meta_mut().managed_fields = None;
+            if let Ok(k) = obj.0.as_mut() {
+                strip(k);
+            }
+        },
+    );
     let objects = kube::runtime::reflector(writer, objects).applied_objects();
     kube::runtime::Controller::for_stream(objects, reader)
 }

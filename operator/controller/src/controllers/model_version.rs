@@ -3,7 +3,7 @@
 //! blessing): fixed thresholds, and "must beat the baseline" — the latest blessed earlier
 //! version of the same model. Deployment back-references come with serving.
 
-use super::{controller, run_until};
+use super::{controller_stripped, run_until};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -24,7 +24,7 @@ const KIND: &str = "ModelVersion";
 const WAITING: &str = "WaitingForBaseline";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
-    let controller = controller::<ModelVersion>(&ctx);
+    let controller = controller_stripped::<ModelVersion>(&ctx, strip);
     // The earlier versions a verdict needs come from this controller's own cache: a model
     // with hundreds of versions is not listed again for each new one.
     let store = controller.store();
@@ -68,6 +68,27 @@ async fn reconcile(
     } else {
         Action::await_change()
     })
+}
+
+/// What no controller reads of a cached ModelVersion: its labels, owner, annotations but the
+/// registered gates, and of its lineage the parameters, image and code. Versions are the
+/// registry and are kept after their runs leave the history, so two caches (this
+/// controller's and the ModelDeployment controller's) hold every one; what they cost per
+/// version is what stays. The judging reads the model, version, digest, metrics, dataset and
+/// gates; serving reads the artifact, metrics and status.
+pub fn strip(mv: &mut ModelVersion) {
+    let meta = &mut mv.metadata;
+    meta.labels = None;
+    meta.owner_references = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|k, _| k == GATES_ANNOTATION);
+    }
+    let lineage = &mut mv.spec.lineage;
+    lineage.params.clear();
+    lineage.image = String::new();
+    lineage.image_digest = None;
+    lineage.git_repository = None;
+    lineage.git_revision = None;
 }
 
 /// Whether `mv`'s current generation has its verdict.
@@ -274,6 +295,35 @@ spec:
 
     const GATES: &str = r#"{"ciclo.dev/gates": '{"gates": [{"metric": "accuracy", "threshold": 0.9}], "metrics": [{"name": "accuracy", "direction": "Maximize"}]}'}"#;
     const BEAT: &str = r#"{"ciclo.dev/gates": '{"gates": [{"metric": "accuracy", "mustBeatBaseline": true, "minDelta": 0.01}], "metrics": [{"name": "accuracy", "direction": "Maximize"}]}'}"#;
+
+    #[test]
+    fn a_cached_version_stripped_of_what_no_one_reads_is_judged_the_same() {
+        let full = |version, accuracy| {
+            let mut m = mv(version, BEAT, &format!("{{accuracy: {accuracy}}}"));
+            m.metadata.labels = Some([("ciclo.dev/model".into(), "churn".into())].into());
+            m.annotations_mut().insert("note".into(), "x".repeat(500));
+            m.spec.lineage.params = [("epochs".into(), "30".into())].into();
+            m.spec.lineage.git_revision = Some("0123abc".into());
+            m
+        };
+        let stripped = |mut m: ModelVersion| {
+            strip(&mut m);
+            m
+        };
+        let first = judged_as(full(1, 0.90), &[]);
+        for accuracy in [0.905, 0.95] {
+            let second = full(2, accuracy);
+            let as_read = decide(&second, std::slice::from_ref(&first));
+            let as_cached = decide(&stripped(second), &[stripped(first.clone())]);
+            assert_eq!(as_cached.conditions, as_read.conditions);
+            assert_eq!(as_cached.verdicts, as_read.verdicts);
+            assert_eq!(as_cached.blessed, as_read.blessed);
+        }
+        let m = stripped(full(3, 0.9));
+        assert_eq!(m.annotations().len(), 1, "only the registered gates stay");
+        assert!(m.registered().is_some());
+        assert!(m.spec.lineage.params.is_empty() && m.labels().is_empty());
+    }
 
     #[test]
     fn a_version_meeting_its_gates_is_blessed_and_one_missing_them_is_kept_unblessed() {

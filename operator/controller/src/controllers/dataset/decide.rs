@@ -126,7 +126,7 @@ fn next_check(ds: &Dataset, interval: Duration) -> Option<Timestamp> {
     {
         return None;
     }
-    let finished: Timestamp = last.finished.parse().ok()?;
+    let finished: Timestamp = last.finished;
     let wait = if last.outcome == Outcome::Failed {
         interval.min(RETRY_FAILED)
     } else {
@@ -275,8 +275,8 @@ spec:
     }
 
     const ACCEPTED: &str = r#"
-latest: {id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: t, rows: 10, bytes: 100, files: 1, verdict: Accepted}
-versions: [{id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: t, rows: 10, bytes: 100, files: 1, verdict: Accepted}]
+latest: {id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: '2026-11-26T10:00:00Z', rows: 10, bytes: 100, files: 1, verdict: Accepted}
+versions: [{id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: '2026-11-26T10:00:00Z', rows: 10, bytes: 100, files: 1, verdict: Accepted}]
 lastCheck: {job: iris-check-0, generation: 2, finished: "2026-11-26T10:00:00Z", outcome: Accepted, version: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}
 "#;
 
@@ -370,7 +370,7 @@ lastCheck: {job: iris-check-0, generation: 2, finished: "2026-11-26T10:00:00Z", 
     fn a_rejected_first_version_stalls_naming_the_reason() {
         let ds = with_status(
             r#"
-versions: [{id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: t, rows: 1, bytes: 1, files: 1, verdict: Rejected, reasons: ['column "age": expected integer, found string']}]
+versions: [{id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: '2026-11-26T10:00:00Z', rows: 1, bytes: 1, files: 1, verdict: Rejected, reasons: ['column "age": expected integer, found string']}]
 lastCheck: {job: j, generation: 2, finished: "2026-11-26T10:00:00Z", outcome: Rejected}
 "#,
         );

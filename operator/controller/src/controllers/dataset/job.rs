@@ -31,12 +31,13 @@ const NAME_PREFIX_MAX: usize = 45;
 /// another.
 pub fn name(ds: &Dataset) -> String {
     let last = ds.status.as_ref().and_then(|s| s.last_check.as_ref());
+    // The time as the status writes it: the name stays what it was when it was a string.
     let key = format!(
         "{}\n{}\n{}\n{}",
         ds.uid().unwrap_or_default(),
         ds.metadata.generation.unwrap_or_default(),
         requested_at(ds).unwrap_or_default(),
-        last.map(|c| c.finished.as_str()).unwrap_or_default(),
+        last.map(|c| c.finished.to_string()).unwrap_or_default(),
     );
     let hash = blake3::hash(key.as_bytes()).to_hex();
     let base: String = ds.name_any().chars().take(NAME_PREFIX_MAX).collect();
@@ -269,9 +270,9 @@ spec:
         let mut ds = dataset(DS);
         ds.status = serde_yaml::from_str(
             r#"
-latest: {id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: t, rows: 1, bytes: 1, files: 1, verdict: Accepted}
+latest: {id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: '2026-11-26T10:00:00Z', rows: 1, bytes: 1, files: 1, verdict: Accepted}
 versions:
-- {id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: t, rows: 1, bytes: 1, files: 1, verdict: Rejected}
+- {id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: '2026-11-26T10:00:00Z', rows: 1, bytes: 1, files: 1, verdict: Rejected}
 "#,
         )
         .unwrap();

@@ -255,7 +255,6 @@ async fn record_check(
     summary: &SnapshotSummary,
 ) -> Result<()> {
     let mut next = ds.status.clone().unwrap_or_default();
-    let now = jiff::Timestamp::now().to_string();
     let note = record::record(
         &mut next,
         &record::Check {
@@ -264,7 +263,7 @@ async fn record_check(
             // Only the request this Job was started for: a request made while it ran (the
             // annotation changed since) is answered by the next check, which sees its data.
             requested_at: job_requested_at(job),
-            now: &now,
+            now: jiff::Timestamp::now(),
             history_limit: ds.spec.history_limit as usize,
         },
         summary,

@@ -4,6 +4,7 @@
 
 use ciclo_api::dataset::{DatasetCheck, DatasetStatus, DatasetVersion, Outcome, Verdict};
 use ciclo_core::snapshot_result::SnapshotSummary;
+use jiff::Timestamp;
 
 /// Reasons quoted in an Event or condition message; the rest are in the status and report.
 const QUOTED_REASONS: usize = 3;
@@ -21,8 +22,8 @@ pub struct Check<'a> {
     pub job: &'a str,
     pub generation: i64,
     pub requested_at: Option<&'a str>,
-    /// When the result is recorded (RFC 3339).
-    pub now: &'a str,
+    /// When the result is recorded.
+    pub now: Timestamp,
     pub history_limit: usize,
 }
 
@@ -41,7 +42,7 @@ pub fn record(
         job: check.job.to_string(),
         generation: check.generation,
         requested_at: check.requested_at.map(str::to_string),
-        finished: check.now.to_string(),
+        finished: check.now,
         outcome: summary.outcome,
         version: summary.id.clone(),
         failure: summary.failure.as_ref().map(|f| f.reason),
@@ -84,10 +85,10 @@ pub fn record(
         .versions
         .iter()
         .find(|v| v.id == id)
-        .map(|v| v.created.clone());
+        .map(|v| v.created);
     let version = DatasetVersion {
         id: id.clone(),
-        created: first_seen.unwrap_or_else(|| check.now.to_string()),
+        created: first_seen.unwrap_or(check.now),
         rows: saturating(summary.rows),
         bytes: saturating(summary.bytes),
         files: saturating(summary.files),
@@ -144,12 +145,17 @@ mod tests {
         }
     }
 
-    fn check(now: &str) -> Check<'_> {
+    /// The `n`th check's time.
+    fn t(n: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + n * 3600).unwrap()
+    }
+
+    fn check(n: i64) -> Check<'static> {
         Check {
             job: "d-check-1",
             generation: 1,
             requested_at: None,
-            now,
+            now: t(n),
             history_limit: 3,
         }
     }
@@ -157,7 +163,7 @@ mod tests {
     #[test]
     fn accepted_versions_become_latest_and_rejected_ones_never_do() {
         let mut s = DatasetStatus::default();
-        let n = record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[])).unwrap();
+        let n = record(&mut s, &check(1), &summary(Outcome::Accepted, A, &[])).unwrap();
         assert_eq!((n.reason, n.warning), ("NewVersion", false));
         assert!(n.message.contains("10 rows"), "{}", n.message);
         assert_eq!(s.latest.as_ref().unwrap().id, A);
@@ -167,7 +173,7 @@ mod tests {
             B,
             &["column \"age\": expected integer, found string"],
         );
-        let n = record(&mut s, &check("t2"), &bad).unwrap();
+        let n = record(&mut s, &check(2), &bad).unwrap();
         assert_eq!((n.reason, n.warning), ("VersionRejected", true));
         assert!(n.message.contains("column \"age\""), "{}", n.message);
         assert_eq!(
@@ -189,13 +195,13 @@ mod tests {
     #[test]
     fn unchanged_and_failed_checks_add_no_version() {
         let mut s = DatasetStatus::default();
-        record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[]));
+        record(&mut s, &check(1), &summary(Outcome::Accepted, A, &[]));
         let before = (s.latest.clone(), s.versions.clone());
-        let n = record(&mut s, &check("t2"), &summary(Outcome::Unchanged, A, &[])).unwrap();
+        let n = record(&mut s, &check(2), &summary(Outcome::Unchanged, A, &[])).unwrap();
         assert_eq!(n.reason, "Unchanged");
         let failed =
             SnapshotSummary::failed(FailureReason::SourceUnavailable, "connection refused");
-        assert_eq!(record(&mut s, &check("t3"), &failed), None);
+        assert_eq!(record(&mut s, &check(3), &failed), None);
         assert_eq!(
             (s.latest.clone(), s.versions.clone()),
             before,
@@ -204,29 +210,29 @@ mod tests {
         let last = s.last_check.as_ref().unwrap();
         assert_eq!(last.failure, Some(FailureReason::SourceUnavailable));
         assert_eq!(
-            (last.finished.as_str(), last.message.as_str()),
-            ("t3", "connection refused")
+            (last.finished, last.message.as_str()),
+            (t(3), "connection refused")
         );
     }
 
     #[test]
     fn history_keeps_the_newest_and_a_version_seen_again_keeps_its_first_time() {
         let mut s = DatasetStatus::default();
-        record(&mut s, &check("t1"), &summary(Outcome::Accepted, A, &[]));
-        record(&mut s, &check("t2"), &summary(Outcome::Accepted, B, &[]));
-        record(&mut s, &check("t3"), &summary(Outcome::Accepted, C, &[]));
+        record(&mut s, &check(1), &summary(Outcome::Accepted, A, &[]));
+        record(&mut s, &check(2), &summary(Outcome::Accepted, B, &[]));
+        record(&mut s, &check(3), &summary(Outcome::Accepted, C, &[]));
         // The data goes back to what it was at t1: the same version, first seen at t1.
-        let n = record(&mut s, &check("t4"), &summary(Outcome::Accepted, A, &[])).unwrap();
+        let n = record(&mut s, &check(4), &summary(Outcome::Accepted, A, &[])).unwrap();
         assert_eq!(n.reason, "NewVersion");
         assert_eq!(
             s.versions.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
             vec![A, C, B]
         );
-        assert_eq!(s.versions[0].created, "t1");
+        assert_eq!(s.versions[0].created, t(1));
         assert_eq!(s.latest.as_ref().unwrap().id, A);
         record(
             &mut s,
-            &check("t5"),
+            &check(5),
             &summary(Outcome::Rejected, "d".repeat(32).as_str(), &["x"]),
         );
         assert_eq!(s.versions.len(), 3, "history limit");

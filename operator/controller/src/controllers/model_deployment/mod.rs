@@ -76,7 +76,11 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     let (deployments, deployment_changes) = cache::<Deployment>(&ctx, serving_only(), |_| {});
     let (pods, pod_changes) = cache::<Pod>(&ctx, serving_only(), |p| p.spec = None);
     let (versions, version_changes) =
-        cache::<DeserializeGuard<ModelVersion>>(&ctx, watch_config(), |_| {});
+        cache::<DeserializeGuard<ModelVersion>>(&ctx, watch_config(), |mv| {
+            if let Ok(mv) = mv.0.as_mut() {
+                super::model_version::strip(mv);
+            }
+        });
     let (runs, run_changes) = cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), |_| {});
     let controller = controller::<ModelDeployment>(&ctx).owns_stream(deployment_changes);
     let (by_version, by_run) = (controller.store(), controller.store());

@@ -67,10 +67,6 @@ pub fn canary_replicas(total: i32, weight: i32) -> i32 {
     ((total * weight + 99) / 100).clamp(1, total)
 }
 
-fn parse_time(s: &Option<String>) -> Option<Timestamp> {
-    s.as_deref().and_then(|t| t.parse().ok())
-}
-
 fn since(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(now.duration_since(then)).unwrap_or_default()
 }
@@ -102,7 +98,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
                     result,
                     reason,
                     generation,
-                    finished: v.now.to_string(),
+                    finished: v.now,
                 },
             );
             s.history.truncate(HISTORY);
@@ -134,10 +130,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         };
         // The first version: nothing to compare with, so it simply comes up.
         plan.replicas.insert(d, total);
-        let started = s
-            .rollout_started
-            .get_or_insert_with(|| v.now.to_string())
-            .clone();
+        let started = *s.rollout_started.get_or_insert(v.now);
         let ready = v.pods.get(&d).copied().unwrap_or_default().ready;
         if ready >= total.max(1) {
             end_rollout(s);
@@ -157,7 +150,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             ));
             plan.conditions = serving_conditions(d);
         } else {
-            let waited = parse_time(&Some(started)).map_or(Duration::ZERO, |t| since(v.now, t));
+            let waited = since(v.now, started);
             let message = format!("version {d}: {ready} of {total} pods ready");
             if waited > READY_DEADLINE {
                 s.phase = Some(Phase::Degraded);
@@ -179,7 +172,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         (Some(c), _) => c,
         (None, Some(d)) if d != serving && !rolled_back(s, d, generation) => {
             s.canary_version = Some(d);
-            s.rollout_started = Some(v.now.to_string());
+            s.rollout_started = Some(v.now);
             if md.spec.strategy.type_ == StrategyType::Canary {
                 s.step_index = Some(0);
             }
@@ -263,7 +256,9 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
         ));
         plan.conditions = serving_conditions(canary);
     };
-    let waited = parse_time(&s.rollout_started).map_or(Duration::ZERO, |t| since(v.now, t));
+    let waited = s
+        .rollout_started
+        .map_or(Duration::ZERO, |t| since(v.now, t));
 
     let steps = &md.spec.strategy.steps;
     let (Some(index), StrategyType::Canary) = (s.step_index, md.spec.strategy.type_) else {
@@ -303,7 +298,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
     plan.replicas.insert(canary, want);
     let progressing = |message: String| conditions::reconciling("Canary", message);
 
-    let Some(started) = parse_time(&s.step_started) else {
+    let Some(started) = s.step_started else {
         if pods.ready < want {
             if waited > READY_DEADLINE {
                 rollback(
@@ -332,7 +327,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             return plan;
         };
         // The step starts now: its pause and its traffic count from here.
-        s.step_started = Some(v.now.to_string());
+        s.step_started = Some(v.now);
         s.step_baseline = Some(sample);
         s.canary_weight = Some(step.weight);
         s.phase = Some(Phase::Progressing);
@@ -395,7 +390,7 @@ pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
             s.step_index = Some(index + 1);
             s.step_started = None;
             s.step_baseline = None;
-            s.rollout_started = Some(v.now.to_string());
+            s.rollout_started = Some(v.now);
             s.phase = Some(Phase::Progressing);
             plan.event = Some((
                 EventType::Normal,

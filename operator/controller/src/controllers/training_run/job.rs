@@ -298,7 +298,7 @@ spec:
 
     fn version() -> DatasetVersion {
         from_yaml(
-            "{id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: t, rows: 1, bytes: 1, files: 1, verdict: Accepted, location: 's3://art/ml/datasets/customers/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'}",
+            "{id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa, created: '2026-11-26T10:00:00Z', rows: 1, bytes: 1, files: 1, verdict: Accepted, location: 's3://art/ml/datasets/customers/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'}",
         )
     }
 

@@ -63,10 +63,8 @@ pub fn record_of(job: &Job, phase: Phase) -> RunRecord {
         job: job.name_any(),
         dataset_version: annotation(job, DATASET_VERSION),
         phase,
-        start_time: status
-            .and_then(|s| s.start_time.as_ref())
-            .map(|t| t.0.to_string()),
-        completion_time: finished.then(|| finished_at(job).to_string()),
+        start_time: status.and_then(|s| s.start_time.as_ref()).map(|t| t.0),
+        completion_time: finished.then(|| finished_at(job)),
         metrics: Default::default(),
         model_version: None,
         failure: None,
@@ -169,10 +167,7 @@ fn finished_at(job: &Job) -> Timestamp {
 
 /// A record's completion time; records without a readable one sort as the oldest.
 fn completed(r: &RunRecord) -> Timestamp {
-    r.completion_time
-        .as_deref()
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(Timestamp::UNIX_EPOCH)
+    r.completion_time.unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 #[cfg(test)]
