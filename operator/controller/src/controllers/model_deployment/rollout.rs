@@ -80,332 +80,407 @@ fn rolled_back(s: &ModelDeploymentStatus, version: i64, generation: i64) -> bool
 
 /// Plans the next step, editing `s` (the status to write).
 pub fn plan(v: &View, s: &mut ModelDeploymentStatus) -> Plan {
-    let md = v.md;
-    let total = md
-        .spec
-        .autoscaling
-        .as_ref()
-        .map_or(md.spec.replicas, |a| a.min_replicas);
-    let generation = md.metadata.generation.unwrap_or_default();
-    let mut plan = Plan::default();
-    let record =
-        |s: &mut ModelDeploymentStatus, version, from, result: RolloutResult, reason: String| {
-            s.history.insert(
-                0,
-                RolloutRecord {
-                    version,
-                    from,
-                    result,
-                    reason,
-                    generation,
-                    finished: v.now,
-                },
-            );
-            s.history.truncate(HISTORY);
-        };
-    let end_rollout = |s: &mut ModelDeploymentStatus| {
+    let mut r = Rollout::new(v, s);
+    r.supersede();
+    let Some(serving) = r.s.serving_version else {
+        if let Some(d) = v.desired {
+            r.first_version(d);
+        }
+        return r.plan;
+    };
+    r.plan.replicas.insert(serving, r.total);
+    if let Some(canary) = r.canary(serving) {
+        r.advance(Change { serving, canary });
+    }
+    r.plan
+}
+
+/// The version serving all traffic and the one rolling out to replace it.
+#[derive(Clone, Copy)]
+struct Change {
+    serving: i64,
+    canary: i64,
+}
+
+/// One planning step: what is observed, the status being edited and the plan so far.
+struct Rollout<'a, 'v> {
+    v: &'a View<'v>,
+    s: &'a mut ModelDeploymentStatus,
+    plan: Plan,
+    /// Replicas a version at full size gets.
+    total: i32,
+    generation: i64,
+}
+
+impl<'a, 'v> Rollout<'a, 'v> {
+    fn new(v: &'a View<'v>, s: &'a mut ModelDeploymentStatus) -> Self {
+        let spec = &v.md.spec;
+        Rollout {
+            v,
+            s,
+            plan: Plan::default(),
+            total: spec
+                .autoscaling
+                .as_ref()
+                .map_or(spec.replicas, |a| a.min_replicas),
+            generation: v.md.metadata.generation.unwrap_or_default(),
+        }
+    }
+
+    /// Adds a finished rollout to the history, newest first.
+    fn record(&mut self, version: i64, from: Option<i64>, result: RolloutResult, reason: String) {
+        self.s.history.insert(
+            0,
+            RolloutRecord {
+                version,
+                from,
+                result,
+                reason,
+                generation: self.generation,
+                finished: self.v.now,
+            },
+        );
+        self.s.history.truncate(HISTORY);
+    }
+
+    /// Forgets the rollout in progress.
+    fn end(&mut self) {
+        let s = &mut *self.s;
         s.canary_version = None;
         s.canary_weight = None;
         s.step_index = None;
         s.step_started = None;
         s.step_baseline = None;
         s.rollout_started = None;
-    };
+    }
 
-    // A newer selection (a newly blessed version, a new pin) replaces the canary in flight.
-    if let Some(c) = s.canary_version
-        && Some(c) != v.desired
-    {
-        let instead = match v.desired {
+    /// A newer selection (a newly blessed version, a new pin) replaces the canary in flight.
+    fn supersede(&mut self) {
+        let Some(c) = self.s.canary_version else {
+            return;
+        };
+        if Some(c) == self.v.desired {
+            return;
+        }
+        let instead = match self.v.desired {
             Some(d) => format!("version {d} was selected instead"),
             None => "no version is selected any more".into(),
         };
-        record(s, c, s.serving_version, RolloutResult::Superseded, instead);
-        end_rollout(s);
+        let serving = self.s.serving_version;
+        self.record(c, serving, RolloutResult::Superseded, instead);
+        self.end();
     }
 
-    let Some(serving) = s.serving_version else {
-        let Some(d) = v.desired else {
-            return plan;
-        };
-        // The first version: nothing to compare with, so it simply comes up.
-        plan.replicas.insert(d, total);
-        let started = *s.rollout_started.get_or_insert(v.now);
-        let ready = v.pods.get(&d).copied().unwrap_or_default().ready;
+    /// The first version: nothing to compare with, so it simply comes up.
+    fn first_version(&mut self, d: i64) {
+        let total = self.total;
+        self.plan.replicas.insert(d, total);
+        let started = *self.s.rollout_started.get_or_insert(self.v.now);
+        let ready = self.v.pods.get(&d).copied().unwrap_or_default().ready;
         if ready >= total.max(1) {
-            end_rollout(s);
-            s.serving_version = Some(d);
-            s.phase = Some(Phase::Promoted);
-            record(
-                s,
-                d,
-                None,
-                RolloutResult::Promoted,
-                "the first version".into(),
-            );
-            plan.event = Some((
+            self.end();
+            self.s.serving_version = Some(d);
+            self.s.phase = Some(Phase::Promoted);
+            self.record(d, None, RolloutResult::Promoted, "the first version".into());
+            self.plan.event = Some((
                 EventType::Normal,
                 "Promoted",
                 format!("version {d} serves all traffic"),
             ));
-            plan.conditions = serving_conditions(d);
+            self.plan.conditions = serving_conditions(d);
+            return;
+        }
+        let waited = since(self.v.now, started);
+        let message = format!("version {d}: {ready} of {total} pods ready");
+        if waited > READY_DEADLINE {
+            self.s.phase = Some(Phase::Degraded);
+            self.plan.conditions = conditions::stalled(
+                "PodsNotReady",
+                format!("{message} after {} s", READY_DEADLINE.as_secs()),
+            );
         } else {
-            let waited = since(v.now, started);
-            let message = format!("version {d}: {ready} of {total} pods ready");
-            if waited > READY_DEADLINE {
-                s.phase = Some(Phase::Degraded);
-                plan.conditions = conditions::stalled(
-                    "PodsNotReady",
-                    format!("{message} after {} s", READY_DEADLINE.as_secs()),
-                );
-            } else {
-                s.phase = Some(Phase::Progressing);
-                plan.conditions = conditions::reconciling("RollingOut", message);
-                plan.requeue = Some(READY_DEADLINE.saturating_sub(waited) + Duration::from_secs(1));
-            }
+            self.s.phase = Some(Phase::Progressing);
+            self.plan.conditions = conditions::reconciling("RollingOut", message);
+            self.plan.requeue =
+                Some(READY_DEADLINE.saturating_sub(waited) + Duration::from_secs(1));
         }
-        return plan;
-    };
-
-    plan.replicas.insert(serving, total);
-    let canary = match (s.canary_version, v.desired) {
-        (Some(c), _) => c,
-        (None, Some(d)) if d != serving && !rolled_back(s, d, generation) => {
-            s.canary_version = Some(d);
-            s.rollout_started = Some(v.now);
-            if md.spec.strategy.type_ == StrategyType::Canary {
-                s.step_index = Some(0);
-            }
-            s.phase = Some(Phase::Progressing);
-            plan.event = Some((
-                EventType::Normal,
-                "RolloutStarted",
-                format!("rolling out version {d} to replace version {serving}"),
-            ));
-            d
-        }
-        (None, desired) => {
-            // Steady: the serving version serves everything.
-            plan.conditions = match (s.phase, desired) {
-                (Some(Phase::RolledBack), Some(d)) if d != serving => conditions::stalled(
-                    "RolledBack",
-                    format!(
-                        "version {d} was rolled back{}; version {serving} serves all traffic",
-                        s.history
-                            .iter()
-                            .find(|h| h.version == d && h.result == RolloutResult::RolledBack)
-                            .filter(|h| !h.reason.is_empty())
-                            .map(|h| format!(" ({})", h.reason))
-                            .unwrap_or_default()
-                    ),
-                ),
-                _ => {
-                    s.phase = Some(Phase::Promoted);
-                    serving_conditions(serving)
-                }
-            };
-            return plan;
-        }
-    };
-
-    let pods = v.pods.get(&canary).copied().unwrap_or_default();
-    let rollback = |s: &mut ModelDeploymentStatus, plan: &mut Plan, reason: String| {
-        plan.replicas.remove(&canary);
-        record(
-            s,
-            canary,
-            Some(serving),
-            RolloutResult::RolledBack,
-            reason.clone(),
-        );
-        end_rollout(s);
-        s.phase = Some(Phase::RolledBack);
-        plan.event = Some((
-            EventType::Warning,
-            "RolledBack",
-            format!("version {canary} rolled back: {reason}; version {serving} serves all traffic"),
-        ));
-        plan.conditions = conditions::stalled(
-            "RolledBack",
-            format!(
-                "version {canary} was rolled back ({reason}); version {serving} serves all traffic"
-            ),
-        );
-    };
-    if pods.restarts > 0 {
-        rollback(
-            s,
-            &mut plan,
-            format!(
-                "its pods restarted {}",
-                plural(pods.restarts.into(), "time")
-            ),
-        );
-        return plan;
     }
-    let promote = |s: &mut ModelDeploymentStatus, plan: &mut Plan, how: String| {
-        plan.replicas = BTreeMap::from([(canary, total)]);
-        record(s, canary, Some(serving), RolloutResult::Promoted, how);
-        end_rollout(s);
-        s.serving_version = Some(canary);
-        s.phase = Some(Phase::Promoted);
-        plan.event = Some((
-            EventType::Normal,
-            "Promoted",
-            format!("version {canary} serves all traffic (replacing version {serving})"),
-        ));
-        plan.conditions = serving_conditions(canary);
-    };
-    let waited = s
-        .rollout_started
-        .map_or(Duration::ZERO, |t| since(v.now, t));
 
-    let steps = &md.spec.strategy.steps;
-    let (Some(index), StrategyType::Canary) = (s.step_index, md.spec.strategy.type_) else {
-        // Rolling: the new version at full size, then the switch.
-        plan.replicas.insert(canary, total);
-        if pods.ready >= total.max(1) {
-            promote(s, &mut plan, "all its pods ready".into());
-        } else if waited > READY_DEADLINE {
-            rollback(
-                s,
-                &mut plan,
-                format!(
-                    "{} of {total} pods ready after {} s",
-                    pods.ready,
-                    READY_DEADLINE.as_secs()
-                ),
-            );
-        } else {
-            plan.conditions = conditions::reconciling(
-                "RollingOut",
-                format!("version {canary}: {} of {total} pods ready", pods.ready),
-            );
-            plan.requeue = Some(POD_RECHECK);
+    /// The version rolling out beside `serving`: the one in flight, or the selected one if
+    /// it may start now. None when the serving version simply serves on.
+    fn canary(&mut self, serving: i64) -> Option<i64> {
+        let s = &mut *self.s;
+        match (s.canary_version, self.v.desired) {
+            (Some(c), _) => Some(c),
+            (None, Some(d)) if d != serving && !rolled_back(s, d, self.generation) => {
+                s.canary_version = Some(d);
+                s.rollout_started = Some(self.v.now);
+                if self.v.md.spec.strategy.type_ == StrategyType::Canary {
+                    s.step_index = Some(0);
+                }
+                s.phase = Some(Phase::Progressing);
+                self.plan.event = Some((
+                    EventType::Normal,
+                    "RolloutStarted",
+                    format!("rolling out version {d} to replace version {serving}"),
+                ));
+                Some(d)
+            }
+            (None, desired) => {
+                self.plan.conditions = match (s.phase, desired) {
+                    (Some(Phase::RolledBack), Some(d)) if d != serving => conditions::stalled(
+                        "RolledBack",
+                        format!(
+                            "version {d} was rolled back{}; version {serving} serves all traffic",
+                            rollback_reason(s, d)
+                        ),
+                    ),
+                    _ => {
+                        s.phase = Some(Phase::Promoted);
+                        serving_conditions(serving)
+                    }
+                };
+                None
+            }
         }
-        return plan;
-    };
-    let Some(step) = steps.get(index as usize) else {
-        let how = if steps.is_empty() {
-            "spec.strategy.steps is empty: no step to hold"
-        } else {
-            "past the last of spec.strategy.steps"
-        };
-        promote(s, &mut plan, how.into());
-        return plan;
-    };
-    let want = canary_replicas(total, step.weight);
-    plan.replicas.insert(canary, want);
-    let progressing = |message: String| conditions::reconciling("Canary", message);
+    }
 
-    let Some(started) = s.step_started else {
+    /// Moves a rollout in progress on: a canary whose pods restart is rolled back at once;
+    /// otherwise the strategy decides.
+    fn advance(&mut self, c: Change) {
+        let pods = self.v.pods.get(&c.canary).copied().unwrap_or_default();
+        if pods.restarts > 0 {
+            let times = plural(pods.restarts.into(), "time");
+            self.rollback(c, format!("its pods restarted {times}"));
+            return;
+        }
+        let waited = self
+            .s
+            .rollout_started
+            .map_or(Duration::ZERO, |t| since(self.v.now, t));
+        match (self.s.step_index, self.v.md.spec.strategy.type_) {
+            (Some(index), StrategyType::Canary) => self.canary_step(c, index, pods, waited),
+            _ => self.rolling(c, pods, waited),
+        }
+    }
+
+    /// Rolling: the new version at full size, then the switch.
+    fn rolling(&mut self, c: Change, pods: VersionPods, waited: Duration) {
+        let total = self.total;
+        self.plan.replicas.insert(c.canary, total);
+        if pods.ready >= total.max(1) {
+            self.promote(c, "all its pods ready".into());
+        } else if waited > READY_DEADLINE {
+            let deadline = READY_DEADLINE.as_secs();
+            self.rollback(
+                c,
+                format!("{} of {total} pods ready after {deadline} s", pods.ready),
+            );
+        } else {
+            self.plan.conditions = conditions::reconciling(
+                "RollingOut",
+                format!("version {}: {} of {total} pods ready", c.canary, pods.ready),
+            );
+            self.plan.requeue = Some(POD_RECHECK);
+        }
+    }
+
+    /// Canary step `index`: its pods come up, it holds for its pause, then its traffic is
+    /// judged.
+    fn canary_step(&mut self, c: Change, index: i32, pods: VersionPods, waited: Duration) {
+        let steps = &self.v.md.spec.strategy.steps;
+        let Some(step) = steps.get(index as usize) else {
+            let how = if steps.is_empty() {
+                "spec.strategy.steps is empty: no step to hold"
+            } else {
+                "past the last of spec.strategy.steps"
+            };
+            self.promote(c, how.into());
+            return;
+        };
+        let want = canary_replicas(self.total, step.weight);
+        self.plan.replicas.insert(c.canary, want);
+        let Some(started) = self.s.step_started else {
+            self.start_step(c, index, want, pods, waited);
+            return;
+        };
+        let held = since(self.v.now, started);
+        if held < pause(&step.pause) {
+            self.s.phase = Some(Phase::Progressing);
+            self.plan.conditions = progressing(format!(
+                "step {} of {}: version {} at weight {}",
+                index + 1,
+                steps.len(),
+                c.canary,
+                step.weight
+            ));
+            self.plan.requeue = Some(pause(&step.pause) - held);
+            return;
+        }
+        self.judge_step(c, index);
+    }
+
+    /// Starts step `index` once its `want` pods are ready, with the canary's counters then
+    /// as the baseline of its analysis.
+    fn start_step(
+        &mut self,
+        c: Change,
+        index: i32,
+        want: i32,
+        pods: VersionPods,
+        waited: Duration,
+    ) {
+        let canary = c.canary;
         if pods.ready < want {
             if waited > READY_DEADLINE {
-                rollback(
-                    s,
-                    &mut plan,
-                    format!(
-                        "{} of {want} canary pods ready after {} s",
-                        pods.ready,
-                        READY_DEADLINE.as_secs()
-                    ),
+                let deadline = READY_DEADLINE.as_secs();
+                let ready = pods.ready;
+                self.rollback(
+                    c,
+                    format!("{ready} of {want} canary pods ready after {deadline} s"),
                 );
             } else {
-                s.phase = Some(Phase::Progressing);
-                plan.conditions = progressing(format!(
+                self.s.phase = Some(Phase::Progressing);
+                self.plan.conditions = progressing(format!(
                     "step {}: waiting for {want} pods of version {canary} ({} ready)",
                     index + 1,
                     pods.ready
                 ));
                 // A crashing pod changes no Deployment field the watch would see: look again.
-                plan.requeue = Some(POD_RECHECK);
+                self.plan.requeue = Some(POD_RECHECK);
             }
-            return plan;
+            return;
         }
-        let Some(sample) = v.sample.clone() else {
-            plan.needs_sample = true;
-            return plan;
+        let Some(sample) = self.v.sample.clone() else {
+            self.plan.needs_sample = true;
+            return;
         };
+        let steps = &self.v.md.spec.strategy.steps;
+        let step = &steps[index as usize];
         // The step starts now: its pause and its traffic count from here.
-        s.step_started = Some(v.now);
+        let s = &mut *self.s;
+        s.step_started = Some(self.v.now);
         s.step_baseline = Some(sample);
         s.canary_weight = Some(step.weight);
         s.phase = Some(Phase::Progressing);
-        plan.conditions = progressing(format!(
+        self.plan.conditions = progressing(format!(
             "step {} of {}: version {canary} at weight {} for {}",
             index + 1,
             steps.len(),
             step.weight,
             step.pause
         ));
-        plan.requeue = Some(pause(&step.pause));
-        return plan;
-    };
-    let held = since(v.now, started);
-    if held < pause(&step.pause) {
-        s.phase = Some(Phase::Progressing);
-        plan.conditions = progressing(format!(
-            "step {} of {}: version {canary} at weight {}",
-            index + 1,
-            steps.len(),
-            step.weight
+        self.plan.requeue = Some(pause(&step.pause));
+    }
+
+    /// Judges step `index`'s traffic once its pause is over: the next step, promotion, a
+    /// wait for more requests, or a rollback.
+    fn judge_step(&mut self, c: Change, index: i32) {
+        let Some(sample) = self.v.sample.clone() else {
+            self.plan.needs_sample = true;
+            return;
+        };
+        let md = self.v.md;
+        let steps = &md.spec.strategy.steps;
+        let canary = c.canary;
+        let baseline = self.s.step_baseline.clone().unwrap_or_default();
+        match analysis::judge(&baseline, &sample, &md.spec.analysis) {
+            Verdict::Fail(why) => {
+                self.rollback(c, format!("analysis of step {}: {why}", index + 1));
+            }
+            Verdict::Insufficient(n) => {
+                self.s.phase = Some(Phase::Paused);
+                self.plan.conditions = conditions::reconciling(
+                    "WaitingForTraffic",
+                    format!(
+                        "step {}: version {canary} has served {n} of the {} requests the analysis needs (analysis.minRequests)",
+                        index + 1,
+                        md.spec.analysis.min_requests
+                    ),
+                );
+                self.plan.requeue = Some(TRAFFIC_RECHECK);
+            }
+            Verdict::Pass(summary) if index as usize + 1 >= steps.len() => {
+                let passed = plural(steps.len() as i64, "step");
+                self.promote(c, format!("{passed} passed; the last: {summary}"));
+            }
+            Verdict::Pass(summary) => {
+                let s = &mut *self.s;
+                s.step_index = Some(index + 1);
+                s.step_started = None;
+                s.step_baseline = None;
+                s.rollout_started = Some(self.v.now);
+                s.phase = Some(Phase::Progressing);
+                let weight = steps[index as usize].weight;
+                self.plan.event = Some((
+                    EventType::Normal,
+                    "StepPassed",
+                    format!(
+                        "version {canary}, step {} at weight {weight}: {summary}",
+                        index + 1
+                    ),
+                ));
+                self.plan.conditions = progressing(format!("step {} passed: {summary}", index + 1));
+                self.plan.requeue = Some(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// The canary serves all traffic; the old version goes.
+    fn promote(&mut self, c: Change, how: String) {
+        let Change { serving, canary } = c;
+        self.plan.replicas = BTreeMap::from([(canary, self.total)]);
+        self.record(canary, Some(serving), RolloutResult::Promoted, how);
+        self.end();
+        self.s.serving_version = Some(canary);
+        self.s.phase = Some(Phase::Promoted);
+        self.plan.event = Some((
+            EventType::Normal,
+            "Promoted",
+            format!("version {canary} serves all traffic (replacing version {serving})"),
         ));
-        plan.requeue = Some(pause(&step.pause) - held);
-        return plan;
+        self.plan.conditions = serving_conditions(canary);
     }
-    let Some(sample) = v.sample.clone() else {
-        plan.needs_sample = true;
-        return plan;
-    };
-    let baseline = s.step_baseline.clone().unwrap_or_default();
-    match analysis::judge(&baseline, &sample, &md.spec.analysis) {
-        Verdict::Fail(why) => rollback(
-            s,
-            &mut plan,
-            format!("analysis of step {}: {why}", index + 1),
-        ),
-        Verdict::Insufficient(n) => {
-            s.phase = Some(Phase::Paused);
-            plan.conditions = conditions::reconciling(
-                "WaitingForTraffic",
-                format!(
-                    "step {}: version {canary} has served {n} of the {} requests the analysis needs (analysis.minRequests)",
-                    index + 1,
-                    md.spec.analysis.min_requests
-                ),
-            );
-            plan.requeue = Some(TRAFFIC_RECHECK);
-        }
-        Verdict::Pass(summary) if index as usize + 1 >= steps.len() => {
-            promote(
-                s,
-                &mut plan,
-                format!(
-                    "{} passed; the last: {summary}",
-                    plural(steps.len() as i64, "step")
-                ),
-            );
-        }
-        Verdict::Pass(summary) => {
-            s.step_index = Some(index + 1);
-            s.step_started = None;
-            s.step_baseline = None;
-            s.rollout_started = Some(v.now);
-            s.phase = Some(Phase::Progressing);
-            plan.event = Some((
-                EventType::Normal,
-                "StepPassed",
-                format!(
-                    "version {canary}, step {} at weight {}: {summary}",
-                    index + 1,
-                    step.weight
-                ),
-            ));
-            plan.conditions = progressing(format!("step {} passed: {summary}", index + 1));
-            plan.requeue = Some(Duration::from_millis(100));
-        }
+
+    /// The canary is removed and not tried again under this spec generation.
+    fn rollback(&mut self, c: Change, reason: String) {
+        let Change { serving, canary } = c;
+        self.plan.replicas.remove(&canary);
+        self.record(
+            canary,
+            Some(serving),
+            RolloutResult::RolledBack,
+            reason.clone(),
+        );
+        self.end();
+        self.s.phase = Some(Phase::RolledBack);
+        self.plan.event = Some((
+            EventType::Warning,
+            "RolledBack",
+            format!("version {canary} rolled back: {reason}; version {serving} serves all traffic"),
+        ));
+        self.plan.conditions = conditions::stalled(
+            "RolledBack",
+            format!(
+                "version {canary} was rolled back ({reason}); version {serving} serves all traffic"
+            ),
+        );
     }
-    plan
+}
+
+/// " (why)" for the rollback of `version` in the history, when it says why.
+fn rollback_reason(s: &ModelDeploymentStatus, version: i64) -> String {
+    s.history
+        .iter()
+        .find(|h| h.version == version && h.result == RolloutResult::RolledBack)
+        .filter(|h| !h.reason.is_empty())
+        .map(|h| format!(" ({})", h.reason))
+        .unwrap_or_default()
+}
+
+/// The condition of a canary rollout moving on.
+fn progressing(message: String) -> Vec<Set> {
+    conditions::reconciling("Canary", message)
 }
 
 /// `n` and the word, plural unless `n` is 1.
