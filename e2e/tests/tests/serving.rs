@@ -367,3 +367,80 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
     assert_eq!(weights().await, (Some(100), Some(0)));
     assert_eq!(selects("points-stable").await, "2");
 }
+
+/// A change freeze on the namespace's routes, as a platform team would set one with a
+/// ValidatingAdmissionPolicy: every update of an HTTPRoute's spec is refused (422).
+fn route_freeze(ns: &str) -> String {
+    format!(
+        r#"
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {{name: {ns}-route-freeze}}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {{apiGroups: [gateway.networking.k8s.io], apiVersions: ["*"], operations: [UPDATE], resources: [httproutes]}}
+  validations:
+  - expression: object.spec == oldObject.spec
+    message: routes are frozen during the change freeze
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {{name: {ns}-route-freeze}}
+spec:
+  policyName: {ns}-route-freeze
+  validationActions: [Deny]
+  matchResources:
+    namespaceSelector:
+      matchLabels: {{kubernetes.io/metadata.name: {ns}}}
+"#
+    )
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_route_the_api_server_will_not_reweight_stalls_the_deployment_in_its_words() {
+    let w = start("serving-route-frozen", &points(33, 200, 0)).await;
+    let ns = w.ns.name.clone();
+    apply(&ns, ROUTE);
+    let freeze = route_freeze(&ns);
+    apply(&ns, &freeze);
+    apply(&ns, POINTS_TRAINING_RUN);
+    apply(
+        &ns,
+        &DEPLOYMENT.replace(
+            "  replicas: 2",
+            "  replicas: 2\n  trafficRouting: {httpRoute: points}",
+        ),
+    );
+    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
+    wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1
+    })
+    .await;
+    w.land(
+        "batch-2.csv",
+        &points(34, 300, 1000),
+        "2026-11-26T15:00:00Z",
+    )
+    .await;
+    // The canary's step needs weight 50 on the route; the freeze refuses it.
+    let s = wait_status(&deployments, "points", "stalled on the route", |s| {
+        condition(s, "Stalled").is_some_and(|c| c["status"] == "True")
+    })
+    .await;
+    let stalled = condition(&s, "Stalled").unwrap();
+    assert_eq!(stalled["reason"], "HTTPRouteNotUsable", "{s}");
+    let message = stalled["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("spec.trafficRouting.httpRoute: the API server refused")
+            && message.contains("routes are frozen during the change freeze"),
+        "the API server's words: {message}"
+    );
+    ciclo_e2e::wait_event(&w.client, &ns, "HTTPRouteNotUsable", "spec.trafficRouting")
+        .await
+        .expect("a Warning Event says so");
+    let (ok, _, err) = ciclo_e2e::kubectl(&["delete", "-f", "-"], Some(&freeze));
+    assert!(ok, "the freeze is lifted: {err}");
+}

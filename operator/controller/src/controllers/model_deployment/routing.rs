@@ -4,7 +4,7 @@
 //! the weights of the route's backendRefs that name them; the rest of the route is the user's.
 
 use crate::context::Context;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use ciclo_api::labels;
 use ciclo_api::model_deployment::ModelDeployment;
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
@@ -121,10 +121,24 @@ pub async fn apply_weights(
             // A replace guarded by the resourceVersion read: an edit in between fails the
             // reconcile, which retries on the fresh route.
             let updated: DynamicObject = serde_json::from_value(value)?;
-            api.replace(route, &PostParams::default(), &updated).await?;
-            Ok(Ok(()))
+            match api.replace(route, &PostParams::default(), &updated).await {
+                Ok(_) => Ok(Ok(())),
+                Err(e) => refused(route, e.into()),
+            }
         }
         Err(why) => Ok(Err(why)),
+    }
+}
+
+/// A refusal of the route's new weights: one that cannot pass by retrying (the route as it
+/// is, or an admission policy, forbids them) is a problem for the condition, in the API
+/// server's words; any other is retried.
+fn refused(route: &str, e: Error) -> Result<std::result::Result<(), String>> {
+    match e.invalid_object() {
+        Some(message) => Ok(Err(format!(
+            "spec.trafficRouting.httpRoute: the API server refused new weights for HTTPRoute {route:?}: {message}"
+        ))),
+        None => Err(e),
     }
 }
 
@@ -172,6 +186,25 @@ mod tests {
         let mut r = json!({"spec": {"rules": [{"backendRefs": [{"name": "web-stable"}]}]}});
         let err = set_weights(&mut r, &md(), 10).unwrap_err();
         assert!(err.starts_with("spec.trafficRouting.httpRoute"), "{err}");
+    }
+
+    #[test]
+    fn a_refused_update_is_a_problem_to_show_and_other_failures_are_retried() {
+        let failure = |code, reason| {
+            Error::Kube(kube::Error::Api(Box::new(
+                kube::core::Status::failure("denied: routes are frozen", reason).with_code(code),
+            )))
+        };
+        let shown = refused("web", failure(422, "Invalid"))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            shown.starts_with("spec.trafficRouting.httpRoute: ")
+                && shown.ends_with("denied: routes are frozen"),
+            "{shown}"
+        );
+        assert!(refused("web", failure(409, "Conflict")).is_err(), "retried");
+        assert!(refused("web", failure(503, "ServiceUnavailable")).is_err());
     }
 
     #[test]
