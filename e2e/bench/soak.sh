@@ -113,7 +113,7 @@ for i in 10 100 200; do
         "$(printf '%.1f' "$(per10 "${req_at[$((i - 10))]}" "${req_at[$i]}")")" "flat (iterations $((i - 9))-$i)"
     printf '%-46s %-24s %s\n' "iteration $i: operator RSS" "$(printf '%.1f MiB' "$(mib "${rss_at[$i]}")")" "flat"
 done
-printf '%-46s %-24s %s\n' "time per iteration (data → ModelVersion)" \
+printf '%-46s %-24s %s\n' "time per iteration (data to ModelVersion)" \
     "$(printf '%.1f s' "$(calc "$elapsed / $iterations")")" "(mean; the run's Job and pod on the process node included)"
 printf '%-46s %-24s %s\n' "writes in ${settle} s idle" "$idle_writes" \
     "0: $(met "$((idle_writes == 0 ? 1 : 0))"); requests $idle_requests, Lease renewals $idle_lease"
