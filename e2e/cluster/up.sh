@@ -270,7 +270,8 @@ start_node() {
     --kubeconfig "$CLUSTER/node.kubeconfig" --node-name "$NODE_NAME" --state-dir "$CLUSTER/node" \
     --api-server-host 127.0.0.1 --api-server-port "$APISERVER_PORT" --kubelet-port "$KUBELET_PORT" \
     --tls-cert "$PKI/kubelet.crt" --tls-key "$PKI/kubelet.key" --client-ca "$PKI/ca.crt" \
-    --gpus "${CICLO_NODE_GPUS:-2}" --image-entrypoint "ciclo=$REPO/target/debug/ciclo"
+    --gpus "${CICLO_NODE_GPUS:-2}" --image-entrypoint "ciclo=$REPO/target/debug/ciclo" \
+    --image-entrypoint "python=/usr/bin/python3"
 }
 
 # --- main ---------------------------------------------------------------------------------

@@ -444,3 +444,59 @@ async fn a_route_the_api_server_will_not_reweight_stalls_the_deployment_in_its_w
     let (ok, _, err) = ciclo_e2e::kubectl(&["delete", "-f", "-"], Some(&freeze));
     assert!(ok, "the freeze is lifted: {err}");
 }
+
+/// A user's serving runtime (the official Python image's entrypoint, `python3`) that is
+/// healthy and ready but serves no Prometheus counters: its `/metrics` answers 404.
+const RUNTIME_WITHOUT_COUNTERS: &str = r#"
+  runtime:
+    image: python:3.12
+    args:
+    - -c
+    - |
+      import http.server, os
+      class Handler(http.server.BaseHTTPRequestHandler):
+          def do_GET(self):
+              self.send_response(200 if self.path.startswith("/v2/health/") else 404)
+              self.end_headers()
+          def log_message(self, *args):
+              pass
+      address = (os.environ["CICLO_POD_IP"], int(os.environ["CICLO_PORT"]))
+      http.server.ThreadingHTTPServer(address, Handler).serve_forever()
+"#;
+
+#[tokio::test]
+#[ignore = "needs the local cluster and the S3 server: make e2e"]
+async fn a_canary_whose_counters_cannot_be_read_waits_and_says_so() {
+    let w = start("serving-no-counters", &points(35, 200, 0)).await;
+    let ns = w.ns.name.clone();
+    apply(&ns, POINTS_TRAINING_RUN);
+    apply(
+        &ns,
+        &format!("{}{RUNTIME_WITHOUT_COUNTERS}", DEPLOYMENT.trim_end()),
+    );
+    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
+    wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1
+    })
+    .await;
+    w.land(
+        "batch-2.csv",
+        &points(36, 300, 1000),
+        "2026-11-26T15:00:00Z",
+    )
+    .await;
+    let s = wait_status(
+        &deployments,
+        "points",
+        "the step waiting for counters",
+        |s| condition(s, "Ready").is_some_and(|c| c["reason"] == "MetricsNotReadable"),
+    )
+    .await;
+    let message = condition(&s, "Ready").unwrap()["message"].as_str().unwrap();
+    assert!(
+        message.contains("version 2") && message.contains("/metrics"),
+        "names the version and what could not be read: {message}"
+    );
+    assert_eq!(s["servingVersion"], 1, "version 1 serves on: {s}");
+    assert_eq!(s["canaryVersion"], 2, "{s}");
+}

@@ -39,6 +39,8 @@ use tokio_util::sync::CancellationToken;
 pub use select::decide;
 
 const KIND: &str = "ModelDeployment";
+/// How long a ready canary may not answer for its request counters before the status says so.
+const METRICS_GRACE: jiff::SignedDuration = jiff::SignedDuration::from_secs(10);
 
 /// The deployments in `store` that serve `model` in `ns`.
 fn serving(
@@ -196,8 +198,24 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         match traffic::sample(&ready, md.spec.runtime.port).await {
             Ok(sample) => view.sample = Some(sample),
             Err(e) => {
-                // A pod that just became ready may not answer yet: look again shortly.
+                // A pod that just became ready may not answer yet: look again shortly. Past
+                // that, the status says so: a runtime whose counters cannot be read holds the
+                // step, and that must not show only in the operator's log.
                 tracing::info!(deployment = %md.name_any(), error = %e, "canary metrics not readable yet");
+                let ready_for = ready
+                    .iter()
+                    .filter_map(ready_since)
+                    .max()
+                    .map(|t| view.now.duration_since(t));
+                if ready_for.is_some_and(|d| d > METRICS_GRACE) {
+                    let conditions = ciclo_api::conditions::reconciling(
+                        "MetricsNotReadable",
+                        format!(
+                            "the canary step of version {canary} waits: its request counters cannot be read ({e})"
+                        ),
+                    );
+                    status::update(&ctx, &md, md.status.as_ref(), &conditions, |_| {}).await?;
+                }
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
         }
@@ -296,6 +314,18 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
 
 fn version_of(pod: &Pod) -> Option<i64> {
     pod.labels().get(labels::VERSION)?.parse().ok()
+}
+
+/// When `pod` last became ready, if it is.
+fn ready_since(pod: &Pod) -> Option<jiff::Timestamp> {
+    let ready = pod
+        .status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?;
+    ready.last_transition_time.as_ref().map(|t| t.0)
 }
 
 fn is_ready(pod: &Pod) -> bool {
