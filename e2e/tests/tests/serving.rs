@@ -5,7 +5,7 @@
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
 use ciclo_e2e::wait_for;
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, World, points, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -368,6 +368,23 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
     assert_eq!(selects("points-stable").await, "2");
 }
 
+/// Waits until the deployment `points` serves version 1, then lands the data of version 2
+/// (rows from `seed`); returns the ModelDeployments.
+async fn version_2_lands_while_1_serves(w: &World, seed: u64) -> Api<kube::api::DynamicObject> {
+    let deployments = ciclo(&w.client, &w.ns.name, "ModelDeployment");
+    wait_status(&deployments, "points", "version 1 serving", |s| {
+        s["servingVersion"] == 1
+    })
+    .await;
+    w.land(
+        "batch-2.csv",
+        &points(seed, 300, 1000),
+        "2026-11-26T15:00:00Z",
+    )
+    .await;
+    deployments
+}
+
 /// A change freeze on the namespace's routes, as a platform team would set one with a
 /// ValidatingAdmissionPolicy: every update of an HTTPRoute's spec is refused (422).
 fn route_freeze(ns: &str) -> String {
@@ -414,17 +431,7 @@ async fn a_route_the_api_server_will_not_reweight_stalls_the_deployment_in_its_w
             "  replicas: 2\n  trafficRouting: {httpRoute: points}",
         ),
     );
-    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
-    wait_status(&deployments, "points", "version 1 serving", |s| {
-        s["servingVersion"] == 1
-    })
-    .await;
-    w.land(
-        "batch-2.csv",
-        &points(34, 300, 1000),
-        "2026-11-26T15:00:00Z",
-    )
-    .await;
+    let deployments = version_2_lands_while_1_serves(&w, 34).await;
     // The canary's step needs weight 50 on the route; the freeze refuses it.
     let s = wait_status(&deployments, "points", "stalled on the route", |s| {
         condition(s, "Stalled").is_some_and(|c| c["status"] == "True")
@@ -474,17 +481,7 @@ async fn a_canary_whose_counters_cannot_be_read_waits_and_says_so() {
         &ns,
         &format!("{}{RUNTIME_WITHOUT_COUNTERS}", DEPLOYMENT.trim_end()),
     );
-    let deployments = ciclo(&w.client, &ns, "ModelDeployment");
-    wait_status(&deployments, "points", "version 1 serving", |s| {
-        s["servingVersion"] == 1
-    })
-    .await;
-    w.land(
-        "batch-2.csv",
-        &points(36, 300, 1000),
-        "2026-11-26T15:00:00Z",
-    )
-    .await;
+    let deployments = version_2_lands_while_1_serves(&w, 36).await;
     let s = wait_status(
         &deployments,
         "points",
