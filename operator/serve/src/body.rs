@@ -41,17 +41,18 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Resul
 }
 
 /// Answers an inference request: 503 while the model loads (before the body is read), else
-/// `answer` on the body. Parsing a large batch and running the model are CPU work, so
-/// `answer` runs off the async threads, and a panic in a model runtime is a 500, not a crash.
+/// `answer` on the headers and body. Parsing a large batch and running the model are CPU
+/// work, so `answer` runs off the async threads, and a panic in a model runtime is a 500, not
+/// a crash.
 pub(crate) async fn answer(
     state: Arc<State>,
     request: Request,
-    answer: fn(&State, &[u8]) -> Result<Response, ApiError>,
+    answer: fn(&State, &HeaderMap, &[u8]) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     state.loaded()?;
     let (parts, body) = request.into_parts();
     let bytes = read(&parts.headers, body, state.max_body_bytes).await?;
-    tokio::task::spawn_blocking(move || answer(&state, &bytes))
+    tokio::task::spawn_blocking(move || answer(&state, &parts.headers, &bytes))
         .await
         .map_err(|e| ApiError::internal(format!("inference stopped: {e}")))?
 }

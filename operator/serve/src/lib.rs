@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod binary;
 mod body;
 mod builtin;
 mod drain;

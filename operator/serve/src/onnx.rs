@@ -3,6 +3,7 @@
 //! (a named batch dimension such as `N`) takes any size. Numeric and boolean tensors only:
 //! a model with another input or output type is refused when it loads.
 
+use crate::binary::Tail;
 use crate::errors::ApiError;
 use crate::metrics::InputStats;
 use crate::tensor::{Data, Datatype, Output, RequestTensor, Spec, Tensor, Values, nest};
@@ -221,12 +222,16 @@ impl Onnx {
         }
         let mut shape = vec![instances.len() as u64];
         shape.extend(inner.iter().map(|d| *d as u64));
-        let tensor = Tensor::decode(RequestTensor {
-            name: port.name.clone(),
-            shape,
-            datatype: port.datatype.name().into(),
-            data: Value::Array(instances.to_vec()),
-        })?;
+        let tensor = Tensor::decode(
+            RequestTensor {
+                name: port.name.clone(),
+                shape,
+                datatype: port.datatype.name().into(),
+                data: Some(Value::Array(instances.to_vec())),
+                parameters: Default::default(),
+            },
+            &mut Tail::empty(),
+        )?;
         let outputs = self.infer(&[tensor], stats)?;
         let first = outputs
             .first()

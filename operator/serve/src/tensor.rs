@@ -3,6 +3,7 @@
 //! is checked here against its own declaration (the data fits the shape, every value is of the
 //! datatype); whether it fits the model is each model's business.
 
+use crate::binary::{self, Tail};
 use crate::errors::ApiError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -95,13 +96,24 @@ pub(crate) struct Tensor {
     pub values: Values,
 }
 
-/// An input tensor as the request spells it.
+/// An input tensor as the request spells it: its values in `data`, or, with the binary
+/// tensor data extension, `parameters.binary_data_size` bytes after the JSON.
 #[derive(Deserialize, Debug)]
 pub(crate) struct RequestTensor {
     pub name: String,
     pub shape: Vec<u64>,
     pub datatype: String,
-    pub data: Value,
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub parameters: TensorParameters,
+}
+
+/// The parameters of a request tensor ciclo reads; others are ignored.
+#[derive(Deserialize, Debug, Default)]
+pub(crate) struct TensorParameters {
+    #[serde(default)]
+    pub binary_data_size: Option<u64>,
 }
 
 /// A tensor of a response.
@@ -135,8 +147,8 @@ pub(crate) struct Spec {
 
 impl Tensor {
     /// Checks `t` against its own declaration: a known datatype, as many values as the shape
-    /// holds, every value of the datatype.
-    pub fn decode(t: RequestTensor) -> Result<Tensor, ApiError> {
+    /// holds, every value of the datatype. Binary data is taken from `binary`.
+    pub fn decode(t: RequestTensor, binary: &mut Tail) -> Result<Tensor, ApiError> {
         let name = t.name;
         let bad = |m: String| ApiError::bad_request(format!("input {name:?}: {m}"));
         let datatype = Datatype::parse(&t.datatype).ok_or_else(|| {
@@ -157,15 +169,31 @@ impl Tensor {
             .iter()
             .try_fold(1usize, |n, d| n.checked_mul(*d))
             .ok_or_else(|| bad(format!("shape {:?} is too large", t.shape)))?;
-        let mut leaves = Vec::new();
-        flatten(&t.data, &mut leaves);
-        if leaves.len() != count {
-            return Err(bad(format!(
-                "shape {shape:?} holds {count} values, the data has {}",
-                leaves.len()
-            )));
-        }
-        let values = values(datatype, &leaves).map_err(bad)?;
+        let values = match (t.data, t.parameters.binary_data_size) {
+            (Some(data), None) => {
+                let mut leaves = Vec::new();
+                flatten(&data, &mut leaves);
+                if leaves.len() != count {
+                    return Err(bad(format!(
+                        "shape {shape:?} holds {count} values, the data has {}",
+                        leaves.len()
+                    )));
+                }
+                values(datatype, &leaves).map_err(bad)?
+            }
+            (None, Some(size)) => {
+                let bytes = binary.take(&name, size).map_err(&bad)?;
+                binary::decode(datatype, count, bytes).map_err(bad)?
+            }
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "has both `data` and parameters.binary_data_size: send one".into(),
+                ));
+            }
+            (None, None) => {
+                return Err(bad("has no `data` (nor parameters.binary_data_size, for the binary tensor data extension)".into()));
+            }
+        };
         Ok(Tensor {
             name,
             shape,
@@ -281,7 +309,8 @@ mod tests {
     use serde_json::json;
 
     fn decode(v: Value) -> Result<Tensor, String> {
-        Tensor::decode(serde_json::from_value(v).unwrap()).map_err(|e| e.message)
+        Tensor::decode(serde_json::from_value(v).unwrap(), &mut Tail::empty())
+            .map_err(|e| e.message)
     }
 
     #[test]

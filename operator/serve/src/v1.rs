@@ -5,7 +5,7 @@ use crate::body;
 use crate::errors::{ApiError, json};
 use crate::state::State;
 use axum::extract::{Path, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -53,7 +53,7 @@ pub(crate) async fn predict(
     body::answer(state, request, answer).await
 }
 
-fn answer(state: &State, bytes: &[u8]) -> Result<Response, ApiError> {
+fn answer(state: &State, _: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
     let request: PredictRequest = body::parse(bytes)?;
     if request.instances.is_empty() {
         return Err(ApiError::bad_request("`instances` is empty"));

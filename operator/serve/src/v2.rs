@@ -1,12 +1,13 @@
 //! The Open Inference Protocol (KServe v2) over HTTP/JSON: server health and metadata, model
 //! metadata and readiness, and inference with named input tensors, batches included.
 
+use crate::binary;
 use crate::body;
 use crate::errors::{ApiError, json};
 use crate::state::State;
-use crate::tensor::{Output, RequestTensor, Spec, Tensor};
+use crate::tensor::{Data, Output, RequestTensor, Spec, Tensor};
 use axum::extract::{Path, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -51,7 +52,7 @@ fn readiness(state: &State, name: Option<&str>) -> Response {
 pub(crate) async fn server_metadata() -> Response {
     json(
         StatusCode::OK,
-        &json!({"name": "ciclo", "version": env!("CARGO_PKG_VERSION"), "extensions": []}),
+        &json!({"name": "ciclo", "version": env!("CARGO_PKG_VERSION"), "extensions": [binary::EXTENSION]}),
     )
 }
 
@@ -104,11 +105,30 @@ struct InferRequest {
     /// The outputs wanted; all when absent.
     #[serde(default)]
     outputs: Vec<RequestedOutput>,
+    #[serde(default)]
+    parameters: RequestParameters,
+}
+
+/// The request parameters ciclo reads; others are ignored.
+#[derive(Deserialize, Default)]
+struct RequestParameters {
+    /// Every output as binary data, unless the output says otherwise.
+    #[serde(default)]
+    binary_data_output: bool,
 }
 
 #[derive(Deserialize)]
 struct RequestedOutput {
     name: String,
+    #[serde(default)]
+    parameters: OutputParameters,
+}
+
+#[derive(Deserialize, Default)]
+struct OutputParameters {
+    /// This output as binary data (or not), whatever the request's `binary_data_output`.
+    #[serde(default)]
+    binary_data: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -118,7 +138,19 @@ struct InferResponse<'a> {
     model_version: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
-    outputs: Vec<Output>,
+    outputs: Vec<ResponseTensor<'a>>,
+}
+
+/// An output: its data in JSON, or the size of its data after the JSON.
+#[derive(Serialize)]
+struct ResponseTensor<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a Data>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<Value>,
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -131,39 +163,69 @@ pub(crate) async fn infer(
     body::answer(state, request, answer).await
 }
 
-fn answer(state: &State, bytes: &[u8]) -> Result<Response, ApiError> {
-    let request: InferRequest = body::parse(bytes)?;
+fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
+    let (json_part, mut binary) = binary::split(headers, bytes)?;
+    let request: InferRequest = body::parse(json_part)?;
     let tensors = request
         .inputs
         .into_iter()
-        .map(Tensor::decode)
+        .map(|t| Tensor::decode(t, &mut binary))
         .collect::<Result<Vec<_>, _>>()?;
-    let (mut outputs, rows) = state.loaded()?.infer(&tensors)?;
-    if !request.outputs.is_empty() {
-        let mut wanted = Vec::with_capacity(request.outputs.len());
-        for o in &request.outputs {
-            let at = outputs
-                .iter()
-                .position(|out| out.name == o.name)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = outputs.iter().map(|out| out.name.as_str()).collect();
-                    ApiError::bad_request(format!(
-                        "unknown output {:?}; the model's outputs are {names:?}",
-                        o.name
-                    ))
-                })?;
-            wanted.push(outputs[at].clone());
-        }
-        outputs = wanted;
-    }
+    binary.finish()?;
+    let (outputs, rows) = state.loaded()?.infer(&tensors)?;
+    let as_binary = request.parameters.binary_data_output;
+    // Each output wanted, and whether as binary data.
+    let wanted: Vec<(&Output, bool)> = if request.outputs.is_empty() {
+        outputs.iter().map(|o| (o, as_binary)).collect()
+    } else {
+        request
+            .outputs
+            .iter()
+            .map(|o| {
+                let output = outputs
+                    .iter()
+                    .find(|out| out.name == o.name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> =
+                            outputs.iter().map(|out| out.name.as_str()).collect();
+                        ApiError::bad_request(format!(
+                            "unknown output {:?}; the model's outputs are {names:?}",
+                            o.name
+                        ))
+                    })?;
+                Ok((output, o.parameters.binary_data.unwrap_or(as_binary)))
+            })
+            .collect::<Result<_, ApiError>>()?
+    };
     state.metrics.predictions.inc_by(rows as u64);
-    Ok(json(
-        StatusCode::OK,
-        &InferResponse {
-            model_name: &state.name,
-            model_version: state.version.as_deref(),
-            id: request.id,
-            outputs,
-        },
-    ))
+    let mut blobs = Vec::new();
+    let outputs = wanted
+        .into_iter()
+        .map(|(o, as_binary)| {
+            let mut tensor = ResponseTensor {
+                name: &o.name,
+                datatype: o.datatype,
+                shape: &o.shape,
+                data: Some(&o.data),
+                parameters: None,
+            };
+            if as_binary {
+                let blob = binary::encode(&o.data);
+                tensor.data = None;
+                tensor.parameters = Some(json!({"binary_data_size": blob.len()}));
+                blobs.push(blob);
+            }
+            tensor
+        })
+        .collect();
+    let response = InferResponse {
+        model_name: &state.name,
+        model_version: state.version.as_deref(),
+        id: request.id,
+        outputs,
+    };
+    if blobs.is_empty() {
+        return Ok(json(StatusCode::OK, &response));
+    }
+    binary::response(&response, &blobs)
 }

@@ -264,3 +264,55 @@ async fn other_models_versions_routes_and_methods_are_4xx_json() {
         expect(&reply, status, says, says);
     }
 }
+
+#[tokio::test]
+async fn binary_tensor_data_that_does_not_add_up_is_400_with_the_reason() {
+    let (_m, s) = iris(&[]).await;
+    let binary = |size: usize| json!({"name": "input", "shape": [1, 2], "datatype": "FP64", "parameters": {"binary_data_size": size}});
+    let two = [1.0f64.to_le_bytes(), 2.0f64.to_le_bytes()].concat();
+    for (json, blob, says) in [
+        (
+            json!({"inputs": [binary(16)]}),
+            &two[..12],
+            "binary_data_size 16 runs past the end of the body",
+        ),
+        (
+            json!({"inputs": [binary(12)]}),
+            &two[..12],
+            "binary_data_size is 12 bytes; the shape holds 2 FP64 values of 8 bytes",
+        ),
+        (
+            json!({"inputs": [binary(8)]}),
+            &two[..],
+            "binary_data_size is 8 bytes; the shape holds 2 FP64 values",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64"}]}),
+            &two[..],
+            "has no `data` (nor parameters.binary_data_size",
+        ),
+        (
+            json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1, 2], "parameters": {"binary_data_size": 16}}]}),
+            &two[..],
+            "has both `data` and parameters.binary_data_size",
+        ),
+    ] {
+        let reply = http::post_binary(s.addr, "/v2/models/iris/infer", &json, blob).await;
+        expect(&reply, 400, says, &json.to_string());
+    }
+    // Data left over after the JSON request.
+    let json = json!({"inputs": [x("input", json!([1, 2]), "FP64", json!([1, 2]))]});
+    let reply = http::post_binary(s.addr, "/v2/models/iris/infer", &json, &two).await;
+    expect(&reply, 400, "16 bytes of binary data follow", "left over");
+    // And the same request, well-formed, as binary: answered in JSON (no output asked as binary).
+    let reply = http::post_binary(
+        s.addr,
+        "/v2/models/iris/infer",
+        &json!({"inputs": [binary(16)]}),
+        &two,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["outputs"][1]["shape"], json!([1, 2]));
+    still_serving(s.addr).await;
+}

@@ -6,5 +6,6 @@ mod common;
 mod lifecycle;
 mod metrics;
 mod onnx;
+mod tritonclient;
 mod v1;
 mod v2;

@@ -25,7 +25,7 @@ pub async fn iris(extra: &[&str]) -> (Trained, Running) {
 }
 
 /// The `predict` and `predict_proba` outputs the model file gives for `rows`.
-fn expected_outputs(m: &Trained, rows: &[Vec<f64>]) -> Value {
+pub fn expected_outputs(m: &Trained, rows: &[Vec<f64>]) -> Value {
     let (labels, probabilities) = m.classes(rows);
     let probabilities: Vec<f64> = probabilities.concat();
     json!([

@@ -56,6 +56,27 @@ pub async fn post_raw(addr: SocketAddr, path: &str, body: &[u8]) -> Reply {
     send(addr, "POST", path, body, Some(body.len())).await
 }
 
+/// A request of the binary tensor data extension: `json`, then `binary`, with the header that
+/// says where the JSON ends, and no `Content-Type` (as `tritonclient` sends it).
+pub async fn post_binary(addr: SocketAddr, path: &str, json: &Value, binary: &[u8]) -> Reply {
+    let json = json.to_string();
+    let mut body = json.clone().into_bytes();
+    body.extend_from_slice(binary);
+    tokio::time::timeout(TIMEOUT, async {
+        let mut stream = connect(addr).await;
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nInference-Header-Content-Length: {}\r\nContent-Length: {}\r\n\r\n",
+            json.len(),
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body).await.unwrap();
+        read_reply(&mut stream).await
+    })
+    .await
+    .unwrap_or_else(|_| panic!("POST {path}: no answer within {TIMEOUT:?}"))
+}
+
 /// Sends `body` with a `Content-Length` of `length`, or chunked when `None`.
 pub async fn send(
     addr: SocketAddr,

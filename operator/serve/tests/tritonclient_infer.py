@@ -1,0 +1,52 @@
+"""Asks `ciclo serve` for predictions with Triton's HTTP client, as its users would: once
+with the client's defaults (inputs and outputs as binary tensor data), once in plain JSON.
+Prints what the client decoded, as JSON, for the Rust test to compare with the model file.
+
+Usage: tritonclient_infer.py HOST:PORT MODEL ROWS_JSON
+"""
+
+import json
+import sys
+
+import numpy as np
+import tritonclient.http as httpclient
+
+
+def text(values):
+    return [v.decode() if isinstance(v, bytes) else v for v in values]
+
+
+def main():
+    url, model, rows = sys.argv[1], sys.argv[2], np.array(json.loads(sys.argv[3]))
+    client = httpclient.InferenceServerClient(url=url)
+    found = {
+        "extensions": client.get_server_metadata()["extensions"],
+        "inputs": [i["name"] for i in client.get_model_metadata(model)["inputs"]],
+    }
+    # The defaults: binary inputs (one FP64, one FP32 column) and binary outputs.
+    x1 = httpclient.InferInput("x1", [len(rows)], "FP64")
+    x1.set_data_from_numpy(rows[:, 0].astype(np.float64))
+    x2 = httpclient.InferInput("x2", [len(rows), 1], "FP32")
+    x2.set_data_from_numpy(rows[:, 1:2].astype(np.float32))
+    result = client.infer(model, [x1, x2])
+    found["binary"] = {
+        "predict": text(result.as_numpy("predict").tolist()),
+        "predict_proba": result.as_numpy("predict_proba").tolist(),
+    }
+    # Plain JSON both ways.
+    x1.set_data_from_numpy(rows[:, 0].astype(np.float64), binary_data=False)
+    x2.set_data_from_numpy(rows[:, 1:2].astype(np.float32), binary_data=False)
+    outputs = [
+        httpclient.InferRequestedOutput(name, binary_data=False)
+        for name in ("predict", "predict_proba")
+    ]
+    result = client.infer(model, [x1, x2], outputs=outputs)
+    found["json"] = {
+        "predict": text(result.as_numpy("predict").tolist()),
+        "predict_proba": result.as_numpy("predict_proba").tolist(),
+    }
+    print(json.dumps(found))
+
+
+if __name__ == "__main__":
+    main()
