@@ -14,8 +14,9 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-build: ## build every binary (debug)
+build: ## build every binary (debug), with ONNX Runtime's library beside `ciclo` for ONNX models
 	$(CARGO) build --workspace --bins
+	install -m 0644 "$$(e2e/onnxruntime/fetch.sh)" "$${CARGO_TARGET_DIR:-target}/debug/libonnxruntime.so.1"
 
 test: unit manifests-check e2e ## unit tests, the install manifests' checks, then the end-to-end tests against the local control plane
 

@@ -27,13 +27,13 @@ profile=${CICLO_IMAGE_PROFILE:-image}
 version=$(awk -F'"' '/^\[workspace.package\]/ {p = 1} p && $1 ~ /^version *= */ {print $2; exit}' \
   "$repo/Cargo.toml")
 revision=$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)
-if [ "$revision" != unknown ] && [ -n "$(git -C "$repo" status --porcelain -- operator Cargo.toml Cargo.lock e2e/image)" ]; then
+if [ "$revision" != unknown ] && [ -n "$(git -C "$repo" status --porcelain -- operator Cargo.toml Cargo.lock e2e/image e2e/onnxruntime)" ]; then
   revision+="-dirty"
 fi
 # The commit's time as the image's creation time, so that the same inputs give the same digest.
 created=$(git -C "$repo" log -1 --format=%ct 2>/dev/null || echo 0)
 
-key=$( (cd "$repo" && find operator e2e/image Cargo.toml Cargo.lock -type f -print0 \
+key=$( (cd "$repo" && find operator e2e/image e2e/onnxruntime Cargo.toml Cargo.lock -type f -print0 \
           | LC_ALL=C sort -z | xargs -0 sha256sum
         rustc -vV; buildah --version; echo "$version $revision $created $profile") \
       | sha256sum | cut -c1-16)

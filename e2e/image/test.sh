@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Checks the image e2e/image/build.sh made (building it first if needed) for what a cluster
-# relies on: its metadata (labels, user, entrypoint), its files (a static binary, CA roots,
-# no shell), the binary running inside it under an OCI runtime as uid 65532, `ciclo serve`
+# relies on: its metadata (labels, user, entrypoint), its files (the binary, ONNX Runtime and
+# the libraries they need, CA roots, no shell), the binary running inside it under an OCI runtime as uid 65532, `ciclo serve`
 # answering an inference, and host names resolving through /etc/hosts and through DNS as the
 # kubelet sets them up. Each check prints ok or FAIL with the evidence; the last line counts
 # them; any FAIL exits 1.
@@ -115,22 +115,33 @@ check "OCI labels (version $version, this revision), USER 65532:65532, ENTRYPOIN
 only_the_expected_files() {
   local files writable
   files=$(cd "$root" && find . -mindepth 1 ! -type d | LC_ALL=C sort | tr '\n' ' ')
-  [ "$files" = "./ciclo ./etc/group ./etc/nsswitch.conf ./etc/passwd ./etc/ssl/certs/ca-certificates.crt " ] \
+  [ "$files" = "./ciclo ./etc/group ./etc/nsswitch.conf ./etc/passwd ./etc/ssl/certs/ca-certificates.crt $runtime_files" ] \
     || { echo "files: $files"; return 1; }
   # Owned by root and writable by root only: uid 65532 can change nothing in the image.
   writable=$(cd "$root" && find . \( ! -user 0 -o -perm /022 \) -printf '%M %u %p\n')
   [ -z "$writable" ] || { echo "not root's, or writable by others: $writable"; return 1; }
 }
-check "no shell: only /ciclo, passwd, group, nsswitch.conf and the CA bundle, all root's, read-only to others" \
+# ONNX Runtime's library beside /ciclo, and the loader and C/C++ runtime libraries the two
+# need: nothing more.
+runtime_files="./lib/x86_64-linux-gnu/libc.so.6 ./lib/x86_64-linux-gnu/libdl.so.2 ./lib/x86_64-linux-gnu/libgcc_s.so.1 ./lib/x86_64-linux-gnu/libm.so.6 ./lib/x86_64-linux-gnu/libpthread.so.0 ./lib/x86_64-linux-gnu/librt.so.1 ./lib/x86_64-linux-gnu/libstdc++.so.6 ./lib64/ld-linux-x86-64.so.2 ./libonnxruntime.so.1 "
+check "no shell: only /ciclo, ONNX Runtime's library and the runtime libraries they need, passwd, group, nsswitch.conf and the CA bundle, all root's, read-only to others" \
   only_the_expected_files
 
-statically_linked() {
-  file "$root/ciclo" | grep -E 'static(-pie)? linked' || { file "$root/ciclo"; return 1; }
-  if readelf -lW "$root/ciclo" | grep -q INTERP; then echo "has a program interpreter"; return 1; fi
-  if readelf -dW "$root/ciclo" | grep NEEDED; then return 1; fi
-  ldd "$root/ciclo" 2>&1 | grep -E 'not a dynamic executable|statically linked'
+# Every library /ciclo and /libonnxruntime.so.1 name (readelf: NEEDED), and /ciclo's program
+# interpreter, is a file of the image: it runs with the image's files alone.
+linked_against_the_images_libraries() {
+  local interp needed missing=''
+  interp=$(readelf -lW "$root/ciclo" | sed -n 's/.*Requesting program interpreter: \(.*\)]/\1/p')
+  [ "$interp" = /lib64/ld-linux-x86-64.so.2 ] || { echo "interpreter: ${interp:-none}"; return 1; }
+  needed=$(readelf -dW "$root/ciclo" "$root/libonnxruntime.so.1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)
+  for lib in $needed; do
+    [ -f "$root/lib/x86_64-linux-gnu/$lib" ] || missing="$missing $lib"
+  done
+  echo "needed: $(tr '\n' ' ' <<<"$needed")"
+  [ -z "$missing" ] || { echo "not in the image:$missing"; return 1; }
 }
-check "/ciclo is statically linked (file; readelf: no interpreter, no NEEDED; ldd)" statically_linked
+check "/ciclo's interpreter and every library it and libonnxruntime.so.1 need are in the image" \
+  linked_against_the_images_libraries
 
 ca_roots() {
   local n

@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// requests keep arriving for a while); then in-flight requests finish and it exits 0.
     #[arg(long, env = "CICLO_DRAIN_SECONDS", default_value_t = 5)]
     pub drain_seconds: u64,
+    /// ONNX Runtime's shared library (`libonnxruntime.so.1`, onnxruntime 1.32), for ONNX
+    /// models. Unset: the one beside the `ciclo` executable (the image has it), else the
+    /// dynamic loader's search path.
+    #[arg(long, env = "CICLO_ONNXRUNTIME")]
+    pub onnxruntime: Option<std::path::PathBuf>,
     /// Log as JSON lines (for log collectors); human-readable otherwise. Levels from RUST_LOG.
     #[arg(long, env = "CICLO_LOG_JSON")]
     pub log_json: bool,
@@ -53,7 +58,7 @@ pub struct ServeArgs {
 pub(crate) enum Format {
     /// The built-in trainer's `model.json` (`ciclo.dev/model/v1`).
     Builtin,
-    /// ONNX, run by tract.
+    /// ONNX, run by ONNX Runtime.
     Onnx,
 }
 

@@ -278,6 +278,7 @@ impl Builtin {
                 datatype: "FP64",
                 shape: vec![n],
                 data: Data::F64(values),
+                parameters: Default::default(),
             }];
         }
         let mut classes = Vec::with_capacity(n);
@@ -335,12 +336,14 @@ impl Builtin {
                 datatype,
                 shape: vec![n],
                 data,
+                parameters: Default::default(),
             },
             Output {
                 name: PREDICT_PROBA.into(),
                 datatype: "FP64",
                 shape: vec![n, self.model.classes.len()],
                 data: Data::F64(probabilities),
+                parameters: Default::default(),
             },
         ]
     }

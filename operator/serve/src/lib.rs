@@ -5,7 +5,7 @@
 //! 2. Reads the model file from its artifact URI (object store or local path) and verifies its
 //!    BLAKE3 digest before parsing it: a file with another digest is never served, the server
 //!    exits with the expected and actual digests.
-//! 3. Serves it: the built-in trainer's `model.json` (`ciclo.dev/model/v1`) or ONNX (tract),
+//! 3. Serves it: the built-in trainer's `model.json` (`ciclo.dev/model/v1`) or ONNX (ONNX Runtime),
 //!    over the Open Inference Protocol (`/v2/…`) and KServe v1 (`/v1/models/{name}:predict`).
 //!    Bad requests get a 4xx with `{"error": "…"}`, never a crash or a hang.
 //! 4. Counts requests by status, times them, and keeps running statistics of every model input
@@ -26,6 +26,7 @@ mod load;
 mod metrics;
 mod model;
 mod onnx;
+mod runtime;
 mod server;
 mod state;
 mod tensor;

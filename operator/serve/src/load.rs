@@ -63,6 +63,7 @@ pub(crate) async fn load(
     uri: &str,
     expected: Option<&str>,
     format: Format,
+    onnxruntime: Option<std::path::PathBuf>,
 ) -> Result<(Runtime, String), Error> {
     let bytes = fetch(uri).await?;
     let uri = uri.to_string();
@@ -81,7 +82,7 @@ pub(crate) async fn load(
             Some(_) => {}
             None => tracing::warn!(%uri, digest = %actual, "no --model-digest: serving the file unverified"),
         }
-        let runtime = Runtime::load(format, &bytes).map_err(|message| Error::InvalidModel {
+        let runtime = Runtime::load(format, &bytes, onnxruntime.as_deref()).map_err(|message| Error::InvalidModel {
             uri,
             format: format.name(),
             message,

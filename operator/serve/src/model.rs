@@ -15,11 +15,16 @@ pub(crate) enum Runtime {
 }
 
 impl Runtime {
-    /// Reads a model file of `format`; an error says why it cannot be served.
-    pub fn load(format: Format, bytes: &[u8]) -> Result<Runtime, String> {
+    /// Reads a model file of `format` (an ONNX one with ONNX Runtime from `onnxruntime`); an
+    /// error says why it cannot be served.
+    pub fn load(
+        format: Format,
+        bytes: &[u8],
+        onnxruntime: Option<&std::path::Path>,
+    ) -> Result<Runtime, String> {
         match format {
             Format::Builtin => Builtin::from_json(bytes).map(Runtime::Builtin),
-            Format::Onnx => Onnx::from_bytes(bytes).map(Runtime::Onnx),
+            Format::Onnx => Onnx::from_bytes(bytes, onnxruntime).map(Runtime::Onnx),
         }
     }
 

@@ -1,39 +1,59 @@
-//! ONNX models, run by tract (pure Rust: no onnxruntime library in the image). The model's
-//! inputs and outputs are the protocol's tensors, by name; a dimension the file leaves free
-//! (a named batch dimension such as `N`) takes any size. Numeric and boolean tensors only:
-//! a model with another input or output type is refused when it loads.
+//! ONNX models, run by ONNX Runtime: the reference implementation of every operator the
+//! exporters write (scikit-learn's `ai.onnx.ml` set among them), loaded at run time from its
+//! shared library (see [`runtime`]). The model's inputs and outputs are the protocol's
+//! tensors, by name; a dimension the file leaves free (the batch) takes any size. A
+//! probability map output (`ZipMap`: one map of class → probability per row) is answered as
+//! an FP32 tensor `[batch, classes]`, the classes in ascending order and listed in the
+//! output's `parameters.classes`. A model with an operator or a type that cannot be served
+//! fails when it loads, naming it.
 
 use crate::binary::Tail;
 use crate::errors::ApiError;
 use crate::metrics::InputStats;
+use crate::runtime;
 use crate::tensor::{Data, Datatype, Output, RequestTensor, Spec, Tensor, Values, nest};
-use serde_json::Value;
-use tract_onnx::prelude::{
-    DatumType, Framework as _, InferenceModelExt as _, IntoTValue as _, TValue, TVec,
-    Tensor as TractTensor, TypedFact, TypedModel, TypedRunnableModel,
+use ort::session::Session;
+use ort::value::{
+    DynMapValueType, DynSequenceValueType, DynValue, Tensor as OrtTensor, TensorElementType,
+    ValueType,
 };
-use tract_onnx::tract_hir::internal::DimLike as _;
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Mutex;
 
-/// A model input or output: its name, element type and dimensions (`None`: any size).
+/// A tensor input or output: its name, element type and dimensions (`None`: any size).
 struct Port {
     name: String,
-    datum: DatumType,
+    element: TensorElementType,
     datatype: Datatype,
     shape: Vec<Option<usize>>,
 }
 
+/// What an output gives.
+enum Produces {
+    Tensor(Port),
+    /// A sequence of maps of class (an integer or a string) to probability, one per row.
+    Probabilities {
+        name: String,
+        string_classes: bool,
+    },
+}
+
 impl Port {
-    fn new(name: String, fact: &TypedFact) -> Result<Port, String> {
-        let datum = fact.datum_type;
-        let datatype = datatype(datum).ok_or_else(|| {
-            format!("{name:?} is of type {datum:?}, which is not served (numbers and booleans are)")
+    fn new(name: &str, value: &ValueType) -> Result<Port, String> {
+        let ValueType::Tensor { ty, shape, .. } = value else {
+            return Err(format!(
+                "{name:?} is a {value}, which is not served (tensors are)"
+            ));
+        };
+        let datatype = datatype(*ty).ok_or_else(|| {
+            format!("{name:?} is a tensor of {ty}, which is not served (numbers, booleans and strings are)")
         })?;
-        let shape = fact.shape.iter().map(|d| d.to_usize().ok()).collect();
         Ok(Port {
-            name,
-            datum,
+            name: name.to_string(),
+            element: *ty,
             datatype,
-            shape,
+            shape: shape.iter().map(|d| usize::try_from(*d).ok()).collect(),
         })
     }
 
@@ -59,63 +79,83 @@ impl Port {
     }
 }
 
-fn datatype(datum: DatumType) -> Option<Datatype> {
-    Some(match datum {
-        DatumType::Bool => Datatype::Bool,
-        DatumType::U8 => Datatype::U8,
-        DatumType::U16 => Datatype::U16,
-        DatumType::U32 => Datatype::U32,
-        DatumType::U64 => Datatype::U64,
-        DatumType::I8 => Datatype::I8,
-        DatumType::I16 => Datatype::I16,
-        DatumType::I32 => Datatype::I32,
-        DatumType::I64 => Datatype::I64,
-        DatumType::F32 => Datatype::F32,
-        DatumType::F64 => Datatype::F64,
+impl Produces {
+    fn new(name: &str, value: &ValueType) -> Result<Produces, String> {
+        if let ValueType::Sequence(item) = value
+            && let ValueType::Map { key, value, .. } = item.as_ref()
+            && matches!(value, TensorElementType::Float32)
+            && matches!(key, TensorElementType::Int64 | TensorElementType::String)
+        {
+            return Ok(Produces::Probabilities {
+                name: name.to_string(),
+                string_classes: matches!(key, TensorElementType::String),
+            });
+        }
+        Port::new(name, value).map(Produces::Tensor)
+    }
+
+    fn spec(&self) -> Spec {
+        match self {
+            Produces::Tensor(port) => port.spec(),
+            Produces::Probabilities { name, .. } => Spec {
+                name: name.clone(),
+                datatype: Datatype::F32.name(),
+                shape: vec![-1, -1],
+            },
+        }
+    }
+}
+
+fn datatype(element: TensorElementType) -> Option<Datatype> {
+    Some(match element {
+        TensorElementType::Bool => Datatype::Bool,
+        TensorElementType::Uint8 => Datatype::U8,
+        TensorElementType::Uint16 => Datatype::U16,
+        TensorElementType::Uint32 => Datatype::U32,
+        TensorElementType::Uint64 => Datatype::U64,
+        TensorElementType::Int8 => Datatype::I8,
+        TensorElementType::Int16 => Datatype::I16,
+        TensorElementType::Int32 => Datatype::I32,
+        TensorElementType::Int64 => Datatype::I64,
+        TensorElementType::Float32 => Datatype::F32,
+        TensorElementType::Float64 => Datatype::F64,
+        TensorElementType::String => Datatype::Bytes,
         _ => return None,
     })
 }
 
 pub(crate) struct Onnx {
-    plan: TypedRunnableModel<TypedModel>,
+    /// ONNX Runtime runs a session for one caller at a time (`run` takes it mutably).
+    session: Mutex<Session>,
     inputs: Vec<Port>,
-    outputs: Vec<Port>,
+    outputs: Vec<Produces>,
 }
 
 impl Onnx {
-    /// Parses and optimizes the model; its inputs and outputs must all be served types.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, String> {
-        let plan = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .and_then(|m| m.into_optimized())
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| format!("{e:#}"))?;
-        let model = plan.model();
-        let mut inputs = Vec::new();
-        for (i, outlet) in model
-            .input_outlets()
-            .map_err(|e| e.to_string())?
+    /// Builds the model's session with ONNX Runtime from `library` (see [`runtime`]); every
+    /// operator must be known to it and every input and output of a served type.
+    pub fn from_bytes(bytes: &[u8], library: Option<&Path>) -> Result<Self, String> {
+        let environment = runtime::environment(library)?;
+        // One thread per run: requests run side by side, each on its own thread.
+        let session = (|| -> ort::Result<Session> {
+            Session::builder(environment)?
+                .with_intra_threads(1)?
+                .with_inter_threads(1)?
+                .commit_from_memory(bytes)
+        })()
+        .map_err(|e| e.to_string())?;
+        let inputs = session
+            .inputs()
             .iter()
-            .enumerate()
-        {
-            let fact = model.input_fact(i).map_err(|e| e.to_string())?;
-            inputs.push(Port::new(model.node(outlet.node).name.clone(), fact)?);
-        }
-        let mut outputs = Vec::new();
-        for (i, outlet) in model
-            .output_outlets()
-            .map_err(|e| e.to_string())?
+            .map(|i| Port::new(i.name(), i.dtype()).map_err(|e| format!("input {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = session
+            .outputs()
             .iter()
-            .enumerate()
-        {
-            let fact = model.output_fact(i).map_err(|e| e.to_string())?;
-            let name = model
-                .outlet_label(*outlet)
-                .map_or_else(|| model.node(outlet.node).name.clone(), str::to_string);
-            outputs.push(Port::new(name, fact)?);
-        }
+            .map(|o| Produces::new(o.name(), o.dtype()).map_err(|e| format!("output {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
-            plan,
+            session: Mutex::new(session),
             inputs,
             outputs,
         })
@@ -130,7 +170,7 @@ impl Onnx {
     }
 
     pub fn outputs(&self) -> Vec<Spec> {
-        self.outputs.iter().map(Port::spec).collect()
+        self.outputs.iter().map(Produces::spec).collect()
     }
 
     fn inputs_hint(&self) -> String {
@@ -163,7 +203,7 @@ impl Onnx {
                 )));
             }
         }
-        let mut values: TVec<TValue> = TVec::new();
+        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(self.inputs.len());
         for port in &self.inputs {
             let t = tensors
                 .iter()
@@ -175,7 +215,7 @@ impl Onnx {
                         self.inputs_hint()
                     ))
                 })?;
-            values.push(to_tract(port, t)?.into_tvalue());
+            values.push((port.name.clone(), to_ort(port, t)?));
         }
         for (i, port) in self.inputs.iter().enumerate() {
             if let Some(t) = tensors.iter().find(|t| t.name == port.name)
@@ -184,15 +224,19 @@ impl Onnx {
                 stats.observe(i, v);
             }
         }
-        // Every input was checked against the model's types and fixed dimensions; what tract
-        // still refuses (free dimensions that must agree) is the request's shape.
-        let results = self.plan.run(values).map_err(|e| {
+        let mut session = self
+            .session
+            .lock()
+            .map_err(|_| ApiError::internal("the model's session failed in an earlier request"))?;
+        // Every input was checked against the model's types and fixed dimensions; what ONNX
+        // Runtime still refuses (free dimensions that must agree) is the request's shape.
+        let results = session.run(values).map_err(|e| {
             ApiError::bad_request(format!("the model cannot run on these inputs: {e}"))
         })?;
         self.outputs
             .iter()
-            .zip(results.iter())
-            .map(|(port, t)| output(&port.name, t))
+            .zip(results.values())
+            .map(|(produces, value)| output(produces, &value))
             .collect()
     }
 
@@ -265,8 +309,9 @@ fn shape_of(v: &Value) -> Vec<usize> {
     shape
 }
 
-/// `t` as a tract tensor of `port`'s type, if its shape fits and its values convert exactly.
-fn to_tract(port: &Port, t: &Tensor) -> Result<TractTensor, ApiError> {
+/// `t` as an ONNX Runtime tensor of `port`'s type, if its shape fits and its values convert
+/// exactly.
+fn to_ort(port: &Port, t: &Tensor) -> Result<DynValue, ApiError> {
     let fits = t.shape.len() == port.shape.len()
         && t.shape
             .iter()
@@ -288,11 +333,13 @@ fn to_tract(port: &Port, t: &Tensor) -> Result<TractTensor, ApiError> {
             port.datatype.name()
         ))
     };
-    let shape = &t.shape;
+    let shape = t.shape.clone();
+    let failed = |e: ort::Error| ApiError::internal(format!("input {:?}: {e}", t.name));
     macro_rules! tensor {
-        ($ty:ty, $values:expr) => {
-            TractTensor::from_shape::<$ty>(shape, &$values)
-                .map_err(|e| ApiError::internal(e.to_string()))
+        ($values:expr) => {
+            OrtTensor::from_array((shape, $values))
+                .map(|v| v.into_dyn())
+                .map_err(failed)
         };
     }
     macro_rules! integers {
@@ -309,7 +356,7 @@ fn to_tract(port: &Port, t: &Tensor) -> Result<TractTensor, ApiError> {
                     port.datatype.name()
                 ))
             })?;
-            tensor!($ty, converted)
+            tensor!(converted)
         }};
     }
     let floats = || -> Result<Vec<f64>, ApiError> {
@@ -318,68 +365,129 @@ fn to_tract(port: &Port, t: &Tensor) -> Result<TractTensor, ApiError> {
             _ => Err(wrong()),
         }
     };
-    match port.datum {
-        DatumType::F32 => tensor!(f32, floats()?.iter().map(|x| *x as f32).collect::<Vec<_>>()),
-        DatumType::F64 => tensor!(f64, floats()?),
-        DatumType::Bool => match &t.values {
-            Values::Bool(v) => tensor!(bool, v),
+    match port.element {
+        TensorElementType::Float32 => {
+            tensor!(floats()?.iter().map(|x| *x as f32).collect::<Vec<_>>())
+        }
+        TensorElementType::Float64 => tensor!(floats()?),
+        TensorElementType::Bool => match &t.values {
+            Values::Bool(v) => tensor!(v.clone()),
             _ => Err(wrong()),
         },
-        DatumType::I8 => integers!(i8),
-        DatumType::I16 => integers!(i16),
-        DatumType::I32 => integers!(i32),
-        DatumType::I64 => integers!(i64),
-        DatumType::U8 => integers!(u8),
-        DatumType::U16 => integers!(u16),
-        DatumType::U32 => integers!(u32),
-        DatumType::U64 => integers!(u64),
+        TensorElementType::String => match &t.values {
+            Values::Bytes(v) => OrtTensor::from_string_array((shape, v.as_slice()))
+                .map(|v| v.into_dyn())
+                .map_err(failed),
+            _ => Err(wrong()),
+        },
+        TensorElementType::Int8 => integers!(i8),
+        TensorElementType::Int16 => integers!(i16),
+        TensorElementType::Int32 => integers!(i32),
+        TensorElementType::Int64 => integers!(i64),
+        TensorElementType::Uint8 => integers!(u8),
+        TensorElementType::Uint16 => integers!(u16),
+        TensorElementType::Uint32 => integers!(u32),
+        TensorElementType::Uint64 => integers!(u64),
         other => Err(ApiError::internal(format!(
-            "input type {other:?} is not served"
+            "input type {other} is not served"
         ))),
     }
 }
 
-/// A tract result as a response tensor.
-fn output(name: &str, t: &TractTensor) -> Result<Output, ApiError> {
-    let fail =
-        |e: tract_onnx::prelude::TractError| ApiError::internal(format!("output {name:?}: {e}"));
-    let datum = t.datum_type();
-    let datatype = datatype(datum)
-        .ok_or_else(|| ApiError::internal(format!("output {name:?} is of type {datum:?}")))?;
+/// An ONNX Runtime result as a response tensor.
+fn output(produces: &Produces, value: &DynValue) -> Result<Output, ApiError> {
+    let port = match produces {
+        Produces::Tensor(port) => port,
+        Produces::Probabilities {
+            name,
+            string_classes,
+        } => return probabilities(name, *string_classes, value),
+    };
+    let name = &port.name;
+    let fail = |e: ort::Error| ApiError::internal(format!("output {name:?}: {e}"));
     macro_rules! cast {
-        ($ty:ty, $variant:ident, $to:ty) => {
-            Data::$variant(
-                t.as_slice::<$ty>()
-                    .map_err(fail)?
-                    .iter()
-                    .map(|x| <$to>::from(*x))
-                    .collect(),
+        ($ty:ty, $variant:ident, $to:ty) => {{
+            let (shape, data) = value.try_extract_tensor::<$ty>().map_err(fail)?;
+            (
+                shape.to_vec(),
+                Data::$variant(data.iter().map(|x| <$to>::from(*x)).collect()),
             )
-        };
+        }};
     }
-    let data = match datum {
-        DatumType::Bool => Data::Bool(t.as_slice::<bool>().map_err(fail)?.to_vec()),
-        DatumType::F32 => Data::F32(t.as_slice::<f32>().map_err(fail)?.to_vec()),
-        DatumType::F64 => Data::F64(t.as_slice::<f64>().map_err(fail)?.to_vec()),
-        DatumType::I8 => cast!(i8, I64, i64),
-        DatumType::I16 => cast!(i16, I64, i64),
-        DatumType::I32 => cast!(i32, I64, i64),
-        DatumType::I64 => cast!(i64, I64, i64),
-        DatumType::U8 => cast!(u8, U64, u64),
-        DatumType::U16 => cast!(u16, U64, u64),
-        DatumType::U32 => cast!(u32, U64, u64),
-        DatumType::U64 => cast!(u64, U64, u64),
+    let (shape, data) = match port.element {
+        TensorElementType::Bool => cast!(bool, Bool, bool),
+        TensorElementType::Float32 => cast!(f32, F32, f32),
+        TensorElementType::Float64 => cast!(f64, F64, f64),
+        TensorElementType::Int8 => cast!(i8, I64, i64),
+        TensorElementType::Int16 => cast!(i16, I64, i64),
+        TensorElementType::Int32 => cast!(i32, I64, i64),
+        TensorElementType::Int64 => cast!(i64, I64, i64),
+        TensorElementType::Uint8 => cast!(u8, U64, u64),
+        TensorElementType::Uint16 => cast!(u16, U64, u64),
+        TensorElementType::Uint32 => cast!(u32, U64, u64),
+        TensorElementType::Uint64 => cast!(u64, U64, u64),
+        TensorElementType::String => {
+            let (shape, strings) = value.try_extract_strings().map_err(fail)?;
+            (shape.to_vec(), Data::Bytes(strings))
+        }
         other => {
             return Err(ApiError::internal(format!(
-                "output {name:?} is of type {other:?}"
+                "output {name:?} is of type {other}"
             )));
         }
     };
     Ok(Output {
-        name: name.to_string(),
-        datatype: datatype.name(),
-        shape: t.shape().to_vec(),
+        name: name.clone(),
+        datatype: port.datatype.name(),
+        shape: shape.iter().map(|d| *d as usize).collect(),
         data,
+        parameters: Default::default(),
+    })
+}
+
+/// A ZipMap output (one map of class → probability per row) as `[rows, classes]`, the classes
+/// in ascending order; every row must have the same classes.
+fn probabilities(name: &str, string_classes: bool, value: &DynValue) -> Result<Output, ApiError> {
+    let fail = |e: ort::Error| ApiError::internal(format!("output {name:?}: {e}"));
+    let maps = value
+        .view()
+        .downcast::<DynSequenceValueType>()
+        .map_err(fail)?
+        .try_extract_sequence::<DynMapValueType>()
+        .map_err(fail)?;
+    let mut classes: Option<Vec<Value>> = None;
+    let mut data = Vec::new();
+    for map in &maps {
+        let mut row: Vec<(Value, f32)> = if string_classes {
+            let mut kv = map.try_extract_key_values::<String, f32>().map_err(fail)?;
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            kv.into_iter().map(|(k, v)| (Value::from(k), v)).collect()
+        } else {
+            let mut kv = map.try_extract_key_values::<i64, f32>().map_err(fail)?;
+            kv.sort_by_key(|(k, _)| *k);
+            kv.into_iter().map(|(k, v)| (Value::from(k), v)).collect()
+        };
+        let keys: Vec<Value> = row.iter().map(|(k, _)| k.clone()).collect();
+        match &classes {
+            None => classes = Some(keys),
+            Some(c) if *c == keys => {}
+            Some(_) => {
+                return Err(ApiError::internal(format!(
+                    "output {name:?}: the rows' probability maps have different classes"
+                )));
+            }
+        }
+        data.extend(row.drain(..).map(|(_, p)| p));
+    }
+    let classes = classes.unwrap_or_default();
+    let mut parameters = serde_json::Map::new();
+    parameters.insert("classes".into(), Value::Array(classes.clone()));
+    Ok(Output {
+        name: name.to_string(),
+        datatype: Datatype::F32.name(),
+        shape: vec![maps.len(), classes.len()],
+        data: Data::F32(data),
+        parameters,
     })
 }
 
@@ -405,7 +513,12 @@ mod tests {
     use crate::metrics::{Metrics, ModelLabels};
 
     fn fixture() -> Onnx {
-        Onnx::from_bytes(include_bytes!("../tests/fixtures/linear.onnx")).unwrap()
+        let library = crate::runtime::for_tests();
+        Onnx::from_bytes(
+            include_bytes!("../tests/fixtures/linear.onnx"),
+            Some(&library),
+        )
+        .unwrap()
     }
 
     fn stats(m: &Metrics, inputs: &[String]) -> InputStats {
@@ -456,7 +569,7 @@ mod tests {
         assert_eq!(out[1].data, Data::F32(vec![4.1, -4.2]));
         let port = Port {
             name: "n".into(),
-            datum: DatumType::I64,
+            element: TensorElementType::Int64,
             datatype: Datatype::I64,
             shape: vec![None],
         };
@@ -466,7 +579,7 @@ mod tests {
             datatype: Datatype::F64,
             values: Values::Float(vec![1.0]),
         };
-        let e = to_tract(&port, &t).unwrap_err();
+        let e = to_ort(&port, &t).unwrap_err();
         assert_eq!(e.message, "input \"n\" is FP64; the model takes INT64");
     }
 }

@@ -24,6 +24,8 @@ pub struct Server {
     uri: String,
     digest: Option<String>,
     format: Format,
+    /// ONNX Runtime's library, when given.
+    onnxruntime: Option<std::path::PathBuf>,
     drain: Duration,
 }
 
@@ -55,6 +57,7 @@ impl Server {
             uri: args.model_uri.clone(),
             digest,
             format,
+            onnxruntime: args.onnxruntime.clone(),
             drain: Duration::from_secs(args.drain_seconds),
         })
     }
@@ -74,6 +77,7 @@ impl Server {
             uri,
             digest,
             format,
+            onnxruntime,
             drain,
         } = self;
         tracing::info!(address = %listener.local_addr().map_err(Error::Serve)?, model = %uri, format = format.name(), "listening; loading the model");
@@ -95,7 +99,7 @@ impl Server {
                 .map_err(Error::Serve)
         });
         let loaded = tokio::select! {
-            loaded = load::load(&uri, digest.as_deref(), format) => loaded,
+            loaded = load::load(&uri, digest.as_deref(), format, onnxruntime) => loaded,
             // Stopped while loading.
             served = &mut serving => return joined(served),
         };

@@ -123,6 +123,9 @@ pub(crate) struct Output {
     pub datatype: &'static str,
     pub shape: Vec<usize>,
     pub data: Data,
+    /// What the data needs to be read (a probability map's `classes`); empty for most.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub parameters: serde_json::Map<String, Value>,
 }
 
 /// A response tensor's data, flat in row-major order.

@@ -149,8 +149,8 @@ struct ResponseTensor<'a> {
     shape: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<&'a Data>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    parameters: Option<Value>,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    parameters: serde_json::Map<String, Value>,
 }
 
 /// `POST /v2/models/{name}/infer`.
@@ -207,12 +207,14 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
                 datatype: o.datatype,
                 shape: &o.shape,
                 data: Some(&o.data),
-                parameters: None,
+                parameters: o.parameters.clone(),
             };
             if as_binary {
                 let blob = binary::encode(&o.data);
                 tensor.data = None;
-                tensor.parameters = Some(json!({"binary_data_size": blob.len()}));
+                tensor
+                    .parameters
+                    .insert("binary_data_size".into(), blob.len().into());
                 blobs.push(blob);
             }
             tensor

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod exporters;
 mod lifecycle;
 mod metrics;
 mod onnx;

@@ -27,16 +27,7 @@ fn close(got: &Value, expected: &[f64]) {
 #[tokio::test]
 async fn an_onnx_model_infers_as_its_weights_say() {
     let (path, digest) = model::onnx_fixture();
-    let uri = format!("file://{}", path.display());
-    let s = server::start_ready(server::args(&[
-        "--model-uri",
-        &uri,
-        "--model-digest",
-        &digest,
-        "--model-name",
-        "linear",
-    ]))
-    .await;
+    let s = server::serve_file(&path, "linear").await;
     let meta = http::get(s.addr, "/v2/models/linear").await.json();
     assert_eq!(meta["platform"], "onnx");
     assert_eq!(meta["parameters"]["digest"], digest);

@@ -9,16 +9,7 @@ use std::process::Command;
 
 /// The venv's Python, made on first use.
 fn python() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(root.join("e2e/python/venv.sh"))
-        .output()
-        .expect("e2e/python/venv.sh runs");
-    assert!(
-        out.status.success(),
-        "making the Python venv failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    crate::common::script_output("e2e/python/venv.sh")
 }
 
 #[tokio::test]

@@ -128,9 +128,14 @@ async fn train(csv: &str, trainer: &str) -> Trained {
 /// The ONNX fixture (see tests/fixtures/make_onnx.py) and its digest.
 pub fn onnx_fixture() -> (PathBuf, String) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/linear.onnx");
-    let digest = format!(
-        "blake3:{}",
-        blake3::hash(&std::fs::read(&path).unwrap()).to_hex()
-    );
+    let digest = digest_of(&path);
     (path, digest)
+}
+
+/// A file's digest as a ModelVersion records it.
+pub fn digest_of(path: &std::path::Path) -> String {
+    format!(
+        "blake3:{}",
+        blake3::hash(&std::fs::read(path).unwrap()).to_hex()
+    )
 }

@@ -14,9 +14,19 @@ struct Cli {
     serve: ServeArgs,
 }
 
-/// `ciclo serve` flags: `extra` after `--port 0 --drain-seconds 0`.
+/// `ciclo serve` flags: `extra` after `--port 0 --drain-seconds 0` and the ONNX Runtime
+/// library's path.
 pub fn args(extra: &[&str]) -> ServeArgs {
-    let base = ["serve", "--port", "0", "--drain-seconds", "0"];
+    let library = super::onnxruntime::library().to_str().unwrap();
+    let base = [
+        "serve",
+        "--port",
+        "0",
+        "--drain-seconds",
+        "0",
+        "--onnxruntime",
+        library,
+    ];
     Cli::parse_from(base.iter().chain(extra)).serve
 }
 
@@ -45,6 +55,21 @@ impl Running {
             .expect("the server ends in time")
             .unwrap()
     }
+}
+
+/// Serves the model file at `path` as `name`, its digest checked, once it is ready.
+pub async fn serve_file(path: &std::path::Path, name: &str) -> Running {
+    let uri = format!("file://{}", path.display());
+    let digest = super::model::digest_of(path);
+    start_ready(args(&[
+        "--model-uri",
+        &uri,
+        "--model-digest",
+        &digest,
+        "--model-name",
+        name,
+    ]))
+    .await
 }
 
 pub async fn start(args: ServeArgs) -> Running {
