@@ -36,7 +36,7 @@ install -m 0755 "$bin" "$out/ciclo"
 install -m 0644 "$onnxruntime" "$out/libonnxruntime.so.1"
 # The program interpreter and every library the two need, at the paths ldd resolves them to
 # on the build machine (the loader's default directories), as regular files.
-ldd "$bin" "$onnxruntime" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}' |
+ldd "$bin" "$onnxruntime" | awk '$2 == "=>" && $3 ~ /^\// {print $3} NF > 1 && $1 ~ /^\// {print $1}' |
   sort -u | while read -r lib; do
     install -D -m 0755 "$(readlink -f "$lib")" "$out$lib"
   done

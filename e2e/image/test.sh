@@ -135,7 +135,7 @@ linked_against_the_images_libraries() {
   [ "$interp" = /lib64/ld-linux-x86-64.so.2 ] || { echo "interpreter: ${interp:-none}"; return 1; }
   needed=$(readelf -dW "$root/ciclo" "$root/libonnxruntime.so.1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort -u)
   for lib in $needed; do
-    [ -f "$root/lib/x86_64-linux-gnu/$lib" ] || missing="$missing $lib"
+    [ -f "$root/lib/x86_64-linux-gnu/$lib" ] || [ -f "$root/lib64/$lib" ] || missing="$missing $lib"
   done
   echo "needed: $(tr '\n' ' ' <<<"$needed")"
   [ -z "$missing" ] || { echo "not in the image:$missing"; return 1; }
