@@ -1,8 +1,12 @@
-"""Asks `ciclo serve` for predictions with Triton's HTTP client, as its users would: once
-with the client's defaults (inputs and outputs as binary tensor data), once in plain JSON.
-Prints what the client decoded, as JSON, for the Rust test to compare with the model file.
+"""Asks `ciclo serve` for predictions with Triton's HTTP client, as its users would.
 
-Usage: tritonclient_infer.py HOST:PORT MODEL ROWS_JSON
+- `columns`: a built-in model of features x1, x2 (one tensor each), once with the client's
+  defaults (inputs and outputs as binary tensor data), once in plain JSON;
+- `matrix`: an exporter's ONNX model of one FP32 `input` [rows, features], with the defaults.
+
+Prints what the client decoded, as JSON, for the Rust test to compare.
+
+Usage: tritonclient_infer.py HOST:PORT MODEL columns|matrix ROWS_JSON
 """
 
 import json
@@ -16,9 +20,21 @@ def text(values):
     return [v.decode() if isinstance(v, bytes) else v for v in values]
 
 
+def matrix(client, model, rows):
+    x = httpclient.InferInput("input", list(rows.shape), "FP32")
+    x.set_data_from_numpy(rows.astype(np.float32))
+    result = client.infer(model, [x])
+    names = [o["name"] for o in result.get_response()["outputs"]]
+    return {name: result.as_numpy(name).tolist() for name in names}
+
+
 def main():
-    url, model, rows = sys.argv[1], sys.argv[2], np.array(json.loads(sys.argv[3]))
+    url, model, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+    rows = np.array(json.loads(sys.argv[4]))
     client = httpclient.InferenceServerClient(url=url)
+    if mode == "matrix":
+        print(json.dumps(matrix(client, model, rows)))
+        return
     found = {
         "extensions": client.get_server_metadata()["extensions"],
         "inputs": [i["name"] for i in client.get_model_metadata(model)["inputs"]],

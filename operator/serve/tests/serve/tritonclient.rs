@@ -4,12 +4,40 @@
 
 use crate::v2::{expected_outputs, iris};
 use serde_json::{Value, json};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
 /// The venv's Python, made on first use.
 fn python() -> String {
     crate::common::script_output("e2e/python/venv.sh")
+}
+
+/// What `tests/tritonclient_infer.py` decoded of `model`'s answers for `rows` (see there).
+async fn tritonclient(addr: SocketAddr, model: &str, mode: &str, rows: &[Vec<f64>]) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tritonclient_infer.py");
+    let args = [
+        addr.to_string(),
+        model.to_string(),
+        mode.to_string(),
+        serde_json::to_string(rows).unwrap(),
+    ];
+    let python = python();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(python)
+            .arg(script)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "tritonclient failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test]
@@ -21,26 +49,7 @@ async fn tritonclient_with_its_defaults_and_in_json_gets_the_model_files_answers
         vec![0.3, -8.0],
         vec![1.5, 0.5],
     ];
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tritonclient_infer.py");
-    let python = python();
-    let rows_json = serde_json::to_string(&rows).unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new(python)
-            .arg(script)
-            .arg(s.addr.to_string())
-            .arg("iris")
-            .arg(rows_json)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    assert!(
-        out.status.success(),
-        "tritonclient failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let found: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let found = tritonclient(s.addr, "iris", "columns", &rows).await;
     assert_eq!(found["extensions"], json!(["binary_tensor_data"]));
     assert_eq!(found["inputs"], json!(["x1", "x2"]));
     let expected = expected_outputs(&m, &rows);
@@ -59,5 +68,41 @@ async fn tritonclient_with_its_defaults_and_in_json_gets_the_model_files_answers
             Value::from(probabilities.clone()),
             "{mode}"
         );
+    }
+}
+
+#[tokio::test]
+async fn tritonclient_with_its_defaults_gets_an_onnx_exports_answers_and_probabilities() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exporters");
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(fixtures.join("logreg.json")).unwrap()).unwrap();
+    let s = crate::common::server::serve_file(&fixtures.join("logreg.onnx"), "wdbc").await;
+    let rows: Vec<Vec<f64>> = doc["input"]["data"]
+        .as_array()
+        .unwrap()
+        .chunks(30)
+        .map(|r| r.iter().map(|x| x.as_f64().unwrap()).collect())
+        .collect();
+    let found = tritonclient(s.addr, "wdbc", "matrix", &rows).await;
+    assert_eq!(
+        found["output_label"], doc["outputs"]["output_label"]["data"],
+        "{found}"
+    );
+    // ZipMap's maps, as rows of the classes 0 and 1.
+    let expected: Vec<[f64; 2]> = doc["outputs"]["output_probability"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| [m["0"].as_f64().unwrap(), m["1"].as_f64().unwrap()])
+        .collect();
+    let got: Vec<[f64; 2]> = serde_json::from_value(found["output_probability"].clone()).unwrap();
+    assert_eq!(got.len(), expected.len(), "{found}");
+    for (g, e) in got.iter().zip(&expected) {
+        for k in 0..2 {
+            assert!(
+                (g[k] - e[k]).abs() <= 1e-7 + 1e-5 * e[k].abs(),
+                "{got:?} vs {expected:?}"
+            );
+        }
     }
 }
