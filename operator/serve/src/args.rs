@@ -66,7 +66,7 @@ impl Format {
     /// The name given with `--model-format` and shown as the model's platform.
     pub fn name(self) -> &'static str {
         match self {
-            Format::Builtin => ciclo_train::FORMAT,
+            Format::Builtin => ciclo_model::FORMAT,
             Format::Onnx => "onnx",
         }
     }
@@ -74,11 +74,11 @@ impl Format {
     /// The format `--model-format` names, or the one the URI's extension implies.
     pub fn choose(flag: Option<&str>, uri: &str) -> Result<Format, String> {
         match flag.map(str::trim).filter(|f| !f.is_empty()) {
-            Some(f) if f == ciclo_train::FORMAT => Ok(Format::Builtin),
+            Some(f) if f == ciclo_model::FORMAT => Ok(Format::Builtin),
             Some(f) if f.eq_ignore_ascii_case("onnx") => Ok(Format::Onnx),
             Some(f) => Err(format!(
                 "--model-format {f:?} is not {:?} or \"onnx\"",
-                ciclo_train::FORMAT
+                ciclo_model::FORMAT
             )),
             None => {
                 let path = uri

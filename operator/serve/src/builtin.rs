@@ -10,7 +10,7 @@
 use crate::errors::ApiError;
 use crate::metrics::InputStats;
 use crate::tensor::{Data, Output, Spec, Tensor};
-use ciclo_train::{Class, Model, Prediction};
+use ciclo_model::{Class, Model, Prediction};
 use serde_json::Value;
 
 /// The name of the single `[batch, features]` input a v2 request may give instead of one
@@ -259,7 +259,7 @@ impl Builtin {
             stats.observe(j, rows.iter().map(|r| r[j]));
         }
         // Rows were checked against the model; an error here is the server's own.
-        ciclo_train::predict(&self.model, rows).map_err(ApiError::internal)
+        ciclo_model::predict(&self.model, rows).map_err(ApiError::internal)
     }
 
     /// The v2 outputs of `predictions`.

@@ -10,7 +10,7 @@
 //!    by a hash of each row's index (reproducible, independent of threads).
 //! 4. Fits with linfa: logistic regression (binary or multinomial), linear regression, or a
 //!    decision tree; writes the model as `model.json` (format `ciclo.dev/model/v1`, see
-//!    MODEL_FORMAT.md), which [`predict`] runs without linfa.
+//!    operator/model/MODEL_FORMAT.md), which [`predict`] (crate `ciclo-model`) runs without linfa.
 //! 5. Computes the validation metrics from the model file's own predictions, writes
 //!    `model.json` then `metrics.json`, and returns the [`TrainSummary`] the Job reports.
 //!
@@ -18,15 +18,12 @@
 #![forbid(unsafe_code)]
 
 mod args;
-mod class;
 mod failure;
 mod fetch;
 mod fit;
 mod metrics;
-mod model;
 mod output;
 mod parse;
-mod predict;
 mod prepare;
 mod run;
 mod spec;
@@ -35,8 +32,7 @@ mod table;
 
 pub use args::TrainArgs;
 pub use ciclo_core::train_result::TrainSummary;
-pub use class::Class;
-pub use model::{FORMAT, Linear, Link, Model, Node, Tree};
-pub use predict::{Prediction, predict};
+pub use ciclo_model::Algorithm;
+pub use ciclo_model::{Class, FORMAT, Linear, Link, Model, Node, Prediction, Tree, predict};
 pub use run::run;
-pub use spec::{Algorithm, Params, TrainerSpec};
+pub use spec::{Params, TrainerSpec};

@@ -1,10 +1,10 @@
 //! The table split into training and validation rows, as the arrays linfa takes, with class
 //! labels as indices into the sorted training classes.
 
-use crate::class::Class;
 use crate::failure::Failed;
 use crate::split::is_validation;
 use crate::table::{Table, Target};
+use ciclo_model::Class;
 use ndarray::{Array1, Array2};
 use std::collections::BTreeMap;
 

@@ -5,14 +5,14 @@
 use crate::args::{Settings, TrainArgs};
 use crate::failure::Failed;
 use crate::fit::{self, Header};
-use crate::model::Model;
 use crate::output::Output;
-use crate::predict::{Prediction, classify, predict};
 use crate::prepare::{Labels, Prepared, prepare};
 use crate::table::{self, File, Table};
 use crate::{fetch, metrics, parse, split};
 use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 use ciclo_core::train_result::{MetricsFile, RowCounts, SplitInfo, TrainOutcome, TrainSummary};
+use ciclo_model::Model;
+use ciclo_model::{Prediction, classify, predict};
 use ciclo_profile::Format;
 use ciclo_snapshot::Manifest;
 use ciclo_snapshot::source::{self, Options};

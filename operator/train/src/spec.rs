@@ -2,33 +2,16 @@
 //! parsed and checked before any data is read, so a typo fails in a second, not after a
 //! download.
 
+use ciclo_model::Algorithm;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Algorithms of the built-in trainer (the same names as the TrainingRun API's).
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Algorithm {
-    /// Binary (two classes) or multinomial (three or more) logistic regression.
-    LogisticRegression,
-    /// Ordinary least squares.
-    LinearRegression,
-    /// A classification tree (CART, Gini impurity).
-    DecisionTree,
-}
-
-impl Algorithm {
-    /// Whether the target is a class label (rather than a number to predict).
-    pub fn classifies(self) -> bool {
-        !matches!(self, Algorithm::LinearRegression)
-    }
-
-    /// The parameters the algorithm reads; `seed` (of the split) belongs to every one.
-    fn uses(self) -> &'static [&'static str] {
-        match self {
-            Algorithm::LogisticRegression => &[MAX_ITERATIONS, ALPHA, SEED],
-            Algorithm::LinearRegression => &[SEED],
-            Algorithm::DecisionTree => &[MAX_DEPTH, MIN_WEIGHT_SPLIT, SEED],
-        }
+/// The parameters `algorithm` reads; `seed` (of the split) belongs to every one.
+fn uses(algorithm: Algorithm) -> &'static [&'static str] {
+    match algorithm {
+        Algorithm::LogisticRegression => &[MAX_ITERATIONS, ALPHA, SEED],
+        Algorithm::LinearRegression => &[SEED],
+        Algorithm::DecisionTree => &[MAX_DEPTH, MIN_WEIGHT_SPLIT, SEED],
     }
 }
 
@@ -125,7 +108,7 @@ impl Params {
             .map_err(|e| format!("the params are not a JSON object: {e}"))?;
         let mut params = Params::default();
         for (name, value) in &given {
-            if !algorithm.uses().contains(&name.as_str()) {
+            if !uses(algorithm).contains(&name.as_str()) {
                 params.ignored.push(name.clone());
                 continue;
             }
@@ -170,7 +153,7 @@ impl Params {
                         .parse()
                         .map_err(|_| bad("an integer from 0 to 18446744073709551615"))?
                 }
-                _ => unreachable!("uses() lists only the names matched here"),
+                _ => unreachable!("uses lists only the names matched here"),
             }
         }
         Ok(params)
@@ -179,8 +162,7 @@ impl Params {
     /// The parameters in effect for `algorithm`, defaults included, as strings: recorded in
     /// the model and the metrics so a run can be repeated exactly.
     pub fn effective(&self, algorithm: Algorithm) -> BTreeMap<String, String> {
-        algorithm
-            .uses()
+        uses(algorithm)
             .iter()
             .filter_map(|name| {
                 let value = match *name {

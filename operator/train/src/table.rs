@@ -11,13 +11,13 @@
 //!
 //! A row with a null (or NaN or infinite) value in a used column is dropped and counted.
 
-use crate::class::Class;
 use crate::failure::Failed;
 use crate::spec::TrainerSpec;
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use arrow::record_batch::RecordBatch;
+use ciclo_model::Class;
 
 /// The rows a model can be fitted on.
 #[derive(Debug, Clone, PartialEq)]
@@ -281,8 +281,8 @@ fn classes(array: &ArrayRef, name: &str, path: &str) -> Result<Vec<Option<Class>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::Algorithm;
     use arrow::array::{BooleanArray, Float64Array, Int64Array, StringArray};
+    use ciclo_model::Algorithm;
     use std::sync::Arc;
 
     fn file(path: &str, columns: Vec<(&str, ArrayRef)>) -> File {

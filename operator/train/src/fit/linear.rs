@@ -3,7 +3,7 @@
 
 use super::guarded;
 use crate::failure::Failed;
-use crate::model::{Linear, Link};
+use ciclo_model::{Linear, Link};
 // Views: the rows are not copied again for linfa.
 use linfa::DatasetBase;
 use linfa::traits::Fit as _;
@@ -53,8 +53,8 @@ fn fit_linfa(
 mod tests {
     use super::*;
     use crate::fit::testdata::Numbers;
-    use crate::model::{FORMAT, Model};
-    use crate::predict::{Prediction, predict};
+    use ciclo_model::{FORMAT, Model};
+    use ciclo_model::{Prediction, predict};
     use linfa::traits::Predict as _;
 
     #[test]

@@ -4,8 +4,8 @@
 use super::scale::Standardizer;
 use super::{class_counts, guarded};
 use crate::failure::Failed;
-use crate::model::{Linear, Link};
 use crate::spec::Params;
+use ciclo_model::{Linear, Link};
 // Views: the rows are not copied again for linfa.
 use linfa::DatasetBase;
 use linfa::traits::Fit as _;
@@ -91,8 +91,8 @@ pub(crate) fn fit(
 mod tests {
     use super::*;
     use crate::fit::testdata::blobs;
-    use crate::model::{FORMAT, Model};
-    use crate::predict::classify;
+    use ciclo_model::classify;
+    use ciclo_model::{FORMAT, Model};
     use linfa::traits::Predict as _;
 
     fn model(linear: Linear, n_classes: usize) -> Model {

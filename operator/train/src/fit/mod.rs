@@ -8,9 +8,10 @@ mod scale;
 mod tree;
 
 use crate::failure::Failed;
-use crate::model::{FORMAT, Linear, Model, Tree};
 use crate::prepare::{Labels, Prepared};
-use crate::spec::{Algorithm, Params};
+use crate::spec::Params;
+use ciclo_model::Algorithm;
+use ciclo_model::{FORMAT, Linear, Model, Tree};
 use ndarray::Array1;
 
 /// What an algorithm contributes to the model.

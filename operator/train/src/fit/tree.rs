@@ -13,8 +13,8 @@
 
 use super::guarded;
 use crate::failure::Failed;
-use crate::model::{Node, Tree};
 use crate::spec::Params;
+use ciclo_model::{Node, Tree};
 // Views: the rows are not copied again for linfa.
 use linfa::DatasetBase;
 use linfa::traits::Fit as _;
@@ -199,8 +199,8 @@ fn first_max(counts: &[f64]) -> usize {
 mod tests {
     use super::*;
     use crate::fit::testdata::blobs;
-    use crate::model::{FORMAT, Model};
-    use crate::predict::classify;
+    use ciclo_model::classify;
+    use ciclo_model::{FORMAT, Model};
     use linfa::traits::Predict as _;
 
     fn model(tree: Tree, n_classes: usize) -> Model {

@@ -2,8 +2,8 @@
 //! (see MODEL_FORMAT.md). A reader checks the whole file before predicting, so a damaged or
 //! hand-edited file is an error, never a panic or a wrong answer.
 
+use crate::algorithm::Algorithm;
 use crate::class::Class;
-use crate::spec::Algorithm;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

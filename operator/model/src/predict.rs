@@ -47,7 +47,7 @@ pub fn predict(model: &Model, rows: &[Vec<f64>]) -> Result<Vec<Prediction>, Stri
 
 /// The index of the class predicted for `row`, and every class's probability; a checked
 /// classifier only.
-pub(crate) fn classify(model: &Model, row: &[f64]) -> (usize, Vec<f64>) {
+pub fn classify(model: &Model, row: &[f64]) -> (usize, Vec<f64>) {
     let probabilities = match (&model.linear, &model.tree) {
         (Some(linear), _) => {
             let z = outputs(linear, row);
@@ -121,8 +121,8 @@ fn softmax(z: &[f64]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algorithm::Algorithm;
     use crate::model::{FORMAT, Linear, Tree};
-    use crate::spec::Algorithm;
 
     fn model(classes: Vec<Class>) -> Model {
         Model {
