@@ -5,7 +5,7 @@ use crate::Error;
 use crate::args::Format;
 use crate::model::Runtime;
 use ciclo_core::contract::ARTIFACTS_ENV_PREFIX;
-use ciclo_snapshot::source::{self, Options};
+use ciclo_store::{self as source, Options};
 use object_store::ObjectStoreExt as _;
 
 const DIGEST_PREFIX: &str = "blake3:";

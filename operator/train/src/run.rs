@@ -15,7 +15,7 @@ use ciclo_model::Model;
 use ciclo_model::{Prediction, classify, predict};
 use ciclo_profile::Format;
 use ciclo_snapshot::Manifest;
-use ciclo_snapshot::source::{self, Options};
+use ciclo_store::{self as source, Options};
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::ObjectStore;
 use object_store::path::Path;

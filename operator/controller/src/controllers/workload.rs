@@ -19,33 +19,22 @@ pub fn secret_env(secret: &str, prefix: &str) -> EnvFromSource {
     }
 }
 
-/// An S3-compatible store's (non-secret) settings as object_store's names under `prefix`, as
-/// `ciclo_snapshot::source::open` and the workload contract read them.
+/// An S3-compatible store's (non-secret) settings under `prefix`, named as
+/// `ciclo_store::open` reads them (the workload contract).
 pub fn store_settings_env(
     prefix: &str,
     endpoint: Option<&str>,
     region: Option<&str>,
     force_path_style: bool,
 ) -> Vec<EnvVar> {
-    let var = |name: &str, value: &str| EnvVar {
-        name: format!("{prefix}{name}"),
-        value: Some(value.into()),
-        ..Default::default()
-    };
-    let mut env = Vec::new();
-    if let Some(e) = endpoint {
-        env.push(var("AWS_ENDPOINT", e));
-        if e.starts_with("http://") {
-            env.push(var("AWS_ALLOW_HTTP", "true"));
-        }
-    }
-    if let Some(r) = region {
-        env.push(var("AWS_REGION", r));
-    }
-    if force_path_style {
-        env.push(var("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false"));
-    }
-    env
+    ciclo_store::settings_env(prefix, endpoint, region, force_path_style)
+        .into_iter()
+        .map(|(name, value)| EnvVar {
+            name,
+            value: Some(value),
+            ..Default::default()
+        })
+        .collect()
 }
 
 /// What no controller reads of a Job it caches: its pod template (the largest part, with the

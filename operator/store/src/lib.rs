@@ -1,0 +1,242 @@
+//! Opening an object store with its settings, through the object_store crate: `s3://`
+//! (custom endpoint, path-style), `gs://`, `az://`, `file://` and `https://`. Settings and
+//! credentials come from the environment under a prefix (the operator passes a Dataset's
+//! source with `CICLO_SOURCE_`, the artifact store with `CICLO_ARTIFACTS_`), so the two
+//! stores' keys never mix; [`settings_env`] names the variables the operator sets, so what it
+//! writes and what `open` reads are the same names. Used by `ciclo dataset snapshot`,
+//! `ciclo train`, `ciclo serve` and the operator's workload environment.
+#![forbid(unsafe_code)]
+
+use object_store::ObjectStore;
+use object_store::path::Path;
+use std::sync::Arc;
+
+/// How to reach an S3-compatible store other than AWS.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Endpoint URL (`http://127.0.0.1:8333`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Address buckets by path rather than by host name.
+    pub force_path_style: bool,
+    /// Further object_store settings (`aws_access_key_id`, …), applied after the environment.
+    pub settings: Vec<(String, String)>,
+    /// Environment variables `<prefix>AWS_…`, `<prefix>GOOGLE_…`, `<prefix>AZURE_…` are the
+    /// store's settings (object_store's names, without the prefix).
+    pub env_prefix: String,
+}
+
+pub use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
+
+/// Opens `uri` (`scheme://…/prefix`) with `options`; returns the store and the prefix in it.
+pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("source uri {uri:?}: {e}"))?;
+    let mut opts = store_settings(std::env::vars(), &options.env_prefix);
+    if url.scheme() == "s3" {
+        opts.extend(
+            s3_settings(
+                options.endpoint.as_deref(),
+                options.region.as_deref(),
+                options.force_path_style,
+            )
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v)),
+        );
+    }
+    opts.extend(options.settings.iter().cloned());
+    let has_keys = opts.iter().any(|(k, _)| k == "aws_access_key_id");
+    // The endpoint may also come from the environment (`<prefix>AWS_ENDPOINT`).
+    let custom_endpoint = opts
+        .iter()
+        .any(|(k, _)| k == "aws_endpoint" || k == "aws_endpoint_url");
+    if url.scheme() == "s3" && custom_endpoint && !has_keys {
+        // A custom endpoint without keys is an anonymous store: never fall back to a cloud's
+        // instance-metadata credentials (169.254.169.254), which no such store uses.
+        opts.push(("aws_skip_signature".into(), "true".into()));
+    }
+    build(&url, opts).map_err(|e| format!("source uri {uri:?}: {e}"))
+}
+
+/// An S3-compatible store's settings, by object_store's names in upper case (as environment
+/// variables spell them after their prefix).
+fn s3_settings(
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    force_path_style: bool,
+) -> Vec<(&'static str, String)> {
+    let mut settings = Vec::new();
+    if let Some(e) = endpoint {
+        settings.push(("AWS_ENDPOINT", e.to_string()));
+        if e.starts_with("http://") {
+            settings.push(("AWS_ALLOW_HTTP", "true".to_string()));
+        }
+    }
+    if let Some(r) = region {
+        settings.push(("AWS_REGION", r.to_string()));
+    }
+    if force_path_style {
+        settings.push(("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".to_string()));
+    }
+    settings
+}
+
+/// The environment variables (name, value) that give a workload an S3-compatible store's
+/// (non-secret) settings under `prefix`, as [`open`] reads them with that `env_prefix`.
+pub fn settings_env(
+    prefix: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+    force_path_style: bool,
+) -> Vec<(String, String)> {
+    s3_settings(endpoint, region, force_path_style)
+        .into_iter()
+        .map(|(name, value)| (format!("{prefix}{name}"), value))
+        .collect()
+}
+
+/// A store that gives up on an unreachable endpoint within seconds (object_store's default
+/// retries for minutes), so a check reports `SourceUnavailable` promptly and the operator,
+/// which retries checks itself, decides when to try again.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+fn build(
+    url: &url::Url,
+    opts: Vec<(String, String)>,
+) -> object_store::Result<(Arc<dyn ObjectStore>, Path)> {
+    use object_store::ObjectStoreScheme as Scheme;
+    // Each builder takes the settings it knows and ignores the others, as parse_url_opts.
+    macro_rules! configured {
+        ($builder:expr) => {
+            opts.iter()
+                .fold($builder, |b, (k, v)| match k.parse() {
+                    Ok(key) => b.with_config(key, v),
+                    Err(_) => b,
+                })
+                .with_retry(retry())
+                .build()?
+        };
+    }
+    let (scheme, prefix) = Scheme::parse(url)?;
+    let store: Arc<dyn ObjectStore> = match scheme {
+        Scheme::Local => Arc::new(object_store::local::LocalFileSystem::new()),
+        Scheme::AmazonS3 => Arc::new(configured!(
+            object_store::aws::AmazonS3Builder::new().with_url(url.as_str())
+        )),
+        Scheme::GoogleCloudStorage => Arc::new(configured!(
+            object_store::gcp::GoogleCloudStorageBuilder::new().with_url(url.as_str())
+        )),
+        Scheme::MicrosoftAzure => Arc::new(configured!(
+            object_store::azure::MicrosoftAzureBuilder::new().with_url(url.as_str())
+        )),
+        Scheme::Http => Arc::new(configured!(
+            object_store::http::HttpBuilder::new().with_url(&url[..url::Position::BeforePath])
+        )),
+        other => {
+            return Err(object_store::Error::Generic {
+                store: "source",
+                source: format!("{other:?} is not a supported store").into(),
+            });
+        }
+    };
+    Ok((store, prefix))
+}
+
+/// The object_store settings among `env`: `<prefix>AWS_…`, `<prefix>GOOGLE_…` and
+/// `<prefix>AZURE_…`, named without the prefix, in lower case as object_store expects.
+fn store_settings(
+    env: impl Iterator<Item = (String, String)>,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    env.filter_map(|(k, v)| {
+        let name = k.strip_prefix(prefix)?;
+        let known = ["AWS_", "GOOGLE_", "AZURE_"]
+            .iter()
+            .any(|p| name.starts_with(p));
+        known.then(|| (name.to_ascii_lowercase(), v))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_open_with_their_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}/data", dir.path().display());
+        let (_, prefix) = open(&uri, &Options::default()).unwrap();
+        assert!(prefix.as_ref().ends_with("data"), "{prefix}");
+        let s3 = Options {
+            endpoint: Some("http://127.0.0.1:8333".into()),
+            region: Some("us-east-1".into()),
+            force_path_style: true,
+            ..Options::default()
+        };
+        let (_, prefix) = open("s3://datasets/breast-cancer/", &s3).unwrap();
+        assert_eq!(prefix.as_ref(), "breast-cancer");
+    }
+
+    #[test]
+    fn credentials_come_only_from_the_stores_own_prefix() {
+        let env = [
+            ("CICLO_SOURCE_AWS_ACCESS_KEY_ID", "source-key"),
+            ("CICLO_ARTIFACTS_AWS_ACCESS_KEY_ID", "artifacts-key"),
+            ("AWS_ACCESS_KEY_ID", "ambient-key"),
+            ("CICLO_SOURCE_PATH", "not a store setting"),
+        ];
+        let picked = store_settings(
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            SOURCE_ENV_PREFIX,
+        );
+        assert_eq!(
+            picked,
+            vec![("aws_access_key_id".to_string(), "source-key".to_string())]
+        );
+    }
+
+    #[test]
+    fn the_settings_a_workload_gets_are_the_ones_open_reads() {
+        let env = settings_env(
+            ARTIFACTS_ENV_PREFIX,
+            Some("http://127.0.0.1:8333"),
+            Some("us-east-1"),
+            true,
+        );
+        let names: Vec<&str> = env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "CICLO_ARTIFACTS_AWS_ENDPOINT",
+                "CICLO_ARTIFACTS_AWS_ALLOW_HTTP",
+                "CICLO_ARTIFACTS_AWS_REGION",
+                "CICLO_ARTIFACTS_AWS_VIRTUAL_HOSTED_STYLE_REQUEST"
+            ]
+        );
+        let read = store_settings(env.into_iter(), ARTIFACTS_ENV_PREFIX);
+        let by_open = s3_settings(Some("http://127.0.0.1:8333"), Some("us-east-1"), true)
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect::<Vec<_>>();
+        assert_eq!(read, by_open, "the same settings either way");
+        assert!(
+            read.iter()
+                .all(|(k, _)| k.parse::<object_store::aws::AmazonS3ConfigKey>().is_ok()),
+            "every name is object_store's: {read:?}"
+        );
+    }
+
+    #[test]
+    fn an_unsupported_uri_is_an_error_naming_it() {
+        let err = open("ftp://host/data", &Options::default())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.starts_with("source uri \"ftp://host/data\""), "{err}");
+    }
+}
