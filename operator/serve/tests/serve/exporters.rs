@@ -25,19 +25,25 @@ fn numbers(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// A class label as the protocol gives it: an integer class as a number, a string as itself.
+fn class(key: &str) -> Value {
+    key.parse::<i64>()
+        .map_or_else(|_| Value::from(key), Value::from)
+}
+
 /// Checks one output of a response against what ONNX Runtime gave for the first `batch` rows.
 fn check(model: &str, got: &Value, want: &Value, batch: usize) {
     let name = &got["name"];
     let (values, expected): (Vec<f64>, Vec<f64>) = if want["kind"] == "seq_map" {
         // ZipMap: one map per row; served as [rows, classes] with the classes listed.
         let rows = &want["data"].as_array().unwrap()[..batch];
-        let mut classes: Vec<i64> = rows[0]
-            .as_object()
-            .unwrap()
-            .keys()
-            .map(|k| k.parse().unwrap())
-            .collect();
-        classes.sort();
+        let mut keys: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+        // Ascending: numerically for integer classes, by text for strings.
+        keys.sort_by(|a, b| match (a.parse::<i64>(), b.parse::<i64>()) {
+            (Ok(a), Ok(b)) => a.cmp(&b),
+            _ => a.cmp(b),
+        });
+        let classes: Vec<Value> = keys.iter().map(|k| class(k)).collect();
         assert_eq!(
             got["parameters"]["classes"],
             json!(classes),
@@ -50,9 +56,15 @@ fn check(model: &str, got: &Value, want: &Value, batch: usize) {
         );
         let expected = rows
             .iter()
-            .flat_map(|r| classes.iter().map(|c| r[c.to_string()].as_f64().unwrap()))
+            .flat_map(|r| keys.iter().map(|k| r[k.as_str()].as_f64().unwrap()))
             .collect();
         (numbers(&got["data"]), expected)
+    } else if want["dtype"] == "object" {
+        // String labels: exactly the runtime's, as BYTES.
+        let all = want["data"].as_array().unwrap();
+        assert_eq!(got["datatype"], "BYTES", "{model} {name}");
+        assert_eq!(got["data"], json!(all[..batch]), "{model} {name}");
+        return;
     } else {
         let all = numbers(&want["data"]);
         let per_row = all.len() / want["shape"][0].as_u64().unwrap() as usize;
@@ -140,6 +152,7 @@ async fn every_exporters_model_answers_as_onnx_runtime_does() {
         "xgboost",
         "lightgbm",
         "iris_logreg_nozipmap",
+        "iris_logreg_string_labels",
     ] {
         assert!(
             checked.iter().any(|m| m == family),
