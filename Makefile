@@ -28,12 +28,13 @@ unit: ## unit tests only (no cluster)
 e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
 	KUBECTL=$(KUBECTL) HELM=$(HELM) $(CARGO) test --workspace --tests -- --ignored --test-threads=4
 
-bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), one TrainingRun iterated 200 times (soak), serving vs MLServer
+bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), one TrainingRun iterated 200 times (soak), serving vs MLServer (model.json, and exporters' ONNX files)
 	e2e/bench/snapshot.sh
 	e2e/bench/profile.sh
 	e2e/bench/trainingruns.sh
 	e2e/bench/soak.sh
 	e2e/bench/serve.sh
+	e2e/bench/serve-onnx.sh
 
 lint: ## formatting and clippy, warnings are errors
 	$(CARGO) fmt --all -- --check
