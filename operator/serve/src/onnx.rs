@@ -458,7 +458,7 @@ fn probabilities(name: &str, string_classes: bool, value: &DynValue) -> Result<O
     let mut classes: Option<Vec<Value>> = None;
     let mut data = Vec::new();
     for map in &maps {
-        let mut row: Vec<(Value, f32)> = if string_classes {
+        let row: Vec<(Value, f32)> = if string_classes {
             let mut kv = map.try_extract_key_values::<String, f32>().map_err(fail)?;
             kv.sort_by(|a, b| a.0.cmp(&b.0));
             kv.into_iter().map(|(k, v)| (Value::from(k), v)).collect()
@@ -477,7 +477,7 @@ fn probabilities(name: &str, string_classes: bool, value: &DynValue) -> Result<O
                 )));
             }
         }
-        data.extend(row.drain(..).map(|(_, p)| p));
+        data.extend(row.into_iter().map(|(_, p)| p));
     }
     let classes = classes.unwrap_or_default();
     let mut parameters = serde_json::Map::new();
