@@ -1,6 +1,7 @@
 //! ONNX files as the standard exporters write them (`tests/fixtures/exporters`, made by its
 //! `generate.py`: skl2onnx for scikit-learn with and without ZipMap, onnxmltools for XGBoost
-//! and LightGBM), served and asked over the protocol: every output equals ONNX Runtime's
+//! and LightGBM; and by `generate_torch.py`: PyTorch's `torch.onnx.export`), served and asked
+//! over the protocol: every output equals ONNX Runtime's
 //! (the Python package's, recorded beside each file) within 1e-5 relative or 1e-7 absolute,
 //! at batch 1 and batch 5. A model with an operator no runtime knows fails when it loads,
 //! naming the operator.
@@ -153,6 +154,7 @@ async fn every_exporters_model_answers_as_onnx_runtime_does() {
         "lightgbm",
         "iris_logreg_nozipmap",
         "iris_logreg_string_labels",
+        "torch_mlp",
     ] {
         assert!(
             checked.iter().any(|m| m == family),
