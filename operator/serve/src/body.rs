@@ -41,9 +41,12 @@ pub(crate) async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Resul
 }
 
 /// Answers an inference request: 503 while the model loads (before the body is read), else
-/// `answer` on the headers and body. Parsing a large batch and running the model are CPU
-/// work, so `answer` runs off the async threads, and a panic in a model runtime is a 500, not
-/// a crash.
+/// `answer` on the headers and body. A small body (a few rows) is answered at once on the
+/// connection's thread; parsing a large batch and running the model on it are longer CPU
+/// work, so those run on the blocking pool, off the async threads. Either way a panic in a
+/// model runtime is a 500, not a crash. (Measured with wrk, one core, the exporters' logistic
+/// regression at batch 1: inline, 45-48k req/s at 16 and 256 connections with 3 threads; all
+/// through the blocking pool, 39k and 37k with 65 and 267 threads.)
 pub(crate) async fn answer(
     state: Arc<State>,
     request: Request,
@@ -52,10 +55,21 @@ pub(crate) async fn answer(
     state.loaded()?;
     let (parts, body) = request.into_parts();
     let bytes = read(&parts.headers, body, state.max_body_bytes).await?;
+    if bytes.len() <= INLINE_BODY_BYTES {
+        // Microseconds of work: a hand-off to the blocking pool (two thread switches) would
+        // cost more than the answer. A panic is still a 500.
+        return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            answer(&state, &parts.headers, &bytes)
+        }))
+        .unwrap_or_else(|_| Err(ApiError::internal("inference stopped: the model panicked")));
+    }
     tokio::task::spawn_blocking(move || answer(&state, &parts.headers, &bytes))
         .await
         .map_err(|e| ApiError::internal(format!("inference stopped: {e}")))?
 }
+
+/// Bodies up to this size (a batch of a few rows) are answered on the connection's own thread.
+const INLINE_BODY_BYTES: usize = 16 * 1024;
 
 /// `bytes` as a `T`: malformed JSON and JSON of another shape are both 400, told apart.
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
