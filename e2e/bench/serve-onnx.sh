@@ -16,8 +16,9 @@
 # ciclo's /v2/health/live, which does no model work; a figure near it measures wrk, not the
 # server. Medians of BENCH_RUNS rounds (the order alternates). A non-2xx answer fails the run.
 #
-# MLServer comes from the venv of serve.sh (requirements-serve.txt, which pins onnxruntime
-# too); if it cannot be installed or started, ciclo's figures are still printed.
+# MLServer comes from the venv the serving benchmarks share (serve-harness.sh, of
+# requirements-serve.txt, which pins onnxruntime too); if it cannot be installed or started,
+# ciclo's figures are still printed.
 #
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONCURRENCY
 # ("1 16"), BENCH_BATCHES ("1 100"), BENCH_MODELS ("logreg_nozipmap mlp_nozipmap"),
@@ -37,50 +38,17 @@ server_cpus=${BENCH_SERVER_CPUS:-0}
 load_cpus=${BENCH_LOAD_CPUS:-1}
 python=${PYTHON:-python3}
 fixtures=$root/operator/serve/tests/fixtures/exporters
-mkdir -p "$cache"
-
-log() { echo "bench: $*" >&2; }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+# shellcheck source=serve-harness.sh
+. "$here/serve-harness.sh"
 med() {
     local v
     read -ra v <<<"$1"
     median "${v[@]}"
 }
-calc() { awk "BEGIN {print $*}"; }
-free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-
-work=$(mktemp -d)
-running=()
-cleanup() {
-    local pid
-    for pid in "${running[@]}"; do
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
 if ! command -v wrk >/dev/null; then
     log "installing wrk (Debian's)"
     apt-get install -y -qq wrk >/dev/null
-fi
-
-# The peer: serve.sh's MLServer venv, made here if it is missing.
-venv=$cache/serve-venv
-peer=""
-key=$({ cat "$here/requirements-serve.txt"; "$python" --version; } | sha256sum | cut -c1-16)
-if [[ "$(cat "$venv/.requirements-key" 2>/dev/null)" != "$key" ]]; then
-    log "making the MLServer venv in $venv (once; several minutes)"
-    rm -rf "$venv"
-    if ! { "$python" -m venv "$venv" &&
-        "$venv/bin/pip" install --quiet --disable-pip-version-check \
-            -r "$here/requirements-serve.txt"; } >"$cache/serve-venv.log" 2>&1; then
-        peer="n/a (pip install failed; see $cache/serve-venv.log)"
-        rm -rf "$venv"
-    else
-        echo "$key" >"$venv/.requirements-key"
-    fi
 fi
 
 log "building ciclo (release)"
@@ -141,20 +109,6 @@ start() {
     return 1
 }
 
-stop() {
-    local i p kept=()
-    kill -TERM -- "-$pid" 2>/dev/null || true
-    for ((i = 0; i < 200; i++)); do
-        kill -0 -- "-$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    for p in "${running[@]}"; do
-        [[ $p == "$pid" ]] || kept+=("$p")
-    done
-    running=("${kept[@]}")
-}
 
 # wrk's figures as "req/s p50_ms p99_ms"; fails on a socket error or a non-2xx answer.
 # `body` empty: GET.
