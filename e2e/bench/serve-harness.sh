@@ -3,7 +3,8 @@
 # server.
 #
 # The sourcing script sets: here, cache, python. It gets: log, median, calc, free_port, work,
-# running, venv, peer (empty, or why MLServer's column is n/a), stop.
+# running, venv, peer (empty, or why MLServer's column is n/a), stop, and for the tables
+# med, ratio, peer_cell.
 log() { echo "bench: $*" >&2; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 calc() { awk "BEGIN {print $*}"; }
@@ -55,4 +56,20 @@ stop() {
         [[ $p == "$pid" ]] || kept+=("$p")
     done
     running=("${kept[@]}")
+}
+
+# The median of a space-separated list.
+med() {
+    local v
+    read -ra v <<<"$1"
+    median "${v[@]}"
+}
+# ciclo's figure over MLServer's, or n/a.
+ratio() {
+    if [[ -n "$peer" ]]; then echo n/a; else printf '%.2fx' "$(calc "$1 / $2")"; fi
+}
+# MLServer's figure in `format`, or n/a.
+peer_cell() {
+    # shellcheck disable=SC2059
+    if [[ -n "$peer" ]]; then echo n/a; else printf "$1" "$2"; fi
 }

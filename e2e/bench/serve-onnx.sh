@@ -40,11 +40,6 @@ python=${PYTHON:-python3}
 fixtures=$root/operator/serve/tests/fixtures/exporters
 # shellcheck source=serve-harness.sh
 . "$here/serve-harness.sh"
-med() {
-    local v
-    read -ra v <<<"$1"
-    median "${v[@]}"
-}
 
 if ! command -v wrk >/dev/null; then
     log "installing wrk (Debian's)"
@@ -177,13 +172,6 @@ for ((i = 1; i <= runs; i++)); do
     done
 done
 
-ratio() {
-    if [[ -n "$peer" ]]; then echo n/a; else printf '%.2fx' "$(calc "$1 / $2")"; fi
-}
-cell() {
-    # shellcheck disable=SC2059
-    if [[ -n "$peer" ]]; then echo n/a; else printf "$1" "$2"; fi
-}
 ciclo_version=$("$bin" --version | awk '{print $2}')
 peer_name=MLServer
 if [[ -z "$peer" ]]; then
@@ -212,7 +200,7 @@ for model in "${models[@]}"; do
             # shellcheck disable=SC2059
             printf "$row" "$model, batch $b, $c conn" \
                 "$(printf '%.0f' "$cr")" "$(printf '%.3f' "$cm")" "$(printf '%.3f' "$cn")" \
-                "$(cell '%.0f' "$mr")" "$(cell '%.3f' "$mm")" "$(cell '%.3f' "$mn")" \
+                "$(peer_cell '%.0f' "$mr")" "$(peer_cell '%.3f' "$mm")" "$(peer_cell '%.3f' "$mn")" \
                 "$(ratio "$cr" "$mr")" "$(ratio "$cm" "$mm")" "$(ratio "$cn" "$mn")"
         done
     done

@@ -195,19 +195,6 @@ EOF
     )
 fi
 
-med() {
-    local v
-    read -ra v <<<"$1"
-    median "${v[@]}"
-}
-# ciclo's figure over MLServer's, or n/a.
-ratio() {
-    if [[ -n "$peer" ]]; then echo n/a; else printf '%.2fx' "$(calc "$1 / $2")"; fi
-}
-peer_cell() {
-    # shellcheck disable=SC2059
-    if [[ -n "$peer" ]]; then echo n/a; else printf "$1" "$2"; fi
-}
 
 ciclo_version=$("$bin/ciclo" --version | awk '{print $2}')
 if [[ -z "$peer" ]]; then

@@ -73,13 +73,25 @@ spec:
   analysis: {minRequests: 10, maxErrorRatio: 0.0}
 "#;
 
-/// A request of the exporters' model: `rows` rows of the breast-cancer data the fixture
-/// recorded, as FP32 `[rows, 30]` in the exporter's input name.
-fn request(rows: usize) -> Value {
-    let doc: Value =
-        serde_json::from_slice(&std::fs::read(fixture("logreg.json")).unwrap()).unwrap();
+/// The exporter's record of `logreg.onnx`: input rows and ONNX Runtime's outputs for them.
+fn recorded() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture("logreg.json")).unwrap()).unwrap()
+}
+
+/// A request of the exporters' model: the first `rows` rows of the breast-cancer data in
+/// `doc`, as FP32 `[rows, 30]` in the exporter's input name.
+fn request(doc: &Value, rows: usize) -> Value {
     let data: Vec<Value> = doc["input"]["data"].as_array().unwrap()[..rows * 30].to_vec();
     json!({"inputs": [{"name": "input", "shape": [rows, 30], "datatype": "FP32", "data": data}]})
+}
+
+/// `GET` (no body) or `POST` of JSON to `url`, its JSON answer.
+async fn call(http: &reqwest::Client, url: String, body: Option<&Value>) -> Value {
+    let request = match body {
+        Some(b) => http.post(url).json(b),
+        None => http.get(url),
+    };
+    request.send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -109,30 +121,19 @@ async fn an_exporters_onnx_model_is_served_and_its_next_version_canaried_without
     .unwrap();
     let target = ciclo_e2e::load::endpoints(&pods, "wdbc").await[0].clone();
     let http = reqwest::Client::new();
-    let metadata: Value = http
-        .get(format!("{target}/v2/models/wdbc"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let metadata = call(&http, format!("{target}/v2/models/wdbc"), None).await;
     assert_eq!(metadata["platform"], "onnx", "{metadata}");
     assert_eq!(
         metadata["inputs"],
         json!([{"name": "input", "datatype": "FP32", "shape": [-1, 30]}])
     );
-    let answer: Value = http
-        .post(format!("{target}/v2/models/wdbc/infer"))
-        .json(&request(5))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let doc: Value =
-        serde_json::from_slice(&std::fs::read(fixture("logreg.json")).unwrap()).unwrap();
+    let doc = recorded();
+    let answer = call(
+        &http,
+        format!("{target}/v2/models/wdbc/infer"),
+        Some(&request(&doc, 5)),
+    )
+    .await;
     let label = answer["outputs"]
         .as_array()
         .unwrap()
@@ -145,7 +146,8 @@ async fn an_exporters_onnx_model_is_served_and_its_next_version_canaried_without
     );
 
     // The team's next export (a scaler in front) → version 2, canaried in under load.
-    let load = ciclo_e2e::load::start(pods.clone(), "wdbc", "wdbc", |_| request(1));
+    let one_row = request(&doc, 1);
+    let load = ciclo_e2e::load::start(pods.clone(), "wdbc", "wdbc", move |_| one_row.clone());
     apply(&ns, &training_run("pipeline_scaler_logreg.onnx", 0.98));
     let s = wait_status(&deployments, "wdbc", "version 2 promoted", |s| {
         s["servingVersion"] == 2 && s["canaryVersion"].is_null()
