@@ -101,12 +101,5 @@ manifests-check: tools control-plane ## helm lint + strict schema check of the c
 	e2e/chart/check.sh
 	e2e/health/test.sh
 
-deploy: build tools ## install (or upgrade) ciclo into the local cluster from charts/ciclo (e2e/deploy/values.yaml) and restart it
-	$(KUBECTL) apply --server-side --force-conflicts -f "$$(e2e/cluster/gateway-api.sh)"
-	$(KUBECTL) apply --server-side -f e2e/deploy/namespace.yaml
-	@# --force-conflicts: the CRDs may have been applied by kubectl since (the benchmarks'
-	@# harness does), and the chart's version of them is the one to run.
-	$(HELM) upgrade --install ciclo charts/ciclo --namespace ciclo-system -f e2e/deploy/values.yaml --force-conflicts
-	@# The image names the binary just built, unchanged in the pod spec: restart to run it.
-	$(KUBECTL) -n ciclo-system rollout restart deployment/ciclo-operator
-	$(KUBECTL) -n ciclo-system rollout status deployment/ciclo-operator --timeout=120s
+deploy: build tools ## install (or upgrade) ciclo into the local cluster from charts/ciclo (e2e/deploy/values.yaml) and wait for it
+	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/deploy/install.sh

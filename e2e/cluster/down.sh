@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Stops the local control plane (and the process node) started by e2e/cluster/up.sh.
+# Stops the local cluster started by e2e/cluster/up.sh: the control plane and its node. Of a
+# kubelet node, it also kills every pod's processes, removes the pods' cgroups and the private
+# namespaces (with every mount made in them), so nothing of the cluster is left.
 #
 #   e2e/cluster/down.sh           stop everything, keep .cluster/ (PKI, kubeconfigs, etcd data, logs)
 #   e2e/cluster/down.sh --purge   stop everything and delete .cluster/ entirely
@@ -16,10 +18,37 @@ PIDS=$CLUSTER/pids
 PGIDS=$CLUSTER/node/pgids
 PORTS_FILE=$CLUSTER/ports.env
 
-# Start order; down.sh stops in the reverse order so nothing loses its backend while running.
-COMPONENTS=(etcd apiserver controller-manager scheduler node)
-
 log() { echo "${0##*/}: $*" >&2; }
+
+# shellcheck source=namespaces.sh
+. "$REPO/e2e/cluster/namespaces.sh"
+# shellcheck source=kubelet-node.sh
+. "$REPO/e2e/cluster/kubelet-node.sh"
+
+# The node's kind: CLUSTER_NODE for a new cluster, what was recorded for a running one.
+choose_node_kind() {
+  NODE_KIND=${NODE_KIND:-${CLUSTER_NODE:-process}}
+  case "$NODE_KIND" in
+    kubelet)
+      # Start order; down.sh stops in the reverse order so nothing loses its backend while
+      # running.
+      COMPONENTS=(etcd apiserver api-forward controller-manager scheduler containerd kubelet kube-proxy)
+      IN_CLUSTER_NET=(nsenter "--net=$NS_NET" --) ;;
+    process)
+      COMPONENTS=(etcd apiserver controller-manager scheduler node)
+      IN_CLUSTER_NET=() ;;
+    *) log "CLUSTER_NODE must be kubelet or process, not '$NODE_KIND'"; exit 2 ;;
+  esac
+}
+
+# The namespaces a component runs in (nsenter's options; none: the host's).
+component_namespaces() {
+  [ "$NODE_KIND" = kubelet ] || return 0
+  case "$1" in
+    etcd | apiserver | controller-manager | scheduler) echo "--net=$NS_NET" ;;
+    containerd | kubelet | kube-proxy) echo "--net=$NS_NET --mount=$NS_MNT" ;;
+  esac
+}
 
 # Ports come from the environment (defaults avoid the well-known etcd ports so a developer's own
 # etcd does not clash). Once a cluster has been started, the ports it used are recorded and win,
@@ -36,8 +65,12 @@ recorded_ports() {
   default_ports
   # shellcheck source=/dev/null
   if [ -f "$PORTS_FILE" ]; then . "$PORTS_FILE"; fi
+  choose_node_kind
 }
+# The ports the cluster binds on the host: all of them for the process node; with the kubelet
+# node only the API server's forwarder (the rest are in the private namespace).
 all_ports() {
+  if [ "$NODE_KIND" = kubelet ]; then echo "$APISERVER_PORT"; return; fi
   echo "$ETCD_CLIENT_PORT $ETCD_PEER_PORT $APISERVER_PORT $CONTROLLER_MANAGER_PORT $SCHEDULER_PORT $KUBELET_PORT"
 }
 
@@ -138,6 +171,10 @@ down_main() {
     stop_component "${COMPONENTS[i]}"
     if [ "${COMPONENTS[i]}" = node ]; then kill_pod_groups; fi
   done
+  # Of a kubelet node: the pods' processes (in cgroups of their own), then the shims and
+  # anything else in the namespaces, and the namespaces with their mounts.
+  remove_pod_cgroups
+  remove_namespaces
 
   local left
   left=$(listeners_on_ports)

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Starts a real local Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler, built by e2e/cluster/build.sh) and, when it has been built, the ciclo process
-# node. Everything listens on 127.0.0.1 only and nothing is configured to reach any address
-# outside 127.0.0.0/8. State lives in $REPO/.cluster/ (git-ignored):
+# Starts a real local Kubernetes cluster: etcd, kube-apiserver, kube-controller-manager and
+# kube-scheduler (built by e2e/cluster/build.sh), and one node, of either kind (CLUSTER_NODE):
+#
+#   kubelet  containerd, the kubelet, kube-proxy and CoreDNS, with the control plane, in a
+#            private network and mount namespace (namespaces.sh, kubelet-node.sh); the API
+#            server is reached from the host through a forwarder on 127.0.0.1:$APISERVER_PORT
+#   process  the ciclo process node (target/debug/ciclo-node), which runs each container's
+#            command as a host process; everything listens on the host's 127.0.0.1
+#
+# Nothing is configured to reach any address outside 127.0.0.0/8 or the private namespace.
+# State lives in $REPO/.cluster/ (git-ignored):
 #
 #   pki/          CA, serving and client certificates, service-account key pair (made once)
 #   kubeconfig    admin kubeconfig (certificates embedded, usable from any directory)
@@ -12,7 +19,8 @@
 #
 # Ports (environment, defaults): ETCD_CLIENT_PORT=22379 ETCD_PEER_PORT=22380 APISERVER_PORT=6443
 # CONTROLLER_MANAGER_PORT=10257 SCHEDULER_PORT=10259 KUBELET_PORT=10250.
-# The node starts only if $CICLO_NODE_BIN (default target/debug/ciclo-node) is executable.
+# The process node starts only if $CICLO_NODE_BIN (default target/debug/ciclo-node) is
+# executable.
 #
 # If the recorded cluster is already up and healthy, this returns at once. If a start fails
 # midway, every process started so far is recorded in .cluster/pids, so e2e/cluster/down.sh (or
@@ -37,7 +45,7 @@ die() {
   exit 1
 }
 
-node_wanted() { [ -x "$NODE_BIN" ]; }
+node_wanted() { [ "$NODE_KIND" = kubelet ] || [ -x "$NODE_BIN" ]; }
 wanted_components() {
   local c
   for c in "${COMPONENTS[@]}"; do
@@ -47,7 +55,8 @@ wanted_components() {
 
 # --- probes (each answers in at most ~2 s; --noproxy because a proxy must never see these) ---
 
-curl_local() { curl -fsS --noproxy '*' --max-time 2 "$@" 2>/dev/null; }
+# The control plane's own ports are on the loopback of the namespace it runs in.
+curl_local() { "${IN_CLUSTER_NET[@]}" curl -fsS --noproxy '*' --max-time 2 "$@" 2>/dev/null; }
 etcd_healthy() { curl_local "http://127.0.0.1:$ETCD_CLIENT_PORT/health" | grep -q '"health":"true"'; }
 apiserver_ready() {
   [ "$(curl_local --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
@@ -93,14 +102,17 @@ wait_for() {
 }
 
 # start <name> <executable> <args...>: runs the component detached from this shell (setsid: its
-# own session, so a Ctrl-C or closed terminal does not reach it; nohup: ignores SIGHUP) and
-# records its pid before anything else can fail. nohup, setsid and env exec in place, so $! is
-# the component's own pid. ETCD_CLIENT_PORT/ETCD_PEER_PORT are dropped from the environment
+# own session, so a Ctrl-C or closed terminal does not reach it; nohup: ignores SIGHUP), in the
+# namespaces component_namespaces names, and records its pid before anything else can fail.
+# nohup, setsid, nsenter and env exec in place, so $! is the component's own pid. ETCD_CLIENT_PORT/ETCD_PEER_PORT are dropped from the environment
 # because etcd reads every ETCD_* variable as configuration and warns about unknown ones.
 start() {
   local name=$1 exe=$2 pid
   shift 2
-  nohup setsid env -u ETCD_CLIENT_PORT -u ETCD_PEER_PORT "$exe" "$@" \
+  local ns
+  ns=$(component_namespaces "$name")
+  # shellcheck disable=SC2086 # the options are words
+  nohup setsid ${ns:+nsenter $ns --} env -u ETCD_CLIENT_PORT -u ETCD_PEER_PORT "$exe" "$@" \
     >"$LOGS/$name.log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$PIDS/$name.pid"
@@ -150,17 +162,28 @@ leaf_cert() {
   mv "$PKI/$name.crt.tmp" "$PKI/$name.crt"
 }
 
+# The SANs a certificate was made with are kept beside it: a changed list (a new node address)
+# makes a new certificate.
+leaf_cert_sans() {
+  local name=$1 san=${4:-}
+  if [ "$(cat "$PKI/$name.san" 2>/dev/null)" != "$san" ]; then rm -f "$PKI/$name.crt"; fi
+  leaf_cert "$@"
+  printf '%s\n' "$san" >"$PKI/$name.san"
+}
+
 make_pki() {
   # Certificates signed by a CA that is gone are useless: without a CA, start over.
   if [ ! -f "$PKI/ca.crt" ]; then rm -rf "$PKI"; mkdir -p "$PKI"; chmod 700 "$PKI"; make_ca; fi
-  leaf_cert apiserver "/CN=kube-apiserver" serverAuth \
-    "IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1"
+  leaf_cert_sans apiserver "/CN=kube-apiserver" serverAuth \
+    "IP:127.0.0.1,IP:$NODE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1"
   leaf_cert admin "/O=system:masters/CN=kubernetes-admin" clientAuth
   leaf_cert controller-manager "/CN=system:kube-controller-manager" clientAuth
   leaf_cert scheduler "/CN=system:kube-scheduler" clientAuth
   leaf_cert apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
   leaf_cert node "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
   leaf_cert kubelet "/CN=$NODE_NAME" serverAuth "IP:127.0.0.1,DNS:$NODE_NAME"
+  leaf_cert_sans kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:$NODE_IP,DNS:$NODE_NAME"
+  leaf_cert kube-proxy "/CN=system:kube-proxy" clientAuth
   if [ ! -f "$PKI/sa.pub" ]; then
     quiet openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$PKI/sa.key"
     quiet openssl pkey -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
@@ -209,24 +232,64 @@ start_etcd() {
 }
 
 start_apiserver() {
-  # --endpoint-reconciler-type=none: loopback cannot be published as an endpoint of the
-  # `kubernetes` Service; the node gives pods KUBERNETES_SERVICE_HOST=127.0.0.1 directly.
-  # --kubelet-preferred-address-types=InternalIP: the node reports 127.0.0.1, so logs/exec
-  # traffic to it stays on loopback too.
-  start apiserver "$BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
-    --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$APISERVER_PORT" \
+  local node_flags
+  if [ "$NODE_KIND" = kubelet ]; then
+    # In the private namespace: every address there is the cluster's own. Pods reach the API
+    # server through the `kubernetes` Service, whose endpoint is the node's address. Pod
+    # Security admission enforces `restricted` in every namespace but kube-system, so a pod
+    # ciclo (or a test) makes that a real cluster's admission would refuse is refused here.
+    write_admission_config
+    node_flags=(--bind-address=0.0.0.0 --advertise-address="$NODE_IP"
+                --admission-control-config-file="$CLUSTER/admission.yaml")
+  else
+    # --endpoint-reconciler-type=none: loopback cannot be published as an endpoint of the
+    # `kubernetes` Service; the process node gives pods KUBERNETES_SERVICE_HOST=127.0.0.1.
+    node_flags=(--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --endpoint-reconciler-type=none)
+  fi
+  # --kubelet-preferred-address-types=InternalIP: logs and exec go to the node's own address.
+  start apiserver "$BIN/kube-apiserver" "${node_flags[@]}" \
+    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" --secure-port="$APISERVER_PORT" \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
-    --service-cluster-ip-range=10.96.0.0/16 --endpoint-reconciler-type=none \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
     --kubelet-client-certificate="$PKI/apiserver-kubelet-client.crt" \
     --kubelet-client-key="$PKI/apiserver-kubelet-client.key" \
     --kubelet-certificate-authority="$PKI/ca.crt" --kubelet-preferred-address-types=InternalIP \
     --allow-privileged=true
   wait_for apiserver 120 "kube-apiserver /readyz" apiserver_ready
+}
+
+write_admission_config() {
+  cat >"$CLUSTER/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: restricted, enforce-version: latest, warn: restricted, warn-version: latest}
+    exemptions: {namespaces: [kube-system]}
+EOF
+}
+
+# The host's way to the API server of a cluster in the private namespace: a listener on the
+# host's 127.0.0.1 that joins each connection to the same port on the namespace's loopback, so
+# the same kubeconfig works on both sides. socat runs in the host's namespace; each connection's
+# second socat is started inside the cluster's.
+start_api_forward() {
+  start api-forward "$(command -v socat)" \
+    "TCP-LISTEN:$APISERVER_PORT,bind=127.0.0.1,reuseaddr,fork" \
+    "EXEC:nsenter --net=$NS_NET -- socat STDIO TCP\\:127.0.0.1\\:$APISERVER_PORT"
+  wait_for api-forward 10 "the API server through 127.0.0.1:$APISERVER_PORT on the host" \
+    apiserver_ready_on_host
+}
+apiserver_ready_on_host() {
+  [ "$(curl -fsS --noproxy '*' --max-time 2 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" \
+         --key "$PKI/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz" 2>/dev/null)" = ok ]
 }
 
 # Flags controller-manager and scheduler share: reach the apiserver with their own kubeconfig,
@@ -264,7 +327,7 @@ start_scheduler() {
   wait_for scheduler 60 "kube-scheduler /healthz" healthz_ok "$SCHEDULER_PORT"
 }
 
-start_node() {
+start_process_node() {
   mkdir -p "$CLUSTER/node"
   start node "$NODE_BIN" \
     --kubeconfig "$CLUSTER/node.kubeconfig" --node-name "$NODE_NAME" --state-dir "$CLUSTER/node" \
@@ -274,6 +337,41 @@ start_node() {
     --image-entrypoint "python=/usr/bin/python3"
 }
 
+# The kubelet node: containerd with the node's images, the kubelet, kube-proxy, then CoreDNS.
+start_kubelet_node() {
+  local images line
+  mapfile -t images < <(node_images)
+  for line in "${images[@]}"; do
+    case "${line#* }" in
+      */pause:*) PAUSE_IMAGE=${line#* } ;;
+      */coredns:*) COREDNS_IMAGE=${line#* } ;;
+    esac
+  done
+  start_containerd
+  for line in "${images[@]}"; do
+    "$REPO/e2e/cluster/load-image.sh" "${line%% *}" >/dev/null || die "could not load ${line%% *}"
+  done
+  start_kubelet
+  start_kube_proxy
+  wait_for kubelet 60 "node $NODE_NAME to be Ready" node_ready
+  deploy_coredns
+  wait_for kubelet 120 "CoreDNS (kube-system/coredns) to be ready" coredns_ready
+}
+
+# Every image the node holds: its own (pause, CoreDNS) and ciclo's, each "<archive> <name>".
+node_images() {
+  "$REPO/e2e/cluster/images.sh"
+  local archive version
+  archive=$("$REPO/e2e/image/build.sh" --archive)
+  version=$(awk -F'"' '/^\[workspace.package\]/ {p = 1} p && $1 ~ /^version *= */ {print $2; exit}' \
+    "$REPO/Cargo.toml")
+  if [ -f "$archive" ]; then
+    echo "$archive ghcr.io/ciclo-dev/ciclo:$version"
+  else
+    log "WARNING: ciclo's image is not built (make image); pods of ciclo cannot start on this node"
+  fi
+}
+
 # --- main ---------------------------------------------------------------------------------
 
 up_main() {
@@ -281,10 +379,11 @@ up_main() {
 
   # Whatever a previous, unhealthy run left (a dead component, a half-finished start) goes
   # first; down.sh only touches pids that are provably ours. Subshell: it loads recorded ports.
-  if compgen -G "$PIDS/*.pid" >/dev/null; then
+  if compgen -G "$PIDS/*.pid" >/dev/null || [ -d "$NS_DIR" ]; then
     log "a previous cluster is recorded but not healthy; stopping it first"
     ( down_main ) || die "could not stop the previous cluster"
   fi
+  choose_node_kind
 
   BIN=$("$REPO/e2e/cluster/build.sh")
   default_ports
@@ -295,29 +394,40 @@ up_main() {
   mkdir -p "$PIDS" "$LOGS"
   printf '%s\n' "ETCD_CLIENT_PORT=$ETCD_CLIENT_PORT" "ETCD_PEER_PORT=$ETCD_PEER_PORT" \
     "APISERVER_PORT=$APISERVER_PORT" "CONTROLLER_MANAGER_PORT=$CONTROLLER_MANAGER_PORT" \
-    "SCHEDULER_PORT=$SCHEDULER_PORT" "KUBELET_PORT=$KUBELET_PORT" >"$PORTS_FILE"
+    "SCHEDULER_PORT=$SCHEDULER_PORT" "KUBELET_PORT=$KUBELET_PORT" "NODE_KIND=$NODE_KIND" >"$PORTS_FILE"
 
   make_pki
   write_kubeconfig "$CLUSTER/kubeconfig" admin kubernetes-admin
   write_kubeconfig "$CLUSTER/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
   write_kubeconfig "$CLUSTER/scheduler.kubeconfig" scheduler system:kube-scheduler
   write_kubeconfig "$CLUSTER/node.kubeconfig" node "system:node:$NODE_NAME"
+  write_kubeconfig "$CLUSTER/kube-proxy.kubeconfig" kube-proxy system:kube-proxy
 
+  if [ "$NODE_KIND" = kubelet ]; then
+    install_node_packages
+    make_namespaces
+  fi
   start_etcd
   start_apiserver
+  [ "$NODE_KIND" != kubelet ] || start_api_forward
   start_controller_manager
   start_scheduler
   local node_note="no node ($NODE_BIN not built)"
-  if node_wanted; then
-    start_node
-    node_note="node $NODE_NAME Ready"
+  if [ "$NODE_KIND" = kubelet ]; then
+    wait_for controller-manager 60 "ServiceAccount default/default and ConfigMap default/kube-root-ca.crt" \
+      default_sa_exists
+    start_kubelet_node
+    node_note="node $NODE_NAME Ready (kubelet, containerd; pods in $POD_CIDR, Services in $SERVICE_CIDR, DNS $CLUSTER_DNS)"
+  elif node_wanted; then
+    start_process_node
+    node_note="process node $NODE_NAME Ready"
   else
     log "WARNING: $NODE_BIN is missing or not executable; starting the control plane without a node"
   fi
 
   wait_for controller-manager 60 "ServiceAccount default/default and ConfigMap default/kube-root-ca.crt" \
     default_sa_exists
-  if node_wanted; then wait_for node 60 "node $NODE_NAME to be Ready" node_ready; fi
+  if [ "$NODE_KIND" = process ] && node_wanted; then wait_for node 60 "node $NODE_NAME to be Ready" node_ready; fi
 
   log "$(awk -v a="$started_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "cluster up in %.1f s", b - a }'):" \
       "https://127.0.0.1:$APISERVER_PORT, $node_note, KUBECONFIG=$CLUSTER/kubeconfig, kubectl=$BIN/kubectl"

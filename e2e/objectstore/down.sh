@@ -13,6 +13,14 @@ FILER_PORT=${CICLO_WEED_FILER_PORT:-18888}
 
 log() { echo "objectstore: $*" >&2; }
 
+# With the kubelet node's cluster up, the store runs inside its private network namespace,
+# where pods reach it at the node's address and the tests (in-cluster-netns.sh) on 127.0.0.1;
+# otherwise on the host's 127.0.0.1.
+CLUSTER=$REPO/.cluster
+# shellcheck source=../cluster/namespaces.sh
+. "$REPO/e2e/cluster/namespaces.sh"
+if ns_exists; then IN_NET=(nsenter "--net=$NS_NET" --); else IN_NET=(); fi
+
 # The recorded pid, if it is alive and still the weed binary up.sh started.
 weed_pid() {
   local pid exe
@@ -23,7 +31,7 @@ weed_pid() {
   echo "$pid"
 }
 
-s3_answers() { curl -s -o /dev/null --noproxy '*' --max-time 2 "http://127.0.0.1:$S3_PORT/"; }
+s3_answers() { "${IN_NET[@]}" curl -s -o /dev/null --noproxy '*' --max-time 2 "http://127.0.0.1:$S3_PORT/"; }
 
 down_main() {
   local pid

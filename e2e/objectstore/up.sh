@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts SeaweedFS (`weed server -filer -s3`), the S3-compatible object store of the tests and
-# the demo, on 127.0.0.1 only. State (data, log, pid) lives in $REPO/.objectstore/ (git-ignored).
+# the demo, on 127.0.0.1 only, or, with the kubelet node's cluster up, inside its private
+# network namespace on every address there (down.sh). State (data, log, pid) lives in $REPO/.objectstore/ (git-ignored).
 # A running store is left alone. Ports (environment, defaults): CICLO_S3_PORT=18333, and the
 # store's internal ones CICLO_WEED_MASTER_PORT=19333, CICLO_WEED_VOLUME_PORT=18080,
 # CICLO_WEED_FILER_PORT=18888 (each also uses its port + 10000 for gRPC).
@@ -12,7 +13,7 @@ set -euo pipefail
 # The bucket the operator keeps artifacts in (e2e/deploy points it there). Creating a
 # bucket that exists is a no-op.
 make_bucket() {
-  curl -s -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$ARTIFACT_BUCKET" || {
+  "${IN_NET[@]}" curl -s -o /dev/null -X PUT "http://127.0.0.1:$S3_PORT/$ARTIFACT_BUCKET" || {
     log "ERROR: could not create bucket $ARTIFACT_BUCKET"
     exit 1
   }
@@ -24,13 +25,13 @@ MIN_FREE_MIB=${CICLO_S3_MIN_FREE_MIB:-2048}
 # waits until the store takes writes, not only answers.
 writable() {
   local url="http://127.0.0.1:$S3_PORT/$ARTIFACT_BUCKET/.ciclo-write-probe"
-  curl -sf -o /dev/null --noproxy '*' --max-time 10 -X PUT --data-binary probe "$url" &&
-    curl -sf -o /dev/null --noproxy '*' --max-time 10 -X DELETE "$url"
+  "${IN_NET[@]}" curl -sf -o /dev/null --noproxy '*' --max-time 10 -X PUT --data-binary probe "$url" &&
+    "${IN_NET[@]}" curl -sf -o /dev/null --noproxy '*' --max-time 10 -X DELETE "$url"
 }
 
 if weed_pid >/dev/null && s3_answers; then
   make_bucket
-  log "already running: S3 endpoint http://127.0.0.1:$S3_PORT"
+  log "already running: S3 endpoint on port $S3_PORT"
   exit 0
 fi
 down_main
@@ -51,7 +52,9 @@ fi
 # directory from running out after a few hundred test buckets.
 # The volume server's free-space floor is absolute (its default, 1 % of the disk, is many GB on
 # a big shared disk); its own log files go to the state folder, not /tmp.
-WEED_MASTER_VOLUME_GROWTH_COPY_1=1 nohup setsid "$weed" -logdir="$STATE/log" server -ip=127.0.0.1 -ip.bind=127.0.0.1 -dir="$STATE/data" \
+ip=127.0.0.1 bind=127.0.0.1
+if [ ${#IN_NET[@]} -gt 0 ]; then ip=$NODE_IP bind=0.0.0.0; fi
+WEED_MASTER_VOLUME_GROWTH_COPY_1=1 nohup setsid "${IN_NET[@]}" "$weed" -logdir="$STATE/log" server -ip="$ip" -ip.bind="$bind" -dir="$STATE/data" \
   -master.port="$MASTER_PORT" -volume.port="$VOLUME_PORT" -filer -filer.port="$FILER_PORT" \
   -s3 -s3.port="$S3_PORT" -metricsPort=0 \
   -master.volumeSizeLimitMB=64 -volume.max=0 -volume.minFreeSpace=512MiB >"$STATE/weed.log" 2>&1 </dev/null &
@@ -61,7 +64,7 @@ for _ in $(seq 1 300); do
   if s3_answers; then
     make_bucket
     if writable; then
-      log "S3 endpoint http://127.0.0.1:$S3_PORT (log $STATE/weed.log)"
+      log "S3 endpoint http://$ip:$S3_PORT (log $STATE/weed.log)"
       exit 0
     fi
   fi

@@ -1,0 +1,7 @@
+//! The images the tests' own pods run, by the names the kubelet node holds them under
+//! (e2e/cluster/images.sh imports them into its containerd; nothing is pulled). The process
+//! node maps an image by its last path segment (`busybox`, `python`) to a host program, so the
+//! same specs run there too.
+
+/// BusyBox (Debian's static build): a shell, `httpd`, `wget`, `nslookup`, `sleep`.
+pub const BUSYBOX: &str = "localhost/ciclo-e2e/busybox:1.35";
