@@ -26,7 +26,9 @@ unit: ## unit tests only (no cluster)
 	$(CARGO) test --workspace
 
 e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
-	KUBECTL=$(KUBECTL) HELM=$(HELM) $(CARGO) test --workspace --tests -- --ignored --test-threads=4
+	@# Built first, on the host: inside the cluster's network namespace nothing can be fetched.
+	$(CARGO) test --workspace --tests --no-run
+	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests -- --ignored --test-threads=4
 
 bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), one TrainingRun iterated 200 times (soak), serving vs MLServer (model.json, and exporters' ONNX files)
 	e2e/bench/snapshot.sh
@@ -49,7 +51,7 @@ control-plane: ## build Kubernetes and etcd from the pinned upstream modules (ca
 tools: ## build helm and kubeconform from their pinned Go modules (cached)
 	e2e/tools/build.sh >/dev/null
 
-cluster-up: control-plane ## start etcd, the control plane and the process node on loopback
+cluster-up: control-plane ## start the local cluster: etcd, the control plane and a kubelet node (containerd, kube-proxy, CoreDNS) in a private network namespace; CLUSTER_NODE=process for the process node
 	$(CARGO) build --workspace --bins
 	e2e/cluster/up.sh
 

@@ -27,7 +27,7 @@ log() { echo "${0##*/}: $*" >&2; }
 
 # The node's kind: CLUSTER_NODE for a new cluster, what was recorded for a running one.
 choose_node_kind() {
-  NODE_KIND=${NODE_KIND:-${CLUSTER_NODE:-process}}
+  NODE_KIND=${NODE_KIND:-${CLUSTER_NODE:-kubelet}}
   case "$NODE_KIND" in
     kubelet)
       # Start order; down.sh stops in the reverse order so nothing loses its backend while

@@ -9,7 +9,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$("$here/build.sh")
-out=${bin%/bin}/images
+cache_root=${CICLO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/ciclo}
+# Keyed by this script and the binaries' build: either changing makes new archives.
+out=$cache_root/node-images/$( (cat "$here/images.sh"; echo "$bin") | sha256sum | cut -c1-16)
 mkdir -p "$out"
 
 pause_version=$(cat "$bin/pause.version")
@@ -69,3 +71,40 @@ for applet in $(/bin/busybox --list); do
 done
 image "localhost/ciclo-e2e/busybox:$busybox_version" "$rootfs" --cmd '["sh"]' --env PATH=/bin
 rm -rf "$rootfs"
+
+# Python (Debian's python3 on a minimal Debian, from Debian's own archive by debootstrap), for
+# the trainers and user runtimes the tests write in Python. Its tag is Python's major.minor.
+python_rootfs() {
+  local dir=$1
+  if ! command -v debootstrap >/dev/null; then
+    echo "images.sh: installing debootstrap (Debian package)" >&2
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+  fi
+  echo "images.sh: debootstrap of Debian bookworm (minbase) with python3, once" >&2
+  debootstrap --variant=minbase --include=python3 bookworm "$dir" http://deb.debian.org/debian \
+    >"$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; exit 1; }
+  # What a running container never reads: package lists and caches, documentation, locales.
+  rm -rf "$dir"/var/cache/apt/* "$dir"/var/lib/apt/lists/* "$dir"/usr/share/{doc,man,info,locale}
+  echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/usr/sbin/nologin' >>"$dir/etc/passwd"
+  echo 'nonroot:x:65532:' >>"$dir/etc/group"
+  mkdir -p "$dir/home/nonroot" && chown 65532:65532 "$dir/home/nonroot"
+}
+python_archive=$(compgen -G "$out/python_*.oci.tar" || true)
+rootfs=
+if [ -n "$python_archive" ]; then
+  python_version=${python_archive##*/python_}; python_version=${python_version%.oci.tar}
+else
+  rootfs=$(mktemp -d "$out/rootfs.XXXXXX")
+  python_rootfs "$rootfs"
+  python_version=$(chroot "$rootfs" python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+fi
+# Its entrypoint is python3, as a serving runtime's image has one: a ModelDeployment's runtime
+# gives only arguments.
+image "localhost/ciclo-e2e/python:$python_version" "$rootfs" --entrypoint '["python3"]' \
+  --env PATH=/usr/local/bin:/usr/bin:/bin --env HOME=/home/nonroot
+if [ -n "$rootfs" ]; then rm -rf "$rootfs"; fi
+
+# Keep the two newest sets (a changed script or control plane makes a new one).
+# shellcheck disable=SC2012 # the names are 16 hex digits
+ls -1dt "$cache_root"/node-images/????????????????/ | tail -n +3 | xargs -r rm -rf

@@ -2,7 +2,8 @@
 # Runs a command inside the kubelet node's private network namespace (see namespaces.sh), where
 # pod addresses, Service ClusterIPs and the cluster's DNS names are reachable, as they are from a
 # node of any cluster. The command's resolver is the cluster's DNS (a private mount namespace
-# of its own shows it a resolv.conf naming it), so `http://wdbc.ml-team.svc:8080` works.
+# of its own shows it a resolv.conf naming it), so `http://wdbc.ml-team.svc:8080` works, and
+# CICLO_NODE_ADDRESS names the node's own address.
 # Nothing it sends can leave the namespace. On a cluster with the process node, or none, the
 # command runs as it is.
 #
@@ -23,5 +24,7 @@ if ! ns_exists; then exec "$@"; fi
 resolv=$CLUSTER/node/in-cluster-resolv.conf
 printf '%s\n' "nameserver $CLUSTER_DNS" \
   'search default.svc.cluster.local svc.cluster.local cluster.local' 'options ndots:5' >"$resolv"
+# Where servers on the node itself (the S3 store) listen, for tests that hand it to pods.
+export CICLO_NODE_ADDRESS=$NODE_IP
 exec nsenter --net="$NS_NET" -- unshare --mount --propagation private \
   sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$resolv" "$@"

@@ -124,6 +124,9 @@ evictionHard: {memory.available: 100Mi, nodefs.available: 1Gi, imagefs.available
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 serializeImagePulls: false
+# A crashed container is restarted within 2 s, not after a back-off growing to 5 minutes: the
+# tests crash ciclo's replicas on purpose (SIGKILL), many times in one run, and wait for them.
+crashLoopBackOff: {maxContainerRestartPeriod: 2s}
 EOF
 }
 

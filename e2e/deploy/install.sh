@@ -21,7 +21,9 @@ extra=()
 if [ "$node_kind" = kubelet ]; then
   export CICLO_IMAGE_PROFILE=${CICLO_IMAGE_PROFILE:-dev}
   e2e/image/build.sh >&2
-  read -r _ ref < <(e2e/cluster/load-image.sh "$(e2e/image/build.sh --archive)")
+  # Also as the tag values.yaml names, for the tests that install a second ciclo from it.
+  tag=$(sed -n 's/^  tag: *//p' e2e/deploy/values.yaml)
+  read -r _ ref < <(e2e/cluster/load-image.sh "$(e2e/image/build.sh --archive)" "$tag")
   extra=(-f e2e/deploy/values-kubelet.yaml --set "image.digest=${ref#*@}")
 fi
 # --force-conflicts: the CRDs may have been applied by kubectl since (the benchmarks' harness

@@ -167,17 +167,15 @@ impl Cycle {
         Ok(self.versions.list(&Default::default()).await?.items.len())
     }
 
-    /// Asks a serving pod about rows `range` of `rows`; returns (predicted, true) labels.
+    /// Asks the deployment (its Service, where Services route) about rows `range` of `rows`;
+    /// returns (predicted, true) labels.
     pub async fn predict(
         &self,
         rows: &Rows,
         range: std::ops::Range<usize>,
     ) -> anyhow::Result<Vec<(String, String)>> {
-        let target = ciclo_e2e::load::endpoints(&self.pods, NAME)
-            .await
-            .into_iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no ready serving pod"))?;
+        let target =
+            ciclo_e2e::load::routed_target(&self.pods, NAME, Duration::from_secs(60)).await?;
         let answer: Value = reqwest::Client::new()
             .post(format!("{target}/v2/models/{NAME}/infer"))
             .json(&rows.infer_body(range.clone()))

@@ -5,3 +5,7 @@
 
 /// BusyBox (Debian's static build): a shell, `httpd`, `wget`, `nslookup`, `sleep`.
 pub const BUSYBOX: &str = "localhost/ciclo-e2e/busybox:1.35";
+
+/// Python 3.11 (Debian's, on a minimal Debian): the standard library and no more. The specs
+/// written as YAML constants name it literally.
+pub const PYTHON: &str = "localhost/ciclo-e2e/python:3.11";

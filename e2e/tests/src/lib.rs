@@ -175,6 +175,46 @@ impl TestNamespace {
     }
 }
 
+impl TestNamespace {
+    /// A namespace whose pods need only the `baseline` Pod Security profile (the cluster
+    /// enforces `restricted` elsewhere): for the tests of the node's own duties, whose pods
+    /// are about probes, restarts and volumes, not about their privileges.
+    pub async fn baseline(client: &kube::Client, test: &str) -> anyhow::Result<Self> {
+        let ns = Self::new(client, test).await?;
+        let (ok, _, err) = kubectl(
+            &[
+                "label",
+                "namespace",
+                &ns.name,
+                "pod-security.kubernetes.io/enforce=baseline",
+            ],
+            None,
+        );
+        anyhow::ensure!(ok, "labelling namespace {}: {err}", ns.name);
+        Ok(ns)
+    }
+}
+
+/// True when the cluster's node is the process node (`CLUSTER_NODE=process make
+/// cluster-up`), for the tests of what only it does (GPUs it pretends to have, volumes it
+/// refuses); they say so and pass on a kubelet node.
+pub async fn on_process_node(client: &kube::Client) -> bool {
+    let node = Api::<k8s_openapi::api::core::v1::Node>::all(client.clone())
+        .get("ciclo-node")
+        .await
+        .expect("the node ciclo-node");
+    let runtime = node
+        .status
+        .and_then(|s| s.node_info)
+        .map(|i| i.container_runtime_version)
+        .unwrap_or_default();
+    let process = runtime.starts_with("ciclo-node://");
+    if !process {
+        eprintln!("the node runs {runtime}, not the process node: nothing to check here");
+    }
+    process
+}
+
 impl Drop for TestNamespace {
     fn drop(&mut self) {
         // Sync on purpose: Drop cannot await, and this also runs after a panic.

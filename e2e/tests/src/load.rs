@@ -1,6 +1,10 @@
-//! A steady stream of inference requests while a new version rolls out, sent as a Service
-//! would spread them: round-robin over its ready, non-terminating pods, refreshed every
-//! 100 ms as kube-proxy follows the EndpointSlice.
+//! A steady stream of inference requests while a new version rolls out. Inside the kubelet
+//! node's network (the tests run there through e2e/cluster/in-cluster-netns.sh, which sets
+//! `CICLO_NODE_ADDRESS`) they go to the ModelDeployment's Service by its DNS name, each on a
+//! new connection, so kube-proxy picks the ready pod that answers — the split a client in the
+//! cluster gets. On the process node, whose Services route nothing, they are sent as the
+//! Service would spread them: round-robin over its ready, non-terminating pods, refreshed
+//! every 100 ms as kube-proxy follows the EndpointSlice.
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
@@ -20,6 +24,60 @@ pub struct Load {
 impl Load {
     pub fn total(&self) -> u64 {
         self.answered.values().sum::<u64>() + self.failed.len() as u64
+    }
+}
+
+/// True inside the kubelet node's network, where Services route.
+pub fn through_service() -> bool {
+    std::env::var_os("CICLO_NODE_ADDRESS").is_some()
+}
+
+/// Where a client sends ModelDeployment `deployment`'s inference requests: its Service
+/// (`http://<name>.<namespace>.svc:8080`) where Services route, else its first ready pod.
+/// None while no pod is ready.
+pub async fn target(pods: &Api<Pod>, deployment: &str) -> Option<String> {
+    let ready = crate::serving_pods(pods, &format!("ciclo.dev/deployment={deployment}"))
+        .await
+        .ok()?;
+    let pod = ready.first()?;
+    if through_service() {
+        let ns = pod.metadata.namespace.as_deref()?;
+        Some(format!("http://{deployment}.{ns}.svc:8080"))
+    } else {
+        Some(format!(
+            "http://{}:8080",
+            pod.status.as_ref()?.pod_ip.as_deref()?
+        ))
+    }
+}
+
+/// [`target`] once it answers `GET /v2/health/ready`: a pod that just became ready is
+/// reached through the Service only after kube-proxy has followed its EndpointSlice, as any
+/// client in a cluster sees. Fails after `timeout`.
+pub async fn routed_target(
+    pods: &Api<Pod>,
+    deployment: &str,
+    timeout: Duration,
+) -> anyhow::Result<String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(5))
+        .build()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::from("no ready serving pod");
+    loop {
+        if let Some(t) = target(pods, deployment).await {
+            match http.get(format!("{t}/v2/health/ready")).send().await {
+                Ok(r) if r.status().is_success() => return Ok(t),
+                Ok(r) => last = format!("{t}: {}", r.status()),
+                Err(e) => last = format!("{t}: {}", error_chain(&e)),
+            }
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{deployment} not reachable after {timeout:?}: {last}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -60,13 +118,33 @@ pub fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let task = tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        let targets = Arc::new(Mutex::new(endpoints(&pods, &deployment).await));
+        // No idle connection is kept: each request is a new connection, which kube-proxy
+        // sends to a pod of its choosing.
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("an HTTP client");
+        let addresses = |pods: Api<Pod>, deployment: String| async move {
+            if through_service() {
+                target(&pods, &deployment).await.into_iter().collect()
+            } else {
+                endpoints(&pods, &deployment).await
+            }
+        };
+        // The load starts once the Service routes (kube-proxy follows a pod that just became
+        // ready about a second later): from then on, every failure is the rollout's.
+        if through_service() {
+            let _ = routed_target(&pods, &deployment, Duration::from_secs(60)).await;
+        }
+        let targets = Arc::new(Mutex::new(
+            addresses(pods.clone(), deployment.clone()).await,
+        ));
         let refresh = {
             let (targets, stop) = (targets.clone(), flag.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    let now = endpoints(&pods, &deployment).await;
+                    let now = addresses(pods.clone(), deployment.clone()).await;
                     if !now.is_empty() {
                         *targets.lock().expect("targets") = now;
                     }
@@ -75,6 +153,8 @@ pub fn start(
             })
         };
         let mut load = Load::default();
+        // When a request failed (UTC, to line up with the cluster's logs and events).
+        let at = || jiff::Timestamp::now().strftime("%H:%M:%S%.3f").to_string();
         let mut i = 0usize;
         while !flag.load(Ordering::Relaxed) {
             let target = {
@@ -95,8 +175,10 @@ pub fn start(
                     let version = answer["model_version"].as_str().unwrap_or("?").to_string();
                     *load.answered.entry(version).or_default() += 1;
                 }
-                Ok(r) => load.failed.push(format!("{url}: {}", r.status())),
-                Err(e) => load.failed.push(format!("{url}: {e}")),
+                Ok(r) => load.failed.push(format!("{} {url}: {}", at(), r.status())),
+                Err(e) => load
+                    .failed
+                    .push(format!("{} {url}: {}", at(), error_chain(&e))),
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -104,4 +186,16 @@ pub fn start(
         load
     });
     Running { stop, task }
+}
+
+/// An error with every cause behind it (reqwest's own message names only the URL).
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
 }

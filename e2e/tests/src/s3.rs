@@ -1,10 +1,14 @@
-//! The real S3-compatible server of the tests (SeaweedFS, started by e2e/objectstore/up.sh on
-//! loopback; it accepts unsigned requests): a bucket per test, objects in, artifacts out.
+//! The real S3-compatible server of the tests (SeaweedFS, started by e2e/objectstore/up.sh; it
+//! accepts unsigned requests): a bucket per test, objects in, artifacts out.
 
-/// The S3 endpoint (`CICLO_S3_PORT`, default 18333).
+/// The S3 endpoint (`CICLO_S3_PORT`, default 18333), at an address both the tests and the
+/// cluster's pods reach: the node's, inside the kubelet node's network namespace
+/// (in-cluster-netns.sh sets `CICLO_NODE_ADDRESS`), else loopback (the process node's pods
+/// share the host's).
 pub fn endpoint() -> String {
     let port = std::env::var("CICLO_S3_PORT").unwrap_or_else(|_| "18333".into());
-    format!("http://127.0.0.1:{port}")
+    let host = std::env::var("CICLO_NODE_ADDRESS").unwrap_or_else(|_| "127.0.0.1".into());
+    format!("http://{host}:{port}")
 }
 
 /// The bucket the operator keeps artifacts in (e2e/deploy points it there).

@@ -158,11 +158,12 @@ metadata: {{name: {name}}}
 spec:
   dataset: {{name: points}}
   model: {{name: {name}}}
-  image: python:3.12
+  image: {python}
   command: [/usr/bin/python3, -c, {script}]
   params: {{accuracy: "{accuracy}"}}
   metrics: [{{name: accuracy, direction: Maximize}}]
   gates: [{{metric: accuracy, threshold: {gate}}}]
-"#
+"#,
+        python = crate::images::PYTHON
     )
 }

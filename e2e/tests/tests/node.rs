@@ -1,5 +1,5 @@
-//! The process node's kubelet duties beyond the smoke tests: init containers, probes that
-//! gate readiness and restart containers, pod deadlines, and GPUs.
+//! The node's kubelet duties beyond the smoke tests: init containers, probes that gate
+//! readiness and restart containers, pod deadlines, and (the process node's) GPUs.
 
 use ciclo_e2e::{TestNamespace, client, from_yaml, wait_event, wait_until};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -34,7 +34,9 @@ fn ready(p: Option<&Pod>) -> bool {
 #[ignore = "needs the local cluster: make e2e"]
 async fn init_containers_run_first_and_a_readiness_probe_gates_ready() {
     let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "init-probe").await.unwrap();
+    let ns = TestNamespace::baseline(&client, "init-probe")
+        .await
+        .unwrap();
     let pods = create(
         &client,
         &ns.name,
@@ -43,10 +45,10 @@ metadata: {name: gated}
 spec:
   volumes: [{name: work, emptyDir: {}}]
   initContainers:
-  - {name: prepare, image: busybox, command: [sh, -c, 'echo prepared > /work/init'], volumeMounts: [{name: work, mountPath: /work}]}
+  - {name: prepare, image: localhost/ciclo-e2e/busybox:1.35, command: [sh, -c, 'echo prepared > /work/init'], volumeMounts: [{name: work, mountPath: /work}]}
   containers:
   - name: main
-    image: busybox
+    image: localhost/ciclo-e2e/busybox:1.35
     command: [sh, -c, 'cat /work/init; sleep 2; touch /work/ready; exec sleep 600']
     volumeMounts: [{name: work, mountPath: /work}]
     readinessProbe: {exec: {command: [test, -f, /work/ready]}, periodSeconds: 1}
@@ -100,7 +102,7 @@ spec:
 #[ignore = "needs the local cluster: make e2e"]
 async fn a_failing_liveness_probe_restarts_the_container() {
     let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "liveness").await.unwrap();
+    let ns = TestNamespace::baseline(&client, "liveness").await.unwrap();
     let pods = create(
         &client,
         &ns.name,
@@ -110,7 +112,7 @@ spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: main
-    image: busybox
+    image: localhost/ciclo-e2e/busybox:1.35
     command: [sleep, "600"]
     livenessProbe: {tcpSocket: {port: 9}, periodSeconds: 1, failureThreshold: 2}
 "#,
@@ -132,11 +134,11 @@ spec:
 #[ignore = "needs the local cluster: make e2e"]
 async fn a_pod_past_its_active_deadline_fails() {
     let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "deadline").await.unwrap();
+    let ns = TestNamespace::baseline(&client, "deadline").await.unwrap();
     let pods = create(
         &client,
         &ns.name,
-        "metadata: {name: slow}\nspec: {restartPolicy: Never, activeDeadlineSeconds: 2, terminationGracePeriodSeconds: 1, containers: [{name: main, image: busybox, command: [sleep, '600']}]}",
+        "metadata: {name: slow}\nspec: {restartPolicy: Never, activeDeadlineSeconds: 2, terminationGracePeriodSeconds: 1, containers: [{name: main, image: localhost/ciclo-e2e/busybox:1.35, command: [sleep, '600']}]}",
     )
     .await;
     let pod = wait_until(pods, "slow", TIMEOUT, phase_is("Failed"))
@@ -152,6 +154,9 @@ async fn a_pod_past_its_active_deadline_fails() {
 #[ignore = "needs the local cluster: make e2e"]
 async fn the_node_offers_gpus_and_a_pod_sees_the_ones_it_got() {
     let client = client().await.unwrap();
+    if !ciclo_e2e::on_process_node(&client).await {
+        return;
+    }
     let node = Api::<Node>::all(client.clone())
         .get("ciclo-node")
         .await
@@ -159,7 +164,7 @@ async fn the_node_offers_gpus_and_a_pod_sees_the_ones_it_got() {
     let capacity = node.status.unwrap().capacity.unwrap();
     let gpus: usize = capacity["nvidia.com/gpu"].0.parse().unwrap();
     assert!(gpus >= 1, "make cluster-up gives the node GPUs");
-    let ns = TestNamespace::new(&client, "gpu").await.unwrap();
+    let ns = TestNamespace::baseline(&client, "gpu").await.unwrap();
     let pods = create(
         &client,
         &ns.name,
@@ -169,7 +174,7 @@ spec:
   restartPolicy: Never
   containers:
   - name: main
-    image: busybox
+    image: localhost/ciclo-e2e/busybox:1.35
     command: [sh, -c, 'echo "$NVIDIA_VISIBLE_DEVICES" > /dev/termination-log']
     resources: {limits: {nvidia.com/gpu: 1}}
 "#,
@@ -197,11 +202,13 @@ spec:
 #[ignore = "needs the local cluster: make e2e"]
 async fn a_command_that_does_not_exist_is_a_start_error() {
     let client = client().await.unwrap();
-    let ns = TestNamespace::new(&client, "start-error").await.unwrap();
+    let ns = TestNamespace::baseline(&client, "start-error")
+        .await
+        .unwrap();
     let pods = create(
         &client,
         &ns.name,
-        "metadata: {name: typo}\nspec: {restartPolicy: Never, containers: [{name: main, image: busybox, command: [no-such-program]}]}",
+        "metadata: {name: typo}\nspec: {restartPolicy: Never, containers: [{name: main, image: localhost/ciclo-e2e/busybox:1.35, command: [no-such-program]}]}",
     )
     .await;
     let pod = wait_until(pods, "typo", TIMEOUT, phase_is("Failed"))

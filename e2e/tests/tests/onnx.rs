@@ -51,12 +51,13 @@ metadata: {{name: wdbc}}
 spec:
   dataset: {{name: points}}
   model: {{name: wdbc}}
-  image: python:3.12
+  image: {python}
   command: [/usr/bin/python3, -c, {script}]
   params: {{accuracy: "{accuracy}", onnx: "{hex}", digest: "{digest}"}}
   metrics: [{{name: accuracy, direction: Maximize}}]
   gates: [{{metric: accuracy, threshold: 0.9}}]
-"#
+"#,
+        python = ciclo_e2e::images::PYTHON
     )
 }
 
@@ -119,7 +120,9 @@ async fn an_exporters_onnx_model_is_served_and_its_next_version_canaried_without
     })
     .await
     .unwrap();
-    let target = ciclo_e2e::load::endpoints(&pods, "wdbc").await[0].clone();
+    let target = ciclo_e2e::load::routed_target(&pods, "wdbc", TIMEOUT)
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let metadata = call(&http, format!("{target}/v2/models/wdbc"), None).await;
     assert_eq!(metadata["platform"], "onnx", "{metadata}");

@@ -1,7 +1,8 @@
-//! ModelDeployments on the local control plane: blessed model versions served by `ciclo serve`
-//! pods, reached as the Service's endpoints would be (its ready, non-terminating pods at their
-//! own addresses: the process node's EndpointSlices stay empty, see docs/process-node.md), a
-//! new version rolled out by canary under steady load, a broken one rolled back.
+//! ModelDeployments on the local cluster: blessed model versions served by `ciclo serve` pods,
+//! reached through the ModelDeployment's Service by its DNS name (kube-proxy splits the traffic;
+//! on the process node, whose Services route nothing, as its endpoints would be: see
+//! `ciclo_e2e::load`), a new version rolled out by canary under steady load, a broken one
+//! rolled back.
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
 use ciclo_e2e::wait_for;
@@ -22,7 +23,7 @@ metadata: {name: points}
 spec:
   dataset: {name: points, track: Latest}
   model: {name: points}
-  image: python:3.12
+  image: localhost/ciclo-e2e/python:3.11
   command:
   - /usr/bin/python3
   - -c
@@ -91,7 +92,9 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     })
     .await
     .unwrap();
-    let target = endpoints(&pods).await[0].clone();
+    let target = ciclo_e2e::load::routed_target(&pods, "points", TIMEOUT)
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let answer: Value = http
         .post(format!("{target}/v2/models/points/infer"))
@@ -194,7 +197,9 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     let still = http
         .post(format!(
             "{}/v2/models/points/infer",
-            endpoints(&pods).await[0]
+            ciclo_e2e::load::routed_target(&pods, "points", TIMEOUT)
+                .await
+                .unwrap()
         ))
         .json(&infer_body(&[(0.9, 0.9)]))
         .send()
@@ -363,7 +368,8 @@ async fn with_an_http_route_the_canary_weight_is_set_on_its_backends() {
         s["servingVersion"] == 2 && s["canaryVersion"].is_null()
     })
     .await;
-    assert!(load.stop().await.failed.is_empty());
+    let load = load.stop().await;
+    assert!(load.failed.is_empty(), "{load:?}");
     assert_eq!(weights().await, (Some(100), Some(0)));
     assert_eq!(selects("points-stable").await, "2");
 }
@@ -452,11 +458,11 @@ async fn a_route_the_api_server_will_not_reweight_stalls_the_deployment_in_its_w
     assert!(ok, "the freeze is lifted: {err}");
 }
 
-/// A user's serving runtime (the official Python image's entrypoint, `python3`) that is
+/// A user's serving runtime (the tests' Python image, whose entrypoint is `python3`) that is
 /// healthy and ready but serves no Prometheus counters: its `/metrics` answers 404.
 const RUNTIME_WITHOUT_COUNTERS: &str = r#"
   runtime:
-    image: python:3.12
+    image: localhost/ciclo-e2e/python:3.11
     args:
     - -c
     - |

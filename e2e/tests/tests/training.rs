@@ -254,10 +254,11 @@ metadata: {{name: ddp}}
 spec:
   dataset: {{name: points}}
   model: {{name: ddp}}
-  image: pytorch/pytorch:2.5
+  image: {python}
   command: [/usr/bin/python3, -c, {script}]
   workers: 2
-"#
+"#,
+            python = ciclo_e2e::images::PYTHON
         ),
     );
     let tr = wait_status(&w.runs, "ddp", "the distributed run's model version", |s| {
