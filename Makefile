@@ -61,7 +61,7 @@ cluster-down: ## stop everything cluster-up started (keeps .cluster/ state)
 cluster-purge: ## stop the cluster and delete .cluster/
 	e2e/cluster/down.sh --purge
 
-objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on 127.0.0.1:18333
+objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on port 18333: in the kubelet node's network namespace (10.200.0.1), else on 127.0.0.1
 	e2e/objectstore/up.sh
 
 objectstore-down: ## stop the S3-compatible store
@@ -76,8 +76,8 @@ demo: ## the whole ML cycle, twice, on the local control plane (or KUBECONFIG's 
 
 demo-down: ## stop everything `make demo` started (the demo's namespace, the local cluster, the S3 store)
 	-$(KUBECTL) delete namespace ml-team --ignore-not-found --wait=false --request-timeout=10s 2>/dev/null
-	e2e/cluster/down.sh
 	e2e/objectstore/down.sh
+	e2e/cluster/down.sh
 
 crds: ## regenerate crds/ from the Rust API types
 	$(CARGO) run -q -p ciclo -- crds > crds/ciclo.dev.yaml

@@ -60,9 +60,12 @@ cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo
 if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
     log "using the running cluster ($KUBECONFIG)"
 else
-    log "starting the local cluster (e2e/cluster/up.sh); it is stopped again at the end"
+    # The process node: the operator under test runs on the host here, beside its S3 store,
+    # and the node's pods cost what host processes cost, not what containers add
+    # (docs/local-cluster.md). CLUSTER_NODE=kubelet runs them in containers instead.
+    log "starting the local cluster (e2e/cluster/up.sh, ${CLUSTER_NODE:-process} node); it is stopped again at the end"
     started_cluster=true
-    "$root/e2e/cluster/up.sh"
+    CLUSTER_NODE=${CLUSTER_NODE:-process} "$root/e2e/cluster/up.sh"
 fi
 # (kubectl warns about the schemas' integer formats; shown only if the apply fails.)
 crds_out=$(kc apply --server-side --force-conflicts -f "$root/crds/ciclo.dev.yaml" 2>&1) ||

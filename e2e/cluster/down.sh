@@ -150,6 +150,24 @@ kill_pod_groups() {
   done
 }
 
+# Prints what a stopped cluster must not leave: a pod cgroup, a mount under the state
+# directory (namespaces, volumes, root filesystems), a process running one of the cluster's
+# binaries or started with its state directory. Nothing: nothing is left.
+cluster_leftovers() {
+  local p exe cmd
+  find /sys/fs/cgroup/*/"$CGROUP_ROOT" -maxdepth 0 -type d 2>/dev/null | sed 's/^/cgroup: /'
+  awk -v d="$CLUSTER/" 'index($5, d) == 1 {print "mount: " $5}' /proc/self/mountinfo
+  for p in /proc/[0-9]*; do
+    [ "${p#/proc/}" != $$ ] || continue
+    alive "${p#/proc/}" || continue
+    cmd=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || continue
+    exe=$(readlink "$p/exe" 2>/dev/null) || exe=
+    if [[ $cmd == *"$CLUSTER/"* ]] || [[ $exe == */control-plane/*/bin/* ]] || [[ $cmd == containerd-shim* && $cmd == *"$CLUSTER"* ]]; then
+      echo "process: ${p#/proc/} $cmd"
+    fi
+  done
+}
+
 # Prints `ss` lines of any TCP listener on the cluster's ports, whoever owns it.
 listeners_on_ports() {
   local filter='' p
@@ -175,11 +193,11 @@ down_main() {
   # anything else in the namespaces, and the namespaces with their mounts.
   remove_pod_cgroups
   remove_namespaces
-
+  # Nothing of the cluster may be left: no process, mount or cgroup, no listener on its ports.
   local left
-  left=$(listeners_on_ports)
+  left=$(cluster_leftovers; listeners_on_ports | sed 's/^/listener: /')
   if [ -n "$left" ]; then
-    log "ERROR: something still listens on a cluster port ($(all_ports)):"
+    log "ERROR: the cluster left these behind (ports: $(all_ports)):"
     echo "$left" >&2
     return 1
   fi

@@ -396,6 +396,14 @@ up_main() {
     "APISERVER_PORT=$APISERVER_PORT" "CONTROLLER_MANAGER_PORT=$CONTROLLER_MANAGER_PORT" \
     "SCHEDULER_PORT=$SCHEDULER_PORT" "KUBELET_PORT=$KUBELET_PORT" "NODE_KIND=$NODE_KIND" >"$PORTS_FILE"
 
+  # The cluster's objects belong to its node: pods of the other kind's node would only fail
+  # (a process node cannot run CoreDNS's image). Throwaway state: start it afresh.
+  if [ -d "$CLUSTER/etcd" ] && [ "$(cat "$CLUSTER/etcd.node" 2>/dev/null)" != "$NODE_KIND" ]; then
+    log "the recorded cluster ran a different node; starting with empty etcd data"
+    rm -rf "$CLUSTER/etcd"
+  fi
+  echo "$NODE_KIND" >"$CLUSTER/etcd.node"
+
   make_pki
   write_kubeconfig "$CLUSTER/kubeconfig" admin kubernetes-admin
   write_kubeconfig "$CLUSTER/controller-manager.kubeconfig" controller-manager system:kube-controller-manager

@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const NAME: &str = "wdbc";
 /// The bucket and prefix the example's Dataset reads.
 const EXAMPLE_SOURCE: &str = "s3://ciclo-demo/";
-const EXAMPLE_ENDPOINT: &str = "http://127.0.0.1:18333";
+const EXAMPLE_ENDPOINT: &str = "http://10.200.0.1:18333";
 /// The longest any one step may take (a first training Job on a cold machine included).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(300);
 
