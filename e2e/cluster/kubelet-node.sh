@@ -8,8 +8,8 @@ NODE_DIR=$CLUSTER/node
 CONTAINERD_DIR=$NODE_DIR/containerd
 CONTAINERD_SOCK=$CONTAINERD_DIR/containerd.sock
 # Every pod's cgroup lives under this one, in each cgroup v1 hierarchy, so cluster-down can
-# find (and remove) all of them.
-CGROUP_ROOT=ciclo
+# find (and remove) all of them — and only this cluster's: another clone's has another name.
+CGROUP_ROOT=ciclo-$(printf '%s' "$CLUSTER" | sha256sum | cut -c1-8)
 
 # The Debian packages the node needs; installed once, as the image build installs buildah.
 install_node_packages() {

@@ -439,13 +439,16 @@ spec:
       containers:
       - name: web
         image: localhost/ciclo-e2e/busybox:1.35
-        command: [sh, -c, 'mkdir -p /tmp/www && echo "hello from $POD_NAME" > /tmp/www/index.html && exec busybox httpd -f -p $POD_IP:8080 -h /tmp/www']
+        command: [sh, -c, 'echo "hello from $POD_NAME" > /tmp/www/index.html && exec busybox httpd -f -p $POD_IP:8080 -h /tmp/www']
+        volumeMounts: [{{name: www, mountPath: /tmp/www}}]
         env:
         - {{name: POD_IP, valueFrom: {{fieldRef: {{fieldPath: status.podIP}}}}}}
         - {{name: POD_NAME, valueFrom: {{fieldRef: {{fieldPath: metadata.name}}}}}}
         ports: [{{name: http, containerPort: 8080}}]
         readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 1}}
         securityContext: {{allowPrivilegeEscalation: false, capabilities: {{drop: [ALL]}}}}
+      # Each pod's own page (the process node's pods share the host's /tmp).
+      volumes: [{{name: www, emptyDir: {{}}}}]
 "#
     ))
 }
