@@ -339,8 +339,11 @@ start_process_node() {
 
 # The kubelet node: containerd with the node's images, the kubelet, kube-proxy, then CoreDNS.
 start_kubelet_node() {
-  local images line
-  mapfile -t images < <(node_images)
+  local built images line
+  # The node's own images and the tests' (e2e/cluster/images.sh); ciclo's is loaded by
+  # `make deploy`, which builds it.
+  built=$("$REPO/e2e/cluster/images.sh") || die "building the node's images failed"
+  mapfile -t images <<<"$built"
   for line in "${images[@]}"; do
     case "${line#* }" in
       */pause:*) PAUSE_IMAGE=${line#* } ;;
@@ -356,20 +359,6 @@ start_kubelet_node() {
   wait_for kubelet 60 "node $NODE_NAME to be Ready" node_ready
   deploy_coredns
   wait_for kubelet 120 "CoreDNS (kube-system/coredns) to be ready" coredns_ready
-}
-
-# Every image the node holds: its own (pause, CoreDNS) and ciclo's, each "<archive> <name>".
-node_images() {
-  "$REPO/e2e/cluster/images.sh"
-  local archive version
-  archive=$("$REPO/e2e/image/build.sh" --archive)
-  version=$(awk -F'"' '/^\[workspace.package\]/ {p = 1} p && $1 ~ /^version *= */ {print $2; exit}' \
-    "$REPO/Cargo.toml")
-  if [ -f "$archive" ]; then
-    echo "$archive ghcr.io/ciclo-dev/ciclo:$version"
-  else
-    log "WARNING: ciclo's image is not built (make image); pods of ciclo cannot start on this node"
-  fi
 }
 
 # --- main ---------------------------------------------------------------------------------
