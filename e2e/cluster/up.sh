@@ -409,10 +409,11 @@ up_main() {
   [ "$NODE_KIND" != kubelet ] || start_api_forward
   start_controller_manager
   start_scheduler
+  # Pods (CoreDNS's first) are refused or cannot mount their token without these.
+  wait_for controller-manager 60 "ServiceAccount default/default and ConfigMap default/kube-root-ca.crt" \
+    default_sa_exists
   local node_note="no node ($NODE_BIN not built)"
   if [ "$NODE_KIND" = kubelet ]; then
-    wait_for controller-manager 60 "ServiceAccount default/default and ConfigMap default/kube-root-ca.crt" \
-      default_sa_exists
     start_kubelet_node
     node_note="node $NODE_NAME Ready (kubelet, containerd; pods in $POD_CIDR, Services in $SERVICE_CIDR, DNS $CLUSTER_DNS)"
   elif node_wanted; then
@@ -422,8 +423,6 @@ up_main() {
     log "WARNING: $NODE_BIN is missing or not executable; starting the control plane without a node"
   fi
 
-  wait_for controller-manager 60 "ServiceAccount default/default and ConfigMap default/kube-root-ca.crt" \
-    default_sa_exists
   if [ "$NODE_KIND" = process ] && node_wanted; then wait_for node 60 "node $NODE_NAME to be Ready" node_ready; fi
 
   log "$(awk -v a="$started_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "cluster up in %.1f s", b - a }'):" \

@@ -124,7 +124,7 @@ async fn iterate(
     // From the second iteration on, users are being served while the new version rolls out.
     let load = (n > 1).then(|| cycle.start_load(Rows::parse(&data::batch("batch-3.csv"))));
     if load.is_some() {
-        narrator.note("steady load started: one request every ~20 ms to the serving pods");
+        narrator.note("steady load started: one request every ~20 ms to the deployment (its Service, where Services route)");
     }
     let at = cycle.land(batch).await?;
     let landed = Instant::now();

@@ -5,6 +5,7 @@
 //! kube-proxy and names through the cluster's DNS. The tests run inside the cluster's private
 //! network namespace (e2e/cluster/in-cluster-netns.sh), as a program on a node would.
 
+use ciclo_e2e::resources::apply;
 use ciclo_e2e::{TestNamespace, client, images, kubectl};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::Api;
@@ -37,11 +38,6 @@ spec:
 "#,
         image = images::BUSYBOX
     )
-}
-
-fn apply(ns: &str, yaml: &str) {
-    let (ok, _, err) = kubectl(&["-n", ns, "apply", "-f", "-"], Some(yaml));
-    assert!(ok, "{err}");
 }
 
 fn wait_ready(ns: &str, what: &str) {
