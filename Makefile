@@ -9,7 +9,7 @@ KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools image demo demo-down crds docs health-checks manifests manifests-check deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools image example-images demo demo-down crds docs health-checks manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,10 +25,16 @@ test: unit manifests-check e2e ## unit tests, the install manifests' checks, the
 unit: ## unit tests only (no cluster)
 	$(CARGO) test --workspace
 
-e2e: cluster-up objectstore-up deploy ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
+e2e: cluster-up objectstore-up deploy example-images ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
 	@# Built first, on the host: inside the cluster's network namespace nothing can be fetched.
 	$(CARGO) test --workspace --tests --no-run
 	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests -- --ignored --test-threads=4
+
+example-images: ## build the example trainer's and runtime's images from their Containerfiles (cached) and load them into the kubelet node
+	@if grep -qx NODE_KIND=kubelet .cluster/ports.env 2>/dev/null; then \
+	  e2e/cluster/load-image.sh "$$(e2e/cluster/app-image.sh examples/trainers/sklearn localhost/ciclo-examples/sklearn-trainer:e2e)"; \
+	  e2e/cluster/load-image.sh "$$(e2e/cluster/app-image.sh examples/runtimes/mlserver localhost/ciclo-examples/mlserver-onnx:e2e)"; \
+	else echo "example-images: no kubelet node (the process node runs no images)"; fi
 
 bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, profiling vs Polars, 1000 TrainingRuns vs 1000 Jobs (local cluster), one TrainingRun iterated 200 times (soak), serving vs MLServer (model.json, and exporters' ONNX files)
 	e2e/bench/snapshot.sh

@@ -72,7 +72,8 @@ done
 image "localhost/ciclo-e2e/busybox:$busybox_version" "$rootfs" --cmd '["sh"]' --env PATH=/bin
 rm -rf "$rootfs"
 
-# Python (Debian's python3 on a minimal Debian, from Debian's own archive by debootstrap), for
+# Python (Debian's python3 on a minimal Debian, from Debian's own archive by debootstrap, with the
+# CA certificates every HTTPS client in an image expects, as python:3.11-slim has them), for
 # the trainers and user runtimes the tests write in Python. Its tag is Python's major.minor.
 python_rootfs() {
   local dir=$1
@@ -82,7 +83,7 @@ python_rootfs() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
   fi
   echo "images.sh: debootstrap of Debian bookworm (minbase) with python3, once" >&2
-  debootstrap --variant=minbase --include=python3 bookworm "$dir" http://deb.debian.org/debian \
+  debootstrap --variant=minbase --include=python3,ca-certificates bookworm "$dir" http://deb.debian.org/debian \
     >"$out/debootstrap.log" 2>&1 || { tail -20 "$out/debootstrap.log" >&2; exit 1; }
   # What a running container never reads: package lists and caches, documentation, locales.
   rm -rf "$dir"/var/cache/apt/* "$dir"/var/lib/apt/lists/* "$dir"/usr/share/{doc,man,info,locale}

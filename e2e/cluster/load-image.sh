@@ -31,5 +31,7 @@ ctr_node images import --snapshotter overlayfs "$archive" >/dev/null
 # image by digest, and would otherwise try a registry.
 ctr_node images tag --force "$name" "${name%:*}@$digest" >/dev/null
 for tag in "$@"; do ctr_node images tag --force "$name" "${name%:*}:$tag" >/dev/null; done
-ctr_node images ls -q | grep -qxF "$name" || { log "$archive did not give the image $name"; exit 1; }
+# grep reads the whole list (with -q it would stop at the first match, and pipefail would see
+# ctr killed by SIGPIPE).
+ctr_node images ls -q | grep -xF "$name" >/dev/null || { log "$archive did not give the image $name"; exit 1; }
 echo "$name ${name%:*}@$digest"

@@ -9,3 +9,10 @@ pub const BUSYBOX: &str = "localhost/ciclo-e2e/busybox:1.35";
 /// Python 3.11 (Debian's, on a minimal Debian): the standard library and no more. The specs
 /// written as YAML constants name it literally.
 pub const PYTHON: &str = "localhost/ciclo-e2e/python:3.11";
+
+/// The scikit-learn trainer of `examples/trainers/sklearn`, built from its Containerfile by
+/// e2e/cluster/app-image.sh and loaded by `make example-images` (kubelet node only).
+pub const SKLEARN_TRAINER: &str = "localhost/ciclo-examples/sklearn-trainer:e2e";
+
+/// MLServer serving ONNX, `examples/runtimes/mlserver`, built and loaded the same way.
+pub const MLSERVER: &str = "localhost/ciclo-examples/mlserver-onnx:e2e";

@@ -7,6 +7,7 @@ pub mod load;
 pub mod operator;
 pub mod resources;
 pub mod s3;
+pub mod wdbc;
 pub mod world;
 
 use anyhow::{Context as _, bail};

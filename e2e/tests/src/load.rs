@@ -81,6 +81,41 @@ pub async fn routed_target(
     }
 }
 
+/// Where to send `deployment`'s requests once `ready` of its pods are ready and its Service
+/// routes to them (the first version up at full size).
+pub async fn serving_target(pods: &Api<Pod>, deployment: &str, ready: usize) -> String {
+    crate::wait_for(
+        crate::resources::TIMEOUT,
+        &format!("{ready} ready serving pods"),
+        || async { Ok(endpoints(pods, deployment).await.len() == ready) },
+    )
+    .await
+    .unwrap();
+    routed_target(pods, deployment, crate::resources::TIMEOUT)
+        .await
+        .unwrap()
+}
+
+/// The answer to a v2 inference request for `model` at `target`, as JSON.
+pub async fn infer(http: &reqwest::Client, target: &str, model: &str, body: &Value) -> Value {
+    http.post(format!("{target}/v2/models/{model}/infer"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The output `name` of a v2 inference answer.
+pub fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
+    answer["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["name"] == name))
+        .unwrap_or_else(|| panic!("no output {name}: {answer}"))
+}
+
 /// The inference addresses (`http://<pod ip>:8080`) of ModelDeployment `deployment`'s
 /// serving pods, as its Service's EndpointSlice would list them.
 pub async fn endpoints(pods: &Api<Pod>, deployment: &str) -> Vec<String> {
@@ -103,6 +138,22 @@ impl Running {
     pub async fn stop(self) -> Load {
         self.stop.store(true, Ordering::Relaxed);
         self.task.await.unwrap_or_default()
+    }
+
+    /// Stops after a rollout from version `from` to `to` has been promoted, once the old pods
+    /// had time to drain under the load, and asserts what a rollout without errors means:
+    /// no request failed, and both versions answered (more than 10 each) during the canary.
+    pub async fn stop_after_rollout(self, from: i64, to: i64) -> Load {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let load = self.stop().await;
+        println!("requests during the rollout of version {to}, by answering version: {load:?}");
+        assert!(load.failed.is_empty(), "failed requests: {load:?}");
+        let answered = |v: i64| load.answered.get(&v.to_string()).copied().unwrap_or(0);
+        assert!(
+            answered(from) > 10 && answered(to) > 10,
+            "both versions answered during the canary: {load:?}"
+        );
+        load
     }
 }
 

@@ -35,21 +35,14 @@ pub fn points(seed: u64, rows: usize, first_id: usize) -> String {
 
 pub const BAD_LABELS: &str = "id,x1,x2,label\n9001,0.5,0.5,yes\n9002,0.1,0.2,no\n";
 
-fn dataset_yaml(bucket: &str) -> String {
-    s3_dataset(
-        "points",
-        bucket,
-        &endpoint(),
-        "*.csv",
-        r#"    minRows: 20
+/// The expectations of the Dataset `points`.
+const POINTS_SCHEMA: &str = r#"    minRows: 20
     columns:
     - {name: id, type: integer, nullable: false}
     - {name: x1, type: float, min: 0, max: 1}
     - {name: x2, type: float, min: 0, max: 1}
     - {name: label, type: integer, nullable: false}
-"#,
-    )
-}
+"#;
 
 /// A TrainingRun of the built-in trainer on `points` (label from x1, x2), blessed at 60 %
 /// accuracy.
@@ -79,13 +72,31 @@ pub struct World {
 }
 
 pub async fn start(test: &str, first_batch: &str) -> World {
+    let files = [("data/batch-1.csv".to_string(), first_batch.to_string())];
+    with_dataset(test, "points", &files, POINTS_SCHEMA).await
+}
+
+/// A restricted namespace for `test`, a bucket holding `files` (key, content), and the
+/// Dataset `dataset` over its `data/` prefix (`*.csv`, with `schema` as in
+/// [`s3_dataset`]) with its first version accepted.
+pub async fn with_dataset(
+    test: &str,
+    dataset: &str,
+    files: &[(String, String)],
+    schema: &str,
+) -> World {
     let (client, ns) = restricted_namespace(test).await;
     let bucket = new_bucket(&ns.name).await;
-    put(&bucket, "data/batch-1.csv", first_batch.to_string()).await;
+    for (key, content) in files {
+        put(&bucket, key, content.clone()).await;
+    }
     apply(&ns.name, STORE_KEYS);
-    apply(&ns.name, &dataset_yaml(&bucket));
+    apply(
+        &ns.name,
+        &s3_dataset(dataset, &bucket, &endpoint(), "*.csv", schema),
+    );
     let datasets = ciclo(&client, &ns.name, "Dataset");
-    let s = wait_status(&datasets, "points", "dataset version 1", |s| {
+    let s = wait_status(&datasets, dataset, "dataset version 1", |s| {
         s["latest"]["id"].is_string()
     })
     .await;

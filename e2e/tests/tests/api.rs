@@ -339,6 +339,52 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "args apply only to your own image (runtime.image), not to the built-in server",
         ),
         (
+            "a command for the built-in server",
+            deployment("runtime: {command: [/bin/server]}"),
+            "spec.runtime.command",
+            "command applies only to your own image (runtime.image), not to the built-in server",
+        ),
+        (
+            "metric names for the built-in server",
+            deployment("runtime: {metrics: {preset: MLServer}}"),
+            "spec.runtime.metrics",
+            "metrics describes your own image's metrics (runtime.image); the built-in server's are known",
+        ),
+        (
+            "a runtime preset nobody knows",
+            deployment("runtime: {image: me/server:1, metrics: {preset: TorchServe}}"),
+            "spec.runtime.metrics.preset",
+            "supported values: \"Ciclo\", \"MLServer\", \"Triton\", \"Custom\"",
+        ),
+        (
+            "the Custom preset without its counters",
+            deployment("runtime: {image: me/server:1, metrics: {preset: Custom}}"),
+            "spec.runtime.metrics.requests",
+            "the Custom preset names your runtime's request counters: give requests and errors",
+        ),
+        (
+            "request counters without error counters",
+            deployment(
+                "runtime: {image: me/server:1, metrics: {requests: [{name: app_requests_total}]}}",
+            ),
+            "spec.runtime.metrics.errors",
+            "requests and errors are given together: the error ratio is errors over requests",
+        ),
+        (
+            "a metric name with a dash",
+            deployment(
+                "runtime: {image: me/server:1, metrics: {latency: {name: app-latency-seconds}}}",
+            ),
+            "spec.runtime.metrics.latency.name",
+            "name must be a Prometheus metric name",
+        ),
+        (
+            "a metrics path without its slash",
+            deployment("runtime: {image: me/server:1, metrics: {path: metrics}}"),
+            "spec.runtime.metrics.path",
+            "path must start with /",
+        ),
+        (
             "a serving quantity that is no quantity",
             deployment("resources: {requests: {memory: plenty}}"),
             "spec.resources.requests[memory]",
@@ -435,6 +481,8 @@ async fn the_examples_are_accepted() {
         "gitops/ml-team/dataset.yaml",
         "gitops/ml-team/trainingrun.yaml",
         "gitops/ml-team/modeldeployment.yaml",
+        "trainers/sklearn/trainingrun.yaml",
+        "runtimes/mlserver/modeldeployment.yaml",
     ] {
         let (ok, err) = apply(&ns.name, &example(name));
         assert!(ok, "examples/{name} refused: {err}");
@@ -451,7 +499,7 @@ async fn the_examples_are_accepted() {
         None,
     );
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 6, "{out}");
+    assert_eq!(out.lines().count(), 8, "{out}");
 }
 
 #[test]

@@ -4,14 +4,12 @@
 //! `ciclo serve` on ONNX Runtime, and a second version is canaried in under steady load with
 //! no failed request.
 
-use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, wait_status};
-use ciclo_e2e::wait_for;
+use ciclo_e2e::resources::{apply, ciclo, condition, wait_status};
 use ciclo_e2e::world::{points, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// The trainer (the system's `python3`, standard library only): it writes the model file it
 /// is given (hex in its parameters, as an exporter would have written it) to
@@ -86,13 +84,9 @@ fn request(doc: &Value, rows: usize) -> Value {
     json!({"inputs": [{"name": "input", "shape": [rows, 30], "datatype": "FP32", "data": data}]})
 }
 
-/// `GET` (no body) or `POST` of JSON to `url`, its JSON answer.
-async fn call(http: &reqwest::Client, url: String, body: Option<&Value>) -> Value {
-    let request = match body {
-        Some(b) => http.post(url).json(b),
-        None => http.get(url),
-    };
-    request.send().await.unwrap().json().await.unwrap()
+/// The JSON answer to `GET url`.
+async fn get(http: &reqwest::Client, url: String) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 #[tokio::test]
@@ -115,36 +109,19 @@ async fn an_exporters_onnx_model_is_served_and_its_next_version_canaried_without
         s["servingVersion"] == 1
     })
     .await;
-    wait_for(TIMEOUT, "two ready serving pods", || async {
-        Ok(ciclo_e2e::load::endpoints(&pods, "wdbc").await.len() == 2)
-    })
-    .await
-    .unwrap();
-    let target = ciclo_e2e::load::routed_target(&pods, "wdbc", TIMEOUT)
-        .await
-        .unwrap();
+    let target = ciclo_e2e::load::serving_target(&pods, "wdbc", 2).await;
     let http = reqwest::Client::new();
-    let metadata = call(&http, format!("{target}/v2/models/wdbc"), None).await;
+    let metadata = get(&http, format!("{target}/v2/models/wdbc")).await;
     assert_eq!(metadata["platform"], "onnx", "{metadata}");
     assert_eq!(
         metadata["inputs"],
         json!([{"name": "input", "datatype": "FP32", "shape": [-1, 30]}])
     );
     let doc = recorded();
-    let answer = call(
-        &http,
-        format!("{target}/v2/models/wdbc/infer"),
-        Some(&request(&doc, 5)),
-    )
-    .await;
-    let label = answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == "output_label")
-        .unwrap_or_else(|| panic!("{answer}"));
+    let answer = ciclo_e2e::load::infer(&http, &target, "wdbc", &request(&doc, 5)).await;
     assert_eq!(
-        label["data"], doc["outputs"]["output_label"]["data"],
+        ciclo_e2e::load::output(&answer, "output_label")["data"],
+        doc["outputs"]["output_label"]["data"],
         "the labels ONNX Runtime gave when the file was exported: {answer}"
     );
 
@@ -156,16 +133,7 @@ async fn an_exporters_onnx_model_is_served_and_its_next_version_canaried_without
         s["servingVersion"] == 2 && s["canaryVersion"].is_null()
     })
     .await;
-    // Let the old pods finish draining under load.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let load = load.stop().await;
-    println!("requests during the rollout, by answering version: {load:?}");
-    assert!(load.failed.is_empty(), "failed requests: {load:?}");
-    assert!(
-        load.answered.get("1").is_some_and(|n| *n > 10)
-            && load.answered.get("2").is_some_and(|n| *n > 10),
-        "both versions answered during the canary: {load:?}"
-    );
+    load.stop_after_rollout(1, 2).await;
     assert_eq!(s["history"][0]["result"], "Promoted", "{s}");
     assert_eq!(condition(&s, "Ready").unwrap()["status"], "True", "{s}");
 }

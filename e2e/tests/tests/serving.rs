@@ -11,7 +11,6 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// The same TrainingRun turned into one whose "model" cannot be loaded: its run reports a
 /// model file that does not exist, with a high accuracy, so the version is blessed and the
@@ -87,32 +86,12 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     .await;
     assert_eq!(condition(&s, "Ready").unwrap()["status"], "True", "{s}");
     assert_eq!(s["endpoint"], format!("http://points.{ns}.svc:8080"));
-    wait_for(TIMEOUT, "two ready serving pods", || async {
-        Ok(endpoints(&pods).await.len() == 2)
-    })
-    .await
-    .unwrap();
-    let target = ciclo_e2e::load::routed_target(&pods, "points", TIMEOUT)
-        .await
-        .unwrap();
+    let target = ciclo_e2e::load::serving_target(&pods, "points", 2).await;
     let http = reqwest::Client::new();
-    let answer: Value = http
-        .post(format!("{target}/v2/models/points/infer"))
-        .json(&infer_body(&[(0.9, 0.9), (0.05, 0.1)]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let predict = answer["outputs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == "predict")
-        .unwrap_or_else(|| panic!("{answer}"));
+    let body = infer_body(&[(0.9, 0.9), (0.05, 0.1)]);
+    let answer = ciclo_e2e::load::infer(&http, &target, "points", &body).await;
     assert_eq!(
-        predict["data"],
+        ciclo_e2e::load::output(&answer, "predict")["data"],
         json!([1, 0]),
         "a learnt boundary: {answer}"
     );
@@ -148,19 +127,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
         s["servingVersion"] == 2 && s["canaryVersion"].is_null()
     })
     .await;
-    // Let the old pods finish draining under load.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let load = load.stop().await;
-    println!("requests during the rollout, by answering version: {load:?}");
-    assert!(
-        load.failed.is_empty(),
-        "failed requests during the rollout: {load:?}"
-    );
-    assert!(
-        load.answered.get("1").is_some_and(|n| *n > 10)
-            && load.answered.get("2").is_some_and(|n| *n > 10),
-        "both versions answered during the canary: {load:?}"
-    );
+    load.stop_after_rollout(1, 2).await;
     assert_eq!(s["phase"], "Promoted");
     assert_eq!(s["history"][0]["result"], "Promoted", "{s}");
     assert_eq!(s["history"][0]["from"], 1, "{s}");

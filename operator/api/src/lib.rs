@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod labels;
 pub mod model_deployment;
 pub mod model_version;
+pub mod runtime_metrics;
 mod schema;
 mod time;
 pub mod training_run;

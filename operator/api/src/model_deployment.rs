@@ -7,6 +7,11 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use crate::runtime_metrics::{
+    LatencyKind, LatencyMetric, MetricsPreset, MetricsQuery, RuntimeMetrics, SeriesSelector,
+    TimeUnit,
+};
+
 /// Serves a model version, and rolls out new versions by the chosen strategy with
 /// automatic analysis, promotion and rollback.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -116,12 +121,17 @@ pub enum ModelTrack {
 #[serde(rename_all = "camelCase")]
 // The built-in server gets its own arguments: args would be ignored.
 #[x_kube(validation = Rule::new("has(self.image) || !has(self.args) || size(self.args) == 0").message("args apply only to your own image (runtime.image), not to the built-in server").field_path(".args"))]
+#[x_kube(validation = Rule::new("has(self.image) || !has(self.command) || size(self.command) == 0").message("command applies only to your own image (runtime.image), not to the built-in server").field_path(".command"))]
+#[x_kube(validation = Rule::new("has(self.image) || !has(self.metrics)").message("metrics describes your own image's metrics (runtime.image); the built-in server's are known").field_path(".metrics"))]
 pub struct Runtime {
     /// Your serving image; it gets CICLO_MODEL_URI and CICLO_PORT. Unset: the built-in server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     #[x_kube(validation = Rule::new(r"self.matches('^\\S+$')").message("image must be an image reference, not empty and without spaces"))]
     pub image: Option<String>,
+    /// Command of your image (its entrypoint when unset).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// Arguments of your image.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
@@ -129,18 +139,36 @@ pub struct Runtime {
     #[serde(default = "default_port")]
     #[schemars(range(min = 1, max = 65535))]
     pub port: i32,
+    /// Where canary analysis reads your image's request counts, errors and latency: a preset
+    /// for a known runtime (`MLServer`, `Triton`), or the names of your own. Unset: the names
+    /// `ciclo serve` exposes, on `port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<RuntimeMetrics>,
 }
 
 fn default_port() -> i32 {
     8080
 }
 
+impl Runtime {
+    /// What canary analysis reads: `metrics` with its preset's defaults, or `ciclo serve`'s
+    /// names on `port`.
+    pub fn metrics_query(&self) -> MetricsQuery {
+        match &self.metrics {
+            Some(m) => m.query(self.port),
+            None => MetricsPreset::Ciclo.query(self.port),
+        }
+    }
+}
+
 impl Default for Runtime {
     fn default() -> Self {
         Self {
             image: None,
+            command: Vec::new(),
             args: Vec::new(),
             port: default_port(),
+            metrics: None,
         }
     }
 }
@@ -331,6 +359,10 @@ pub struct TrafficSample {
     /// Cumulative latency histogram: requests at or under each bound (seconds, as text).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub latency_buckets: std::collections::BTreeMap<String, f64>,
+    /// The 99th-percentile latency a runtime's own summary reports (seconds; the largest of
+    /// the pods'), when latency comes from a summary rather than a histogram.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary_p99_seconds: Option<f64>,
 }
 
 /// One rollout.

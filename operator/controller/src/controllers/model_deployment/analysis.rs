@@ -1,13 +1,13 @@
 //! Judging a canary step from the canary pods' own request counters: the error ratio and the
 //! 99th-percentile latency over the step (the counters at its end minus those at its start),
-//! against `spec.analysis`.
+//! against `spec.analysis`. A runtime that reports latency only as a summary (Triton) is judged
+//! on the p99 its summary gives at the step's end.
 //!
 //! `minRequests` is how much traffic a step needs before it can be judged; fewer requests hold
 //! the step. With `minRequests: 0` a step that saw no requests has nothing to judge and passes
 //! on its pause alone, while any requests it did see are judged against the thresholds as
 //! usual: the step is only as lenient as the traffic is absent.
 
-use super::traffic::LATENCY;
 use ciclo_api::model_deployment::{Analysis, TrafficSample};
 
 /// The outcome of a step's analysis.
@@ -29,12 +29,20 @@ enum P99 {
     AtMost(f64),
     /// Beyond the largest finite bound, which is given (seconds).
     Beyond(f64),
+    /// As the runtime's own summary reports it over its own window (seconds).
+    Reported(f64),
     /// Not known: the pods expose no histogram, or it counted none of the step's requests.
     Unknown,
 }
 
-/// Judges the traffic between `start` and `end` (cumulative counters of the same pods).
-pub fn judge(start: &TrafficSample, end: &TrafficSample, analysis: &Analysis) -> Verdict {
+/// Judges the traffic between `start` and `end` (cumulative counters of the same pods);
+/// `latency` names the latency metric read, if any, for messages.
+pub fn judge(
+    start: &TrafficSample,
+    end: &TrafficSample,
+    analysis: &Analysis,
+    latency: Option<&str>,
+) -> Verdict {
     let requests = end.requests - start.requests;
     let errors = end.errors - start.errors;
     if requests < 0.0 || errors < 0.0 {
@@ -72,19 +80,32 @@ pub fn judge(start: &TrafficSample, end: &TrafficSample, analysis: &Analysis) ->
                     ms(largest)
                 ));
             }
-            P99::Unknown => {
+            P99::Reported(p) if p > max => {
                 return Verdict::Fail(format!(
-                    "the canary pods' latency histogram ({LATENCY}) counted none of the step's \
-                     {requests} requests, so maxP99LatencyMs {max_ms} cannot be checked"
+                    "p99 latency {} ms (the runtime's own summary) is over {max_ms} ms",
+                    ms(p)
                 ));
             }
-            P99::AtMost(_) => {}
+            P99::Unknown => {
+                return Verdict::Fail(match latency {
+                    Some(name) => format!(
+                        "the canary pods' latency metric ({name}) counted none of the step's \
+                         {requests} requests, so maxP99LatencyMs {max_ms} cannot be checked"
+                    ),
+                    None => format!(
+                        "spec.runtime.metrics names no latency metric, so maxP99LatencyMs \
+                         {max_ms} cannot be checked"
+                    ),
+                });
+            }
+            P99::AtMost(_) | P99::Reported(_) => {}
         }
     }
     Verdict::Pass(format!(
         "{requests} requests, error ratio {ratio:.4}{}",
         match p99 {
             P99::AtMost(p) => format!(", p99 ≤ {} ms", ms(p)),
+            P99::Reported(p) => format!(", p99 {} ms (runtime's summary)", ms(p)),
             _ => String::new(),
         }
     ))
@@ -109,11 +130,15 @@ fn p99(start: &TrafficSample, end: &TrafficSample) -> P99 {
         })
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let reported = || match end.summary_p99_seconds {
+        Some(p) => P99::Reported(p),
+        None => P99::Unknown,
+    };
     let Some(&(_, total)) = buckets.last() else {
-        return P99::Unknown;
+        return reported();
     };
     if total <= 0.0 {
-        return P99::Unknown;
+        return reported();
     }
     let largest = buckets
         .iter()
@@ -132,6 +157,8 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    const CICLO: Option<&str> = Some("ciclo_serve_request_duration_seconds");
+
     fn sample(requests: f64, errors: f64, buckets: &[(&str, f64)]) -> TrafficSample {
         TrafficSample {
             requests,
@@ -140,6 +167,7 @@ mod tests {
                 .iter()
                 .map(|(le, c)| (le.to_string(), *c))
                 .collect::<BTreeMap<_, _>>(),
+            summary_p99_seconds: None,
         }
     }
 
@@ -164,11 +192,11 @@ mod tests {
         let start = sample(1000.0, 50.0, &[]);
         let end = sample(1200.0, 51.0, &[]);
         assert!(matches!(
-            judge(&start, &end, &analysis(None)),
+            judge(&start, &end, &analysis(None), CICLO),
             Verdict::Pass(_)
         ));
         let bad = sample(1200.0, 60.0, &[]);
-        let Verdict::Fail(why) = judge(&start, &bad, &analysis(None)) else {
+        let Verdict::Fail(why) = judge(&start, &bad, &analysis(None), CICLO) else {
             panic!("10 errors in 200 requests is 5 %");
         };
         assert!(
@@ -181,11 +209,11 @@ mod tests {
     fn too_little_traffic_is_not_judged_and_a_reset_counter_fails() {
         let start = sample(10.0, 0.0, &[]);
         assert_eq!(
-            judge(&start, &sample(15.0, 0.0, &[]), &analysis(None)),
+            judge(&start, &sample(15.0, 0.0, &[]), &analysis(None), CICLO),
             Verdict::Insufficient(5.0)
         );
         assert!(matches!(
-            judge(&start, &sample(3.0, 0.0, &[]), &analysis(None)),
+            judge(&start, &sample(3.0, 0.0, &[]), &analysis(None), CICLO),
             Verdict::Fail(_)
         ));
     }
@@ -200,17 +228,17 @@ mod tests {
             &[("0.01", 98.0), ("0.1", 100.0), ("+Inf", 100.0)],
         );
         assert!(matches!(
-            judge(&start, &end, &analysis(Some(100))),
+            judge(&start, &end, &analysis(Some(100)), CICLO),
             Verdict::Pass(_)
         ));
-        let Verdict::Fail(why) = judge(&start, &end, &analysis(Some(50))) else {
+        let Verdict::Fail(why) = judge(&start, &end, &analysis(Some(50)), CICLO) else {
             panic!("the 99th request falls in the 100 ms bucket");
         };
         assert!(why.contains("over 50 ms"), "{why}");
         // Slow requests beyond every bound.
         let slow = sample(100.0, 0.0, &[("0.01", 0.0), ("0.1", 0.0), ("+Inf", 100.0)]);
         assert!(matches!(
-            judge(&start, &slow, &analysis(Some(500))),
+            judge(&start, &slow, &analysis(Some(500)), CICLO),
             Verdict::Fail(_)
         ));
     }
@@ -218,7 +246,7 @@ mod tests {
     #[test]
     fn a_step_without_requests_passes_only_when_min_requests_is_0() {
         let quiet = sample(500.0, 3.0, &[("0.1", 500.0), ("+Inf", 500.0)]);
-        let Verdict::Pass(summary) = judge(&quiet, &quiet, &no_minimum(Some(100))) else {
+        let Verdict::Pass(summary) = judge(&quiet, &quiet, &no_minimum(Some(100)), CICLO) else {
             panic!("nothing to judge, and nothing asked for");
         };
         assert!(
@@ -226,7 +254,7 @@ mod tests {
             "{summary}"
         );
         assert_eq!(
-            judge(&quiet, &quiet, &analysis(Some(100))),
+            judge(&quiet, &quiet, &analysis(Some(100)), CICLO),
             Verdict::Insufficient(0.0)
         );
     }
@@ -237,12 +265,12 @@ mod tests {
         // 3 requests: fewer than the usual 20, but with no minimum they count.
         let healthy = sample(3.0, 0.0, &[("0.01", 3.0), ("0.1", 3.0), ("+Inf", 3.0)]);
         assert!(matches!(
-            judge(&start, &healthy, &no_minimum(Some(50))),
+            judge(&start, &healthy, &no_minimum(Some(50)), CICLO),
             Verdict::Pass(_)
         ));
         // 1 error in 3 requests is a third, far over 1 %.
         let failing = sample(3.0, 1.0, &[("0.01", 3.0), ("0.1", 3.0), ("+Inf", 3.0)]);
-        let Verdict::Fail(why) = judge(&start, &failing, &no_minimum(None)) else {
+        let Verdict::Fail(why) = judge(&start, &failing, &no_minimum(None), CICLO) else {
             panic!("a third of the requests failed");
         };
         assert!(
@@ -251,7 +279,7 @@ mod tests {
         );
         // 1 of 3 requests between 10 and 100 ms: the p99 lies in the 100 ms bucket.
         let slow = sample(3.0, 0.0, &[("0.01", 2.0), ("0.1", 3.0), ("+Inf", 3.0)]);
-        let Verdict::Fail(why) = judge(&start, &slow, &no_minimum(Some(50))) else {
+        let Verdict::Fail(why) = judge(&start, &slow, &no_minimum(Some(50)), CICLO) else {
             panic!("the p99 is up to 100 ms");
         };
         assert_eq!(why, "p99 latency up to 100 ms is over 50 ms");
@@ -261,23 +289,27 @@ mod tests {
     fn a_latency_limit_the_histogram_cannot_answer_fails_and_says_why() {
         let start = sample(0.0, 0.0, &[]);
         // A runtime that counts requests but exposes no latency histogram.
-        let Verdict::Fail(why) = judge(&start, &sample(100.0, 0.0, &[]), &analysis(Some(200)))
-        else {
+        let Verdict::Fail(why) = judge(
+            &start,
+            &sample(100.0, 0.0, &[]),
+            &analysis(Some(200)),
+            CICLO,
+        ) else {
             panic!("the latency limit cannot be checked");
         };
         assert_eq!(
             why,
-            "the canary pods' latency histogram (ciclo_serve_request_duration_seconds) counted \
+            "the canary pods' latency metric (ciclo_serve_request_duration_seconds) counted \
              none of the step's 100 requests, so maxP99LatencyMs 200 cannot be checked"
         );
         // Without a latency limit the histogram is not needed.
         assert!(matches!(
-            judge(&start, &sample(100.0, 0.0, &[]), &analysis(None)),
+            judge(&start, &sample(100.0, 0.0, &[]), &analysis(None), CICLO),
             Verdict::Pass(_)
         ));
         // Slower than every bound: the message names the largest.
         let slow = sample(100.0, 0.0, &[("0.5", 0.0), ("2.5", 0.0), ("+Inf", 100.0)]);
-        let Verdict::Fail(why) = judge(&start, &slow, &analysis(Some(200))) else {
+        let Verdict::Fail(why) = judge(&start, &slow, &analysis(Some(200)), CICLO) else {
             panic!("every request took longer than 2.5 s");
         };
         assert_eq!(
@@ -294,8 +326,54 @@ mod tests {
         let start = sample(0.0, 0.0, &[("0.00012", 0.0), ("+Inf", 0.0)]);
         let end = sample(100.0, 0.0, &[("0.00012", 100.0), ("+Inf", 100.0)]);
         assert_eq!(
-            judge(&start, &end, &analysis(Some(10))),
+            judge(&start, &end, &analysis(Some(10)), CICLO),
             Verdict::Pass("100 requests, error ratio 0.0000, p99 ≤ 0.12 ms".into())
+        );
+    }
+
+    #[test]
+    fn a_runtimes_summary_p99_is_judged_when_it_has_no_histogram() {
+        let start = sample(1000.0, 0.0, &[]);
+        let with_p99 = |p99: f64| TrafficSample {
+            summary_p99_seconds: Some(p99),
+            ..sample(1100.0, 0.0, &[])
+        };
+        let triton = Some("nv_inference_request_summary_us");
+        assert_eq!(
+            judge(&start, &with_p99(0.00215), &analysis(Some(10)), triton),
+            Verdict::Pass(
+                "100 requests, error ratio 0.0000, p99 2.15 ms (runtime's summary)".into()
+            )
+        );
+        assert_eq!(
+            judge(&start, &with_p99(0.25), &analysis(Some(100)), triton),
+            Verdict::Fail("p99 latency 250 ms (the runtime's own summary) is over 100 ms".into())
+        );
+        // Summaries off: nothing to judge the latency limit by, and the message says which
+        // metric was missing.
+        let Verdict::Fail(why) = judge(
+            &start,
+            &sample(1100.0, 0.0, &[]),
+            &analysis(Some(100)),
+            triton,
+        ) else {
+            panic!("the limit cannot be checked");
+        };
+        assert!(
+            why.starts_with("the canary pods' latency metric (nv_inference_request_summary_us)"),
+            "{why}"
+        );
+        let Verdict::Fail(why) = judge(
+            &start,
+            &sample(1100.0, 0.0, &[]),
+            &analysis(Some(100)),
+            None,
+        ) else {
+            panic!("no latency metric at all");
+        };
+        assert!(
+            why.starts_with("spec.runtime.metrics names no latency metric"),
+            "{why}"
         );
     }
 }

@@ -14,8 +14,9 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricTarget, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, ObjectFieldSelector, PodSpec,
-    PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+    Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec,
+    SleepAction,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -31,6 +32,11 @@ pub const LIVE_PATH: &str = "/v2/health/live";
 /// Seconds a stopping serving pod has: its server keeps answering while endpoints update
 /// (`ciclo serve --drain-seconds`), then finishes what is in flight.
 const GRACE_SECONDS: i64 = 30;
+/// Seconds a stopping pod of your own runtime keeps serving before it gets SIGTERM: runtimes
+/// such as MLServer and Triton stop at once on the signal, while the Service's endpoints take a
+/// moment to drop the pod, and requests sent to it meanwhile would fail. (`ciclo serve` drains
+/// by itself.)
+const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 
 /// The Deployment serving version `n` of `md`'s model.
 pub fn deployment_name(md: &ModelDeployment, n: i64) -> String {
@@ -113,14 +119,16 @@ pub fn deployment(
         store.region.as_deref(),
         store.force_path_style,
     ));
-    let (image, args) = match &runtime.image {
+    let (image, command, args) = match &runtime.image {
         Some(image) => (
             image.clone(),
+            (!runtime.command.is_empty()).then(|| runtime.command.clone()),
             (!runtime.args.is_empty()).then(|| runtime.args.clone()),
         ),
         // `ciclo serve` reads the model settings from the CICLO_MODEL_* variables.
         None => (
             image.to_string(),
+            None,
             Some(vec![
                 "serve".into(),
                 "--address=$(CICLO_POD_IP)".into(),
@@ -128,26 +136,47 @@ pub fn deployment(
             ]),
         ),
     };
+    // The metrics endpoint analysis reads, named when the runtime serves it on a port of
+    // its own (MLServer's 8082, Triton's 8002), so scrapers and people see it too.
+    let mut ports = vec![ContainerPort {
+        name: Some("http".into()),
+        container_port: port,
+        ..Default::default()
+    }];
+    let metrics_port = runtime.metrics_query().port;
+    if metrics_port != port {
+        ports.push(ContainerPort {
+            name: Some("metrics".into()),
+            container_port: metrics_port,
+            ..Default::default()
+        });
+    }
     let container = Container {
         name: CONTAINER.into(),
         image: Some(image),
+        command,
         args,
         env: Some(env),
         env_from: store
             .secret
             .as_ref()
             .map(|s| vec![workload::secret_env(s, ARTIFACTS_ENV_PREFIX)]),
-        ports: Some(vec![ContainerPort {
-            name: Some("http".into()),
-            container_port: port,
-            ..Default::default()
-        }]),
+        ports: Some(ports),
         // Every second: a new version's first ready answer is what a rollout waits for, and the
         // probe is one cheap local request.
         readiness_probe: Some(probe(READY_PATH, 1)),
         liveness_probe: Some(probe(LIVE_PATH, 10)),
         resources: md.spec.resources.clone(),
         security_context: Some(pod_security::container()),
+        lifecycle: runtime.image.is_some().then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
         ..Default::default()
     };
     Deployment {
@@ -316,6 +345,7 @@ spec:
         assert_eq!(spec.replicas, Some(2));
         let pod = spec.template.spec.as_ref().unwrap();
         let c = &pod.containers[0];
+        assert!(c.lifecycle.is_none(), "ciclo serve drains by itself");
         assert_eq!(c.image.as_deref(), Some("ciclo:dev"));
         assert_eq!(c.args.as_ref().unwrap()[0], "serve");
         let env = env(&d);
@@ -370,13 +400,51 @@ spec:
             .unwrap()
             .containers[0];
         assert_eq!(c.image.as_deref(), Some("me/torchserve:1"));
+        assert_eq!(c.command, None, "the image's entrypoint");
         assert_eq!(c.args, Some(vec!["--x".to_string()]));
         assert_eq!(env(&d)["CICLO_PORT"], "9000");
+        let ports: Vec<_> = c.ports.iter().flatten().map(|p| p.container_port).collect();
+        assert_eq!(ports, [9000], "metrics on the serving port");
+        let sleep = c
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref()?.sleep.as_ref());
+        assert_eq!(
+            sleep.map(|s| s.seconds),
+            Some(PRE_STOP_SLEEP_SECONDS),
+            "it serves a moment longer while the Service drops it"
+        );
         assert_eq!(
             env(&d)["CICLO_MODEL_URI"],
             "s3://a/ml/models/iris/runs/r3/model.json"
         );
         assert_eq!(d.spec.unwrap().replicas, None, "left to the autoscaler");
+    }
+
+    #[test]
+    fn a_runtime_with_its_own_command_and_metrics_port_gets_both() {
+        let d = deployment(
+            &md(
+                "{model: {name: iris}, runtime: {image: 'seldonio/mlserver:1.7.1', command: [mlserver, start, /models], metrics: {preset: MLServer}}}",
+            ),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        let c = &d.spec.unwrap().template.spec.unwrap().containers[0];
+        assert_eq!(
+            c.command.as_deref(),
+            Some(&["mlserver".to_string(), "start".into(), "/models".into()][..])
+        );
+        assert_eq!(c.args, None);
+        let ports: Vec<_> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("http", 8080), ("metrics", 8082)]);
     }
 
     #[test]

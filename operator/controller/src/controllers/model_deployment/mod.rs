@@ -195,7 +195,11 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
             .filter(|p| version_of(p) == Some(canary) && is_ready(p))
             .cloned()
             .collect();
-        match traffic::sample(&ready, md.spec.runtime.port).await {
+        let sampled = match traffic::Reader::new(&md.spec.runtime.metrics_query()) {
+            Ok(reader) => reader.sample(&ready).await,
+            Err(e) => Err(e),
+        };
+        match sampled {
             Ok(sample) => view.sample = Some(sample),
             Err(e) => {
                 // A pod that just became ready may not answer yet: look again shortly. Past

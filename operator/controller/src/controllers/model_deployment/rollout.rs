@@ -384,7 +384,9 @@ impl<'a, 'v> Rollout<'a, 'v> {
         let steps = &md.spec.strategy.steps;
         let canary = c.canary;
         let baseline = self.s.step_baseline.clone().unwrap_or_default();
-        match analysis::judge(&baseline, &sample, &md.spec.analysis) {
+        let metrics = md.spec.runtime.metrics_query();
+        let latency = metrics.latency.as_ref().map(|l| l.name.as_str());
+        match analysis::judge(&baseline, &sample, &md.spec.analysis, latency) {
             Verdict::Fail(why) => {
                 self.rollback(c, format!("analysis of step {}: {why}", index + 1));
             }
@@ -393,9 +395,10 @@ impl<'a, 'v> Rollout<'a, 'v> {
                 self.plan.conditions = conditions::reconciling(
                     "WaitingForTraffic",
                     format!(
-                        "step {}: version {canary} has served {n} of the {} requests the analysis needs (analysis.minRequests)",
+                        "step {}: version {canary} has served {n} of the {} requests the analysis needs (analysis.minRequests), counted by {}",
                         index + 1,
-                        md.spec.analysis.min_requests
+                        md.spec.analysis.min_requests,
+                        metrics.counted_by()
                     ),
                 );
                 self.plan.requeue = Some(TRAFFIC_RECHECK);
@@ -525,7 +528,7 @@ mod tests {
         TrafficSample {
             requests,
             errors,
-            latency_buckets: Default::default(),
+            ..Default::default()
         }
     }
 
@@ -696,7 +699,8 @@ mod tests {
         assert_eq!(p.requeue, Some(TRAFFIC_RECHECK));
         assert_eq!(
             p.conditions[0].message,
-            "step 1: version 2 has served 3 of the 10 requests the analysis needs (analysis.minRequests)"
+            "step 1: version 2 has served 3 of the 10 requests the analysis needs (analysis.minRequests), \
+             counted by ciclo_serve_requests_total on :8080/metrics"
         );
         // No traffic at all is too little too, when the analysis asks for some.
         let mut sim = serving_v1();
@@ -767,6 +771,7 @@ mod tests {
                 .into_iter()
                 .map(|(le, n)| (le.to_string(), n))
                 .collect(),
+            ..Default::default()
         };
         // 3 fast, healthy requests in step 1: fewer than any usual minimum, judged and passed.
         let mut sim = serving_v1_with(NO_MINIMUM);
