@@ -345,6 +345,12 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "command applies only to your own image (runtime.image), not to the built-in server",
         ),
         (
+            "the built-in server on its gRPC port",
+            deployment("runtime: {port: 8081}"),
+            "spec.runtime.port",
+            "the built-in server serves gRPC on port 8081: give runtime.port another",
+        ),
+        (
             "metric names for the built-in server",
             deployment("runtime: {metrics: {preset: MLServer}}"),
             "spec.runtime.metrics",

@@ -32,6 +32,57 @@ fn metric(mv: &Value, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no metric {name}: {mv}"))
 }
 
+/// The same 20 rows through the Service's `grpc` port (in the cluster: by its DNS name; on the
+/// process node there is no Service routing, and no image to run anyway): ciclo serve's
+/// gRPC half gives REST's labels.
+async fn grpc_answers_as_rest(ns: &str, rest: &Value) {
+    use ciclo_serve::grpc::proto::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use ciclo_serve::grpc::proto::model_infer_request::InferInputTensor;
+    use ciclo_serve::grpc::proto::{InferTensorContents, ModelInferRequest};
+    let (body, _) = request(20);
+    let data: Vec<f32> = body["inputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect();
+    let mut client = GrpcInferenceServiceClient::connect(format!("http://wdbc.{ns}.svc:8081"))
+        .await
+        .unwrap();
+    let answer = client
+        .model_infer(ModelInferRequest {
+            model_name: "wdbc".into(),
+            inputs: vec![InferInputTensor {
+                name: "input".into(),
+                datatype: "FP32".into(),
+                shape: vec![20, 30],
+                contents: Some(InferTensorContents {
+                    fp32_contents: data,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let labels = answer
+        .outputs
+        .iter()
+        .find(|o| o.name == "output_label")
+        .and_then(|o| o.contents.as_ref())
+        .map(|c| c.int64_contents.clone())
+        .unwrap_or_else(|| panic!("{answer:?}"));
+    let rest: Vec<i64> = output(rest, "output_label")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(labels, rest);
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster with the kubelet node and the example images: make e2e"]
 async fn a_scikit_learn_trainer_trains_on_wdbc_and_its_next_version_is_canaried_in_without_errors()
@@ -99,6 +150,7 @@ async fn a_scikit_learn_trainer_trains_on_wdbc_and_its_next_version_is_canaried_
         .filter(|(got, want)| got.as_i64() == Some(i64::from(want.as_str() == "M")))
         .count();
     assert!(right >= 17, "{right} of 20 diagnoses right: {answer}");
+    grpc_answers_as_rest(&w.ns.name, &answer).await;
 
     // The team's next fit (stronger regularisation) → version 2, canaried in under load.
     let (one_row, _) = request(1);

@@ -122,6 +122,7 @@ pub enum ModelTrack {
 // The built-in server gets its own arguments: args would be ignored.
 #[x_kube(validation = Rule::new("has(self.image) || !has(self.args) || size(self.args) == 0").message("args apply only to your own image (runtime.image), not to the built-in server").field_path(".args"))]
 #[x_kube(validation = Rule::new("has(self.image) || !has(self.command) || size(self.command) == 0").message("command applies only to your own image (runtime.image), not to the built-in server").field_path(".command"))]
+#[x_kube(validation = Rule::new("has(self.image) || self.port != 8081").message("the built-in server serves gRPC on port 8081: give runtime.port another").field_path(".port"))]
 #[x_kube(validation = Rule::new("has(self.image) || !has(self.metrics)").message("metrics describes your own image's metrics (runtime.image); the built-in server's are known").field_path(".metrics"))]
 pub struct Runtime {
     /// Your serving image; it gets CICLO_MODEL_URI and CICLO_PORT. Unset: the built-in server.

@@ -165,9 +165,9 @@ impl MetricsQuery {
     }
 }
 
-/// `ciclo serve`'s and the workload contract's inference routes: a series without a `route`
-/// label counts too.
-const CICLO_ROUTES: &str = "(.*/infer|.*:predict)?";
+/// `ciclo serve`'s and the workload contract's inference routes (REST's, and gRPC's method
+/// path): a series without a `route` label counts too.
+const CICLO_ROUTES: &str = "(.*/infer|.*:predict|.*/ModelInfer)?";
 const FIVE_XX: &str = "5..";
 
 impl MetricsPreset {

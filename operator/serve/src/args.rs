@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// The port to listen on (0: any free port, logged).
     #[arg(long, env = contract::ENV_PORT, default_value_t = 8080)]
     pub port: u16,
+    /// Also serve the protocol over gRPC (`inference.GRPCInferenceService`) on this port (0:
+    /// any free port, logged). Unset: no gRPC.
+    #[arg(long, env = "CICLO_GRPC_PORT")]
+    pub grpc_port: Option<u16>,
     /// The largest request body accepted; a larger one is refused with 413.
     #[arg(long, env = "CICLO_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

@@ -191,12 +191,25 @@ fn array<const N: usize>(chunk: &[u8]) -> [u8; N] {
         .expect("chunks_exact gives chunks of the width")
 }
 
-/// A response tensor's data as the extension writes it.
-pub(crate) fn encode(data: &Data) -> Vec<u8> {
+/// A response tensor's data as the extension (and gRPC's raw contents) write it: each element
+/// little-endian in the width of the output's `datatype` (an INT32 output's elements are
+/// 4 bytes, though held as i64 here).
+pub(crate) fn encode(datatype: &str, data: &Data) -> Vec<u8> {
+    let width = Datatype::parse(datatype).map(width);
     match data {
         Data::Bool(v) => v.iter().map(|b| u8::from(*b)).collect(),
-        Data::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
-        Data::U64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        Data::I64(v) => match width {
+            Some(1) => v.iter().map(|x| *x as i8 as u8).collect(),
+            Some(2) => v.iter().flat_map(|x| (*x as i16).to_le_bytes()).collect(),
+            Some(4) => v.iter().flat_map(|x| (*x as i32).to_le_bytes()).collect(),
+            _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        },
+        Data::U64(v) => match width {
+            Some(1) => v.iter().map(|x| *x as u8).collect(),
+            Some(2) => v.iter().flat_map(|x| (*x as u16).to_le_bytes()).collect(),
+            Some(4) => v.iter().flat_map(|x| (*x as u32).to_le_bytes()).collect(),
+            _ => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        },
         Data::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Data::F64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Data::Bytes(v) => v
@@ -310,7 +323,7 @@ mod tests {
     #[test]
     fn strings_are_length_prefixed_and_round_trip() {
         let data = Data::Bytes(vec!["yes".into(), String::new(), "né".into()]);
-        let bytes = encode(&data);
+        let bytes = encode("BYTES", &data);
         assert_eq!(&bytes[..7], [3, 0, 0, 0, b'y', b'e', b's']);
         assert_eq!(
             decode(Datatype::Bytes, 3, &bytes).unwrap(),
@@ -334,10 +347,18 @@ mod tests {
     fn response_data_is_written_as_requests_are_read() {
         let probabilities = Data::F32(vec![0.75, 0.25]);
         assert_eq!(
-            encode(&probabilities),
+            encode("FP32", &probabilities),
             [0x00, 0x00, 0x40, 0x3f, 0x00, 0x00, 0x80, 0x3e]
         );
-        assert_eq!(encode(&Data::I64(vec![1])), 1i64.to_le_bytes());
-        assert_eq!(encode(&Data::Bool(vec![true, false])), [1, 0]);
+        assert_eq!(encode("INT64", &Data::I64(vec![1])), 1i64.to_le_bytes());
+        assert_eq!(encode("BOOL", &Data::Bool(vec![true, false])), [1, 0]);
+        // Narrower integers in their own width, as a client decodes them.
+        let int32 = encode("INT32", &Data::I64(vec![-2, 3]));
+        assert_eq!(int32, [0xfe, 0xff, 0xff, 0xff, 3, 0, 0, 0]);
+        assert_eq!(
+            decode(Datatype::I32, 2, &int32).unwrap(),
+            Values::Int(vec![-2, 3])
+        );
+        assert_eq!(encode("UINT8", &Data::U64(vec![7, 255])), [7, 255]);
     }
 }

@@ -22,6 +22,7 @@ mod body;
 mod builtin;
 mod drain;
 mod errors;
+pub mod grpc;
 mod load;
 mod metrics;
 mod model;

@@ -146,6 +146,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts and times one answer: `route` (a path template, or a gRPC method's path) and the
+    /// HTTP `code` it gave or stands for.
+    pub fn record(&self, route: String, code: u16, took: std::time::Duration) {
+        self.duration
+            .get_or_create(&RouteLabel {
+                route: route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.requests
+            .get_or_create(&RequestLabels { route, code })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -242,19 +255,7 @@ pub(crate) async fn track(
     };
     let start = Instant::now();
     let response = next.run(request).await;
-    metrics
-        .duration
-        .get_or_create(&RouteLabel {
-            route: route.clone(),
-        })
-        .observe(start.elapsed().as_secs_f64());
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            code: response.status().as_u16(),
-        })
-        .inc();
+    metrics.record(route, response.status().as_u16(), start.elapsed());
     response
 }
 

@@ -5,7 +5,7 @@
 use crate::args::{Format, ServeArgs};
 use crate::errors::ApiError;
 use crate::state::State;
-use crate::{Error, drain, load, metrics, v1, v2};
+use crate::{Error, drain, grpc, load, metrics, v1, v2};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header;
@@ -16,10 +16,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
 
 /// A bound server that has not loaded its model yet.
 pub struct Server {
     listener: TcpListener,
+    /// The gRPC port's listener, when asked for.
+    grpc: Option<TcpListener>,
     state: Arc<State>,
     uri: String,
     digest: Option<String>,
@@ -50,9 +53,21 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| Error::Bind { addr, source })?;
+        let grpc = match args.grpc_port {
+            Some(port) => {
+                let addr = SocketAddr::new(args.address, port);
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| Error::Bind { addr, source })?,
+                )
+            }
+            None => None,
+        };
         let version = args.model_version.clone().filter(|v| !v.trim().is_empty());
         Ok(Server {
             listener,
+            grpc,
             state: Arc::new(State::new(name.into(), version, args.max_body_bytes)),
             uri: args.model_uri.clone(),
             digest,
@@ -69,10 +84,16 @@ impl Server {
             .expect("a bound listener has an address")
     }
 
+    /// The gRPC port's address, when it serves gRPC.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `stop` resolves and the drain ends, or until the model fails to load.
     pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let Server {
             listener,
+            grpc,
             state,
             uri,
             digest,
@@ -91,12 +112,46 @@ impl Server {
                 }
             }
         };
+        // Both ports stop together: the drain (or a failed load) ends them.
+        let (stopped, _) = tokio::sync::watch::channel(false);
+        let stopping = {
+            let stopped = stopped.clone();
+            async move {
+                shutdown.await;
+                stopped.send_replace(true);
+            }
+        };
+        let until_stopped = move || {
+            let mut watching = stopped.subscribe();
+            async move {
+                let _ = watching.wait_for(|s| *s).await;
+            }
+        };
         let app = router(state.clone());
+        let grpc = grpc.map(|listener| {
+            let address = listener.local_addr().ok();
+            tracing::info!(address = ?address, "serving gRPC (inference.GRPCInferenceService)");
+            let service = grpc::service(state.clone(), state.max_body_bytes);
+            let stop = until_stopped();
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)
+                    .await
+                    .map_err(|e| Error::Serve(std::io::Error::other(e)))
+            })
+        });
+        let http_stop = until_stopped();
         let mut serving = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
+            tokio::spawn(stopping);
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(http_stop)
                 .await
-                .map_err(Error::Serve)
+                .map_err(Error::Serve);
+            if let Some(grpc) = grpc {
+                joined(grpc.await)?;
+            }
+            served
         });
         let loaded = tokio::select! {
             loaded = load::load(&uri, digest.as_deref(), format, onnxruntime) => loaded,

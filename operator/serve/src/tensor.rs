@@ -128,6 +128,18 @@ pub(crate) struct Output {
     pub parameters: serde_json::Map<String, Value>,
 }
 
+impl Output {
+    /// The output called `name` among `outputs`: a request may ask for some by name.
+    pub fn named<'a>(outputs: &'a [Output], name: &str) -> Result<&'a Output, ApiError> {
+        outputs.iter().find(|o| o.name == name).ok_or_else(|| {
+            let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+            ApiError::bad_request(format!(
+                "unknown output {name:?}; the model's outputs are {names:?}"
+            ))
+        })
+    }
+}
+
 /// A response tensor's data, flat in row-major order.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(untagged)]
@@ -154,24 +166,7 @@ impl Tensor {
     pub fn decode(t: RequestTensor, binary: &mut Tail) -> Result<Tensor, ApiError> {
         let name = t.name;
         let bad = |m: String| ApiError::bad_request(format!("input {name:?}: {m}"));
-        let datatype = Datatype::parse(&t.datatype).ok_or_else(|| {
-            let known: Vec<&str> = DATATYPES.iter().map(|(_, n)| *n).collect();
-            bad(format!(
-                "unknown datatype {:?}; the datatypes are {}",
-                t.datatype,
-                known.join(", ")
-            ))
-        })?;
-        let shape = t
-            .shape
-            .iter()
-            .map(|d| usize::try_from(*d).ok())
-            .collect::<Option<Vec<usize>>>()
-            .ok_or_else(|| bad(format!("shape {:?} is too large", t.shape)))?;
-        let count = shape
-            .iter()
-            .try_fold(1usize, |n, d| n.checked_mul(*d))
-            .ok_or_else(|| bad(format!("shape {:?} is too large", t.shape)))?;
+        let (datatype, shape, count) = declared(&name, &t.datatype, &t.shape)?;
         let values = match (t.data, t.parameters.binary_data_size) {
             (Some(data), None) => {
                 let mut leaves = Vec::new();
@@ -204,6 +199,33 @@ impl Tensor {
             values,
         })
     }
+}
+
+/// A request tensor's declaration checked: a known datatype, and a shape whose element count
+/// is a number; the datatype, the shape and the count.
+pub(crate) fn declared(
+    name: &str,
+    datatype: &str,
+    shape: &[u64],
+) -> Result<(Datatype, Vec<usize>, usize), ApiError> {
+    let bad = |m: String| ApiError::bad_request(format!("input {name:?}: {m}"));
+    let parsed = Datatype::parse(datatype).ok_or_else(|| {
+        let known: Vec<&str> = DATATYPES.iter().map(|(_, n)| *n).collect();
+        bad(format!(
+            "unknown datatype {datatype:?}; the datatypes are {}",
+            known.join(", ")
+        ))
+    })?;
+    let dims = shape
+        .iter()
+        .map(|d| usize::try_from(*d).ok())
+        .collect::<Option<Vec<usize>>>()
+        .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, d| n.checked_mul(*d))
+        .ok_or_else(|| bad(format!("shape {shape:?} is too large")))?;
+    Ok((parsed, dims, count))
 }
 
 /// The scalars of `data` in row-major order: nested arrays are read through.

@@ -182,17 +182,7 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
             .outputs
             .iter()
             .map(|o| {
-                let output = outputs
-                    .iter()
-                    .find(|out| out.name == o.name)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> =
-                            outputs.iter().map(|out| out.name.as_str()).collect();
-                        ApiError::bad_request(format!(
-                            "unknown output {:?}; the model's outputs are {names:?}",
-                            o.name
-                        ))
-                    })?;
+                let output = Output::named(&outputs, &o.name)?;
                 Ok((output, o.parameters.binary_data.unwrap_or(as_binary)))
             })
             .collect::<Result<_, ApiError>>()?
@@ -210,7 +200,7 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
                 parameters: o.parameters.clone(),
             };
             if as_binary {
-                let blob = binary::encode(&o.data);
+                let blob = binary::encode(o.datatype, &o.data);
                 tensor.data = None;
                 tensor
                     .parameters

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod exporters;
+mod grpc;
 mod lifecycle;
 mod metrics;
 mod onnx;

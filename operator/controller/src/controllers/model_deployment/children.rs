@@ -37,6 +37,8 @@ const GRACE_SECONDS: i64 = 30;
 /// moment to drop the pod, and requests sent to it meanwhile would fail. (`ciclo serve` drains
 /// by itself.)
 const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+/// The port the built-in server serves the protocol's gRPC half on (KServe's convention).
+pub const GRPC_PORT: i32 = 8081;
 
 /// The Deployment serving version `n` of `md`'s model.
 pub fn deployment_name(md: &ModelDeployment, n: i64) -> String {
@@ -133,6 +135,7 @@ pub fn deployment(
                 "serve".into(),
                 "--address=$(CICLO_POD_IP)".into(),
                 format!("--port={port}"),
+                format!("--grpc-port={GRPC_PORT}"),
             ]),
         ),
     };
@@ -143,6 +146,13 @@ pub fn deployment(
         container_port: port,
         ..Default::default()
     }];
+    if runtime.image.is_none() {
+        ports.push(ContainerPort {
+            name: Some("grpc".into()),
+            container_port: GRPC_PORT,
+            ..Default::default()
+        });
+    }
     let metrics_port = runtime.metrics_query().port;
     if metrics_port != port {
         ports.push(ContainerPort {
@@ -218,7 +228,6 @@ pub fn deployment(
 /// The Service over every ready serving pod of `md`, whatever its version: traffic splits
 /// between versions by their ready pods (replica ratio).
 pub fn service(md: &ModelDeployment) -> Service {
-    let port = md.spec.runtime.port;
     Service {
         metadata: meta(
             md,
@@ -230,16 +239,33 @@ pub fn service(md: &ModelDeployment) -> Service {
         ),
         spec: Some(ServiceSpec {
             selector: Some(BTreeMap::from([(labels::DEPLOYMENT.into(), md.name_any())])),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port,
-                target_port: Some(IntOrString::String("http".into())),
-                ..Default::default()
-            }]),
+            ports: Some(service_ports(md)),
             ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+/// The ports of the Services over the serving pods: `http`, and for the built-in server `grpc`
+/// (HTTP/2 without TLS, which `appProtocol` tells Gateways and meshes so they route it as
+/// such).
+pub fn service_ports(md: &ModelDeployment) -> Vec<ServicePort> {
+    let mut ports = vec![ServicePort {
+        name: Some("http".into()),
+        port: md.spec.runtime.port,
+        target_port: Some(IntOrString::String("http".into())),
+        ..Default::default()
+    }];
+    if md.spec.runtime.image.is_none() {
+        ports.push(ServicePort {
+            name: Some("grpc".into()),
+            port: GRPC_PORT,
+            target_port: Some(IntOrString::String("grpc".into())),
+            app_protocol: Some("kubernetes.io/h2c".into()),
+            ..Default::default()
+        });
+    }
+    ports
 }
 
 /// The autoscaler of the stable version's Deployment, when `spec.autoscaling` asks for one.
@@ -348,6 +374,19 @@ spec:
         assert!(c.lifecycle.is_none(), "ciclo serve drains by itself");
         assert_eq!(c.image.as_deref(), Some("ciclo:dev"));
         assert_eq!(c.args.as_ref().unwrap()[0], "serve");
+        assert!(
+            c.args
+                .as_ref()
+                .unwrap()
+                .contains(&"--grpc-port=8081".to_string())
+        );
+        let ports: Vec<_> = c
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
+            .collect();
+        assert_eq!(ports, [("http", 8080), ("grpc", 8081)]);
         let env = env(&d);
         assert_eq!(env["CICLO_MODEL_DIGEST"], "blake3:ab");
         assert_eq!(env["CICLO_MODEL_VERSION"], "3");
@@ -455,6 +494,28 @@ spec:
             s.selector.unwrap(),
             BTreeMap::from([(labels::DEPLOYMENT.to_string(), "web".to_string())])
         );
+        // gRPC on its own port, marked as HTTP/2 for whatever routes it.
+        let ports: Vec<_> = s
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p.name.as_deref().unwrap(),
+                    p.port,
+                    p.app_protocol.as_deref(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ports,
+            [
+                ("http", 8080, None),
+                ("grpc", 8081, Some("kubernetes.io/h2c"))
+            ]
+        );
+        let own = md("{model: {name: iris}, runtime: {image: 'me/server:1'}}");
+        assert_eq!(service(&own).spec.unwrap().ports.unwrap().len(), 1);
         let hpa = autoscaler(&m, 3).unwrap().spec;
         assert_eq!(hpa.scale_target_ref.name, "web-v3");
         assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 5));

@@ -7,9 +7,8 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use ciclo_api::labels;
 use ciclo_api::model_deployment::ModelDeployment;
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
+use k8s_openapi::api::core::v1::{Service, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{Api, DynamicObject, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Resource as _, ResourceExt as _};
@@ -43,12 +42,7 @@ pub fn services(md: &ModelDeployment, stable: i64, canary: Option<i64>) -> [Serv
                 (labels::DEPLOYMENT.into(), md.name_any()),
                 (labels::VERSION.into(), version.to_string()),
             ])),
-            ports: Some(vec![ServicePort {
-                name: Some("http".into()),
-                port: md.spec.runtime.port,
-                target_port: Some(IntOrString::String("http".into())),
-                ..Default::default()
-            }]),
+            ports: Some(super::children::service_ports(md)),
             ..Default::default()
         }),
         ..Default::default()

@@ -276,6 +276,16 @@ ciclo_serve_request_duration_seconds_bucket{route="/v2/health/ready",le="+Inf"} 
     }
 
     #[test]
+    fn grpc_inference_counts_as_rest_inference_does() {
+        let text = r#"ciclo_serve_requests_total{route="/inference.GRPCInferenceService/ModelInfer",code="200"} 40
+ciclo_serve_requests_total{route="/inference.GRPCInferenceService/ModelInfer",code="503"} 1
+ciclo_serve_requests_total{route="/inference.GRPCInferenceService/ServerReady",code="200"} 9
+"#;
+        let s = reader(MetricsPreset::Ciclo).parse(text);
+        assert_eq!((s.requests, s.errors), (41.0, 1.0));
+    }
+
+    #[test]
     fn a_runtime_without_route_labels_has_every_request_counted() {
         let text = "ciclo_serve_requests_total{code=\"200\"} 7\nciclo_serve_requests_total{code=\"500\"} 1\n";
         let s = reader(MetricsPreset::Ciclo).parse(text);

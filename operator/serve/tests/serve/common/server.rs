@@ -37,6 +37,8 @@ pub fn args_from_env() -> ServeArgs {
 
 pub struct Running {
     pub addr: SocketAddr,
+    /// The gRPC port's address, with `--grpc-port`.
+    pub grpc: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     done: JoinHandle<Result<(), Error>>,
 }
@@ -75,12 +77,14 @@ pub async fn serve_file(path: &std::path::Path, name: &str) -> Running {
 pub async fn start(args: ServeArgs) -> Running {
     let server = Server::bind(&args).await.unwrap();
     let addr = server.local_addr();
+    let grpc = server.grpc_addr();
     let (tx, rx) = oneshot::channel();
     let done = tokio::spawn(server.run(async {
         let _ = rx.await;
     }));
     Running {
         addr,
+        grpc,
         stop: Some(tx),
         done,
     }
