@@ -12,9 +12,11 @@
 # Load: wrk (Debian's; installed with apt-get when missing), one thread, C keep-alive
 # connections, the same body each time, BENCH_SECONDS after BENCH_WARMUP seconds of warm-up.
 # The server is pinned to BENCH_SERVER_CPUS and wrk to BENCH_LOAD_CPUS, so neither takes the
-# other's core. wrk's own ceiling on this machine is measured first: its rate against
-# ciclo's /v2/health/live, which does no model work; a figure near it measures wrk, not the
-# server. Medians of BENCH_RUNS rounds (the order alternates). A non-2xx answer fails the run.
+# other's core. The ceiling is measured first: wrk against a bare axum server on the same
+# runtime (bench-bare: it reads each request whole and answers a fixed response, no parsing,
+# model or metrics) with the same batch-1 requests at the highest concurrency; a figure near
+# it measures wrk and the network stack, not the server. Medians of BENCH_RUNS rounds (the
+# order alternates). A non-2xx answer fails the run.
 #
 # MLServer comes from the venv the serving benchmarks share (serve-harness.sh, of
 # requirements-serve.txt, which pins onnxruntime too); if it cannot be installed or started,
@@ -46,9 +48,10 @@ if ! command -v wrk >/dev/null; then
     apt-get install -y -qq wrk >/dev/null
 fi
 
-log "building ciclo (release)"
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo
+log "building ciclo and bench-bare (release)"
+cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo -p ciclo-bench
 bin=${CARGO_TARGET_DIR:-$root/target}/release/ciclo
+bare=${CARGO_TARGET_DIR:-$root/target}/release/bench-bare
 onnxruntime=$("$root/e2e/onnxruntime/fetch.sh")
 
 # The request bodies: the fixture's five rows, repeated up to the batch.
@@ -76,6 +79,9 @@ start() {
     port=$(free_port)
     url=http://127.0.0.1:$port
     case $server in
+    bare)
+        setsid taskset -c "$server_cpus" "$bare" "$port" >>"$work/bare.log" 2>&1 &
+        ;;
     ciclo)
         setsid taskset -c "$server_cpus" "$bin" serve --model-uri "file://$fixtures/$model.onnx" \
             --model-name "$model" --port "$port" --drain-seconds 0 --onnxruntime "$onnxruntime" \
@@ -142,11 +148,12 @@ measure() {
     stop
 }
 
-# The generator's ceiling: the liveness endpoint, no model work, at the highest concurrency.
-start ciclo "${models[0]}" || { log "ERROR: ciclo serve did not start"; tail -20 "$work/ciclo.log" >&2; exit 1; }
-read -r ceiling _ _ < <(load "$url/v2/health/live" "" "${concurrencies[-1]}" "$seconds")
+# The ceiling: the bare server on the same batch-1 requests, at the highest concurrency.
+start bare "${models[0]}" || { log "ERROR: bench-bare did not start"; tail -20 "$work/bare.log" >&2; exit 1; }
+load "$url/v2/models/${models[0]}/infer" "$work/body-1.json" "${concurrencies[-1]}" "$warmup" >/dev/null
+read -r ceiling _ _ < <(load "$url/v2/models/${models[0]}/infer" "$work/body-1.json" "${concurrencies[-1]}" "$seconds")
 stop
-log "wrk's ceiling (GET /v2/health/live, ${concurrencies[-1]} connections): $ceiling req/s"
+log "the ceiling (bench-bare, batch 1, ${concurrencies[-1]} connections): $ceiling req/s"
 
 servers=(ciclo)
 [[ -n "$peer" ]] || servers+=(mlserver)
@@ -181,7 +188,7 @@ cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 echo "ONNX serving (Open Inference Protocol v2, REST): ciclo serve $ciclo_version (ONNX Runtime 1.32.0, ort) against $peer_name (onnxruntime 1.32.0, mlserver_onnx.OnnxModel, parallel_workers=0)"
 echo "files: skl2onnx 1.20.0 exports of scikit-learn 1.9.1 models on the 30 breast-cancer features (ZipMap off); requests FP32 [batch, 30]"
 echo "load: wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}'), one thread, keep-alive, $seconds s after $warmup s of warm-up; server pinned to CPU $server_cpus, wrk to CPU $load_cpus; medians of $runs runs"
-echo "wrk's ceiling here: $(printf '%.0f' "$ceiling") req/s (GET /v2/health/live of ciclo serve, ${concurrencies[-1]} connections, no model work)"
+echo "the ceiling here: $(printf '%.0f' "$ceiling") req/s (wrk against bench-bare, a bare axum server on the same runtime that reads the same batch-1 requests and answers a fixed response; ${concurrencies[-1]} connections)"
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}"
 [[ -z "$peer" ]] || echo "MLServer: $peer"
 row='%-36s | %9s %8s %8s | %9s %8s %8s | %7s %6s %6s\n'

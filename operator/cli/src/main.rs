@@ -12,6 +12,9 @@ mod train;
 use clap::Parser as _;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(clap::Parser)]
 #[command(
     name = "ciclo",

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod batch_histogram;
 mod binary;
 mod body;
 mod builtin;

@@ -4,6 +4,7 @@
 //! compared with what the model was trained on. Inputs are labelled only with the loaded
 //! model's own input names: a request never creates a label.
 
+use crate::batch_histogram::BatchHistogram;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -71,7 +72,7 @@ pub(crate) struct Metrics {
     pub predictions: Counter,
     pub ready: Gauge,
     model: Family<ModelLabels, Gauge>,
-    input_value: Family<InputLabel, Histogram>,
+    input_value: Family<InputLabel, BatchHistogram>,
     input_min: Family<InputLabel, FloatGauge>,
     input_max: Family<InputLabel, FloatGauge>,
 }
@@ -86,8 +87,8 @@ impl Default for Metrics {
         let predictions = Counter::default();
         let ready = Gauge::default();
         let model = Family::<ModelLabels, Gauge>::default();
-        let input_value = Family::<InputLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(input_buckets())
+        let input_value = Family::<InputLabel, BatchHistogram>::new_with_constructor(|| {
+            BatchHistogram::new(input_buckets())
         });
         let input_min = Family::<InputLabel, FloatGauge>::default();
         let input_max = Family::<InputLabel, FloatGauge>::default();
@@ -197,7 +198,7 @@ pub(crate) struct InputStats {
 
 struct InputStat {
     label: InputLabel,
-    values: Histogram,
+    values: BatchHistogram,
     min: Family<InputLabel, FloatGauge>,
     max: Family<InputLabel, FloatGauge>,
     /// The least and greatest so far; the gauges exist only once a value has been seen, so
@@ -212,24 +213,22 @@ impl InputStats {
         let Some(stat) = self.inputs.get(index) else {
             return;
         };
-        let mut least = f64::INFINITY;
-        let mut greatest = f64::NEG_INFINITY;
-        for v in values.into_iter().filter(|v| v.is_finite()) {
-            stat.values.observe(v);
-            least = least.min(v);
-            greatest = greatest.max(v);
-        }
-        if least > greatest {
+        let seen = stat.values.observe_all(values);
+        if seen.count == 0 {
             return;
         }
         let mut bounds = stat.bounds.lock().unwrap_or_else(|e| e.into_inner());
         let (min, max) = match *bounds {
-            Some((min, max)) => (min.min(least), max.max(greatest)),
-            None => (least, greatest),
+            Some((min, max)) => (min.min(seen.least), max.max(seen.greatest)),
+            None => (seen.least, seen.greatest),
         };
-        *bounds = Some((min, max));
-        stat.min.get_or_create(&stat.label).set(min);
-        stat.max.get_or_create(&stat.label).set(max);
+        // The gauges change only with the bounds, which soon stop moving: most requests
+        // touch neither.
+        if *bounds != Some((min, max)) {
+            *bounds = Some((min, max));
+            stat.min.get_or_create(&stat.label).set(min);
+            stat.max.get_or_create(&stat.label).set(max);
+        }
     }
 }
 
