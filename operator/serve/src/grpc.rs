@@ -161,8 +161,12 @@ impl GrpcInferenceService for Grpc {
         let elements: u64 = request
             .inputs
             .iter()
-            .map(|i| i.shape.iter().map(|d| (*d).max(0) as u64).product::<u64>())
-            .sum();
+            .map(|i| {
+                i.shape
+                    .iter()
+                    .fold(1u64, |n, d| n.saturating_mul((*d).max(0) as u64))
+            })
+            .fold(0u64, u64::saturating_add);
         if elements <= INLINE_ELEMENTS {
             // Microseconds of work, answered on the connection's task (as REST's small bodies).
             return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -243,6 +243,14 @@ async fn errors_are_grpc_status_codes_naming_what_is_wrong() {
         Code::InvalidArgument,
         "unknown output \"score\"",
     ));
+    let mut huge = column("x1", 0);
+    huge.shape = vec![i64::MAX, i64::MAX];
+    cases.push((
+        "a shape too large to hold",
+        request(vec![huge, column("x2", 1)]),
+        Code::InvalidArgument,
+        "is too large",
+    ));
     cases.push((
         "a missing input",
         request(vec![column("x1", 0)]),
@@ -265,7 +273,7 @@ async fn errors_are_grpc_status_codes_naming_what_is_wrong() {
     let metrics = http::get(s.addr, "/metrics").await.body;
     assert!(
         metrics.contains(
-            r#"ciclo_serve_requests_total{route="/inference.GRPCInferenceService/ModelInfer",code="400"} 6"#
+            r#"ciclo_serve_requests_total{route="/inference.GRPCInferenceService/ModelInfer",code="400"} 7"#
         ),
         "{metrics}"
     );
