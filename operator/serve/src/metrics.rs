@@ -94,7 +94,7 @@ impl Default for Metrics {
         let input_max = Family::<InputLabel, FloatGauge>::default();
         registry.register(
             "requests",
-            "HTTP requests answered, by route and status code",
+            "Requests answered, by route (a path template, or a gRPC method's path) and HTTP status code (for gRPC, the status its answer stands for)",
             requests.clone(),
         );
         registry.register(
