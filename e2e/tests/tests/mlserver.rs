@@ -22,6 +22,8 @@ spec:
   model: {{name: wdbc, track: LatestBlessed}}
   runtime:
     image: {image}
+    # The image's own entrypoint, given as a user overriding it would.
+    command: [python3, /app/serve.py]
     metrics: {{preset: MLServer}}
   replicas: 2
   requireImprovement: false
@@ -64,6 +66,15 @@ async fn mlserver_is_canaried_on_its_own_metrics_promoted_and_a_broken_version_r
     })
     .await;
     let target = serving_target(&pods, "wdbc", 2).await;
+    let serving = ciclo_e2e::serving_pods(&pods, "ciclo.dev/deployment=wdbc")
+        .await
+        .unwrap();
+    let container = &serving[0].spec.as_ref().unwrap().containers[0];
+    assert_eq!(
+        container.command.as_deref(),
+        Some(&["python3".to_string(), "/app/serve.py".into()][..]),
+        "runtime.command reaches the pod"
+    );
     let http = reqwest::Client::new();
     let (body, _) = request(3);
     let answer = infer(&http, &target, "wdbc", &body).await;

@@ -175,7 +175,7 @@ fn decode_strings(count: usize, mut bytes: &[u8]) -> Result<Values, String> {
     Ok(Values::Bytes(strings))
 }
 
-fn width(datatype: Datatype) -> usize {
+pub(crate) fn width(datatype: Datatype) -> usize {
     match datatype {
         Datatype::Bool | Datatype::I8 | Datatype::U8 => 1,
         Datatype::I16 | Datatype::U16 | Datatype::F16 => 2,

@@ -279,29 +279,7 @@ fn inputs(inputs: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> Result<Vec<Tensor
 
 /// The `count` values of `datatype` in the field of `contents` the protocol puts them in.
 fn typed(datatype: Datatype, count: usize, c: InferTensorContents) -> Result<Values, String> {
-    fn ints(v: Vec<i32>, min: i64, max: i64, name: &str) -> Result<Values, String> {
-        v.into_iter()
-            .map(|x| {
-                let x = i64::from(x);
-                (min..=max)
-                    .contains(&x)
-                    .then_some(x)
-                    .ok_or_else(|| format!("{x} is not an {name}"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Values::Int)
-    }
-    fn uints(v: Vec<u32>, max: u64, name: &str) -> Result<Values, String> {
-        v.into_iter()
-            .map(|x| {
-                let x = u64::from(x);
-                (x <= max)
-                    .then_some(x)
-                    .ok_or_else(|| format!("{x} is not a {name}"))
-            })
-            .collect::<Result<_, _>>()
-            .map(Values::UInt)
-    }
+    let name = datatype.name();
     let (values, field, given) = match datatype {
         Datatype::Bool => {
             let n = c.bool_contents.len();
@@ -309,16 +287,19 @@ fn typed(datatype: Datatype, count: usize, c: InferTensorContents) -> Result<Val
         }
         Datatype::I8 | Datatype::I16 | Datatype::I32 => {
             let n = c.int_contents.len();
-            let (min, max) = match datatype {
-                Datatype::I8 => (i8::MIN.into(), i8::MAX.into()),
-                Datatype::I16 => (i16::MIN.into(), i16::MAX.into()),
-                _ => (i32::MIN.into(), i32::MAX.into()),
-            };
-            (
-                ints(c.int_contents, min, max, datatype.name())?,
-                "int_contents",
-                n,
-            )
+            let (min, max) = datatype.signed_range().expect("a signed integer datatype");
+            let v = c
+                .int_contents
+                .into_iter()
+                .map(|x| {
+                    let x = i64::from(x);
+                    (min..=max)
+                        .contains(&x)
+                        .then_some(x)
+                        .ok_or_else(|| format!("{x} is not an {name}"))
+                })
+                .collect::<Result<_, _>>()?;
+            (Values::Int(v), "int_contents", n)
         }
         Datatype::I64 => {
             let n = c.int64_contents.len();
@@ -326,16 +307,20 @@ fn typed(datatype: Datatype, count: usize, c: InferTensorContents) -> Result<Val
         }
         Datatype::U8 | Datatype::U16 | Datatype::U32 => {
             let n = c.uint_contents.len();
-            let max = match datatype {
-                Datatype::U8 => u8::MAX.into(),
-                Datatype::U16 => u16::MAX.into(),
-                _ => u32::MAX.into(),
-            };
-            (
-                uints(c.uint_contents, max, datatype.name())?,
-                "uint_contents",
-                n,
-            )
+            let max = datatype
+                .unsigned_max()
+                .expect("an unsigned integer datatype");
+            let v = c
+                .uint_contents
+                .into_iter()
+                .map(|x| {
+                    let x = u64::from(x);
+                    (x <= max)
+                        .then_some(x)
+                        .ok_or_else(|| format!("{x} is not a {name}"))
+                })
+                .collect::<Result<_, _>>()?;
+            (Values::UInt(v), "uint_contents", n)
         }
         Datatype::U64 => {
             let n = c.uint64_contents.len();
@@ -376,13 +361,13 @@ fn typed(datatype: Datatype, count: usize, c: InferTensorContents) -> Result<Val
 /// An output's data in the contents field of its datatype.
 fn contents(datatype: &str, data: &Data) -> InferTensorContents {
     let mut c = InferTensorContents::default();
-    let narrow = matches!(datatype, "INT8" | "INT16" | "INT32");
-    let narrow_unsigned = matches!(datatype, "UINT8" | "UINT16" | "UINT32");
+    // INT8/16/32 and UINT8/16/32 travel in the 32-bit fields.
+    let narrow = Datatype::parse(datatype).is_some_and(|d| binary::width(d) < 8);
     match data {
         Data::Bool(v) => c.bool_contents = v.clone(),
         Data::I64(v) if narrow => c.int_contents = v.iter().map(|x| *x as i32).collect(),
         Data::I64(v) => c.int64_contents = v.clone(),
-        Data::U64(v) if narrow_unsigned => {
+        Data::U64(v) if narrow => {
             c.uint_contents = v.iter().map(|x| *x as u32).collect();
         }
         Data::U64(v) => c.uint64_contents = v.clone(),

@@ -47,6 +47,28 @@ impl Datatype {
         DATATYPES.iter().find(|(_, n)| *n == name).map(|(d, _)| *d)
     }
 
+    /// The least and greatest value of a signed integer datatype.
+    pub fn signed_range(self) -> Option<(i64, i64)> {
+        Some(match self {
+            Datatype::I8 => (i8::MIN.into(), i8::MAX.into()),
+            Datatype::I16 => (i16::MIN.into(), i16::MAX.into()),
+            Datatype::I32 => (i32::MIN.into(), i32::MAX.into()),
+            Datatype::I64 => (i64::MIN, i64::MAX),
+            _ => return None,
+        })
+    }
+
+    /// The greatest value of an unsigned integer datatype.
+    pub fn unsigned_max(self) -> Option<u64> {
+        Some(match self {
+            Datatype::U8 => u8::MAX.into(),
+            Datatype::U16 => u16::MAX.into(),
+            Datatype::U32 => u32::MAX.into(),
+            Datatype::U64 => u64::MAX,
+            _ => return None,
+        })
+    }
+
     pub fn name(self) -> &'static str {
         DATATYPES
             .iter()
@@ -247,12 +269,7 @@ fn values(datatype: Datatype, leaves: &[&Value]) -> Result<Values, String> {
                 .collect::<Result<_, _>>()?,
         ),
         Datatype::I8 | Datatype::I16 | Datatype::I32 | Datatype::I64 => {
-            let (min, max) = match datatype {
-                Datatype::I8 => (i8::MIN.into(), i8::MAX.into()),
-                Datatype::I16 => (i16::MIN.into(), i16::MAX.into()),
-                Datatype::I32 => (i32::MIN.into(), i32::MAX.into()),
-                _ => (i64::MIN, i64::MAX),
-            };
+            let (min, max) = datatype.signed_range().expect("a signed integer datatype");
             Values::Int(
                 leaves
                     .iter()
@@ -265,12 +282,9 @@ fn values(datatype: Datatype, leaves: &[&Value]) -> Result<Values, String> {
             )
         }
         Datatype::U8 | Datatype::U16 | Datatype::U32 | Datatype::U64 => {
-            let max = match datatype {
-                Datatype::U8 => u8::MAX.into(),
-                Datatype::U16 => u16::MAX.into(),
-                Datatype::U32 => u32::MAX.into(),
-                _ => u64::MAX,
-            };
+            let max = datatype
+                .unsigned_max()
+                .expect("an unsigned integer datatype");
             Values::UInt(
                 leaves
                     .iter()

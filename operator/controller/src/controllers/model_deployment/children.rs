@@ -357,6 +357,15 @@ spec:
             .collect()
     }
 
+    /// A container's ports as (name, number).
+    fn named_ports(c: &Container) -> Vec<(&str, i32)> {
+        c.ports
+            .iter()
+            .flatten()
+            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
+            .collect()
+    }
+
     #[test]
     fn the_built_in_server_gets_the_model_its_digest_and_restricted_security() {
         let d = deployment(
@@ -380,12 +389,7 @@ spec:
                 .unwrap()
                 .contains(&"--grpc-port=8081".to_string())
         );
-        let ports: Vec<_> = c
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
-            .collect();
+        let ports = named_ports(c);
         assert_eq!(ports, [("http", 8080), ("grpc", 8081)]);
         let env = env(&d);
         assert_eq!(env["CICLO_MODEL_DIGEST"], "blake3:ab");
@@ -477,12 +481,7 @@ spec:
             Some(&["mlserver".to_string(), "start".into(), "/models".into()][..])
         );
         assert_eq!(c.args, None);
-        let ports: Vec<_> = c
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.name.as_deref().unwrap(), p.container_port))
-            .collect();
+        let ports = named_ports(c);
         assert_eq!(ports, [("http", 8080), ("metrics", 8082)]);
     }
 
