@@ -8,7 +8,7 @@
 //! or an object `{feature: value}`. Booleans are 0 and 1, as in training.
 
 use crate::errors::ApiError;
-use crate::metrics::InputStats;
+use crate::input_stats::InputStats;
 use crate::tensor::{Data, Output, Spec, Tensor};
 use ciclo_model::{Class, Model, Prediction};
 use serde_json::Value;
@@ -255,9 +255,11 @@ impl Builtin {
         rows: &[Vec<f64>],
         stats: &InputStats,
     ) -> Result<Vec<Prediction>, ApiError> {
-        for j in 0..self.features().len() {
-            stats.observe(j, rows.iter().map(|r| r[j]));
-        }
+        stats.record(|r| {
+            for j in 0..self.features().len() {
+                r.add(j, rows.iter().map(|row| row[j]));
+            }
+        });
         // Rows were checked against the model; an error here is the server's own.
         ciclo_model::predict(&self.model, rows).map_err(ApiError::internal)
     }

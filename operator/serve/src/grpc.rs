@@ -28,9 +28,13 @@ use proto::model_infer_response::InferOutputTensor;
 use proto::model_metadata_response::TensorMetadata;
 use proto::*;
 
-/// The routes gRPC calls are counted under in `ciclo_serve_requests_total` (with the HTTP
-/// status their answer stands for), as REST's are under their paths.
-const ROUTE: &str = "/inference.GRPCInferenceService/";
+/// The route a gRPC method's calls are counted under in `ciclo_serve_requests_total` (with
+/// the HTTP status their answer stands for), as REST's are under their paths.
+macro_rules! route {
+    ($method:literal) => {
+        concat!("/inference.GRPCInferenceService/", $method)
+    };
+}
 
 /// The service over `state`, taking messages up to `max_bytes` (REST's body limit).
 pub(crate) fn service(state: Arc<State>, max_bytes: usize) -> GrpcInferenceServiceServer<Grpc> {
@@ -58,10 +62,10 @@ fn status(e: ApiError) -> Status {
 }
 
 impl Grpc {
-    /// Runs `answer`, counting and timing it under `method`.
+    /// Runs `answer`, counting and timing it under `route`.
     fn counted<T>(
         &self,
-        method: &str,
+        route: &'static str,
         answer: impl FnOnce() -> Result<T, ApiError>,
     ) -> Result<Response<T>, Status> {
         let start = Instant::now();
@@ -69,7 +73,7 @@ impl Grpc {
         let code = result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
         self.state
             .metrics
-            .record(format!("{ROUTE}{method}"), code, start.elapsed());
+            .record(route.into(), code, start.elapsed());
         result.map(Response::new).map_err(status)
     }
 
@@ -85,14 +89,16 @@ impl GrpcInferenceService for Grpc {
         &self,
         _: Request<ServerLiveRequest>,
     ) -> Result<Response<ServerLiveResponse>, Status> {
-        self.counted("ServerLive", || Ok(ServerLiveResponse { live: true }))
+        self.counted(route!("ServerLive"), || {
+            Ok(ServerLiveResponse { live: true })
+        })
     }
 
     async fn server_ready(
         &self,
         _: Request<ServerReadyRequest>,
     ) -> Result<Response<ServerReadyResponse>, Status> {
-        self.counted("ServerReady", || {
+        self.counted(route!("ServerReady"), || {
             Ok(ServerReadyResponse {
                 ready: self.state.ready().is_ok(),
             })
@@ -104,7 +110,7 @@ impl GrpcInferenceService for Grpc {
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
         let r = request.into_inner();
-        self.counted("ModelReady", || {
+        self.counted(route!("ModelReady"), || {
             self.model(&r.name, &r.version)?;
             Ok(ModelReadyResponse {
                 ready: self.state.ready().is_ok(),
@@ -116,7 +122,7 @@ impl GrpcInferenceService for Grpc {
         &self,
         _: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
-        self.counted("ServerMetadata", || {
+        self.counted(route!("ServerMetadata"), || {
             Ok(ServerMetadataResponse {
                 name: "ciclo".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -130,7 +136,7 @@ impl GrpcInferenceService for Grpc {
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
         let r = request.into_inner();
-        self.counted("ModelMetadata", || {
+        self.counted(route!("ModelMetadata"), || {
             self.model(&r.name, &r.version)?;
             let loaded = self.state.loaded()?;
             let specs = |specs: Vec<crate::tensor::Spec>| {
@@ -170,7 +176,7 @@ impl GrpcInferenceService for Grpc {
         if elements <= INLINE_ELEMENTS {
             // Microseconds of work, answered on the connection's task (as REST's small bodies).
             return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.counted("ModelInfer", || infer(&self.state, request))
+                self.counted(route!("ModelInfer"), || infer(&self.state, request))
             }))
             .unwrap_or_else(|_| Err(Status::internal("inference stopped: the model panicked")));
         }
@@ -178,7 +184,7 @@ impl GrpcInferenceService for Grpc {
             state: self.state.clone(),
         };
         tokio::task::spawn_blocking(move || {
-            grpc.counted("ModelInfer", || infer(&grpc.state, request))
+            grpc.counted(route!("ModelInfer"), || infer(&grpc.state, request))
         })
         .await
         .map_err(|e| Status::internal(format!("inference stopped: {e}")))?

@@ -17,13 +17,14 @@
 #![forbid(unsafe_code)]
 
 mod args;
-mod batch_histogram;
 mod binary;
 mod body;
 mod builtin;
 mod drain;
 mod errors;
 pub mod grpc;
+mod input_stats;
+mod leaves;
 mod load;
 mod metrics;
 mod model;

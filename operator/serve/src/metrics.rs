@@ -1,10 +1,8 @@
 //! Prometheus metrics, prefixed `ciclo_serve_`: requests by route and status, a latency
-//! histogram, rows predicted, whether the model is ready, and running statistics of every
-//! input the model has (count, sum, min, max and a histogram), so what is served can be
-//! compared with what the model was trained on. Inputs are labelled only with the loaded
-//! model's own input names: a request never creates a label.
+//! histogram, rows predicted, whether the model is ready, and the statistics of every input
+//! the model has ([`InputStats`]).
 
-use crate::batch_histogram::BatchHistogram;
+use crate::input_stats::InputStats;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
@@ -15,26 +13,24 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
+
+/// A route's template (`/v2/models/{name}/infer`, `/v1/models/{name}:predict`), a gRPC
+/// method's path, or `unmatched`: borrowed, for the routes the server has, so counting a
+/// request allocates nothing.
+pub(crate) type Route = Cow<'static, str>;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
-    /// The route's template (`/v2/models/{name}/infer`, `/v1/models/{name}:predict`), or
-    /// `unmatched`.
-    pub route: String,
+    pub route: Route,
     pub code: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RouteLabel {
-    pub route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct InputLabel {
-    pub input: String,
+    pub route: Route,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,8 +40,6 @@ pub(crate) struct ModelLabels {
     pub format: String,
     pub digest: String,
 }
-
-type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// Request latency buckets, in seconds.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -72,9 +66,9 @@ pub(crate) struct Metrics {
     pub predictions: Counter,
     pub ready: Gauge,
     model: Family<ModelLabels, Gauge>,
-    input_value: Family<InputLabel, BatchHistogram>,
-    input_min: Family<InputLabel, FloatGauge>,
-    input_max: Family<InputLabel, FloatGauge>,
+    inputs: Arc<InputStats>,
+    /// The router's route templates.
+    routes: OnceLock<Vec<&'static str>>,
 }
 
 impl Default for Metrics {
@@ -87,11 +81,7 @@ impl Default for Metrics {
         let predictions = Counter::default();
         let ready = Gauge::default();
         let model = Family::<ModelLabels, Gauge>::default();
-        let input_value = Family::<InputLabel, BatchHistogram>::new_with_constructor(|| {
-            BatchHistogram::new(input_buckets())
-        });
-        let input_min = Family::<InputLabel, FloatGauge>::default();
-        let input_max = Family::<InputLabel, FloatGauge>::default();
+        let inputs = Arc::new(InputStats::new(input_buckets()));
         registry.register(
             "requests",
             "Requests answered, by route (a path template, or a gRPC method's path) and HTTP status code (for gRPC, the status its answer stands for)",
@@ -117,21 +107,7 @@ impl Default for Metrics {
             "The model served: name, version, format and digest",
             model.clone(),
         );
-        registry.register(
-            "input_value",
-            "Values received per model input (sum / count is the mean)",
-            input_value.clone(),
-        );
-        registry.register(
-            "input_min",
-            "The least value received per model input",
-            input_min.clone(),
-        );
-        registry.register(
-            "input_max",
-            "The greatest value received per model input",
-            input_max.clone(),
-        );
+        registry.register_collector(Box::new(inputs.clone()));
         Self {
             registry,
             requests,
@@ -139,9 +115,8 @@ impl Default for Metrics {
             predictions,
             ready,
             model,
-            input_value,
-            input_min,
-            input_max,
+            inputs,
+            routes: OnceLock::new(),
         }
     }
 }
@@ -149,7 +124,7 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts and times one answer: `route` (a path template, or a gRPC method's path) and the
     /// HTTP `code` it gave or stands for.
-    pub fn record(&self, route: String, code: u16, took: std::time::Duration) {
+    pub fn record(&self, route: Route, code: u16, took: std::time::Duration) {
         self.duration
             .get_or_create(&RouteLabel {
                 route: route.clone(),
@@ -160,6 +135,20 @@ impl Metrics {
             .inc();
     }
 
+    /// The router's route templates, which requests are labelled with.
+    pub fn label_routes(&self, routes: impl IntoIterator<Item = &'static str>) {
+        let _ = self.routes.set(routes.into_iter().collect());
+    }
+
+    /// `matched` as a label: the router's own template when it is one.
+    fn route(&self, matched: &str) -> Route {
+        let known = self.routes.get().into_iter().flatten();
+        match known.copied().find(|r| *r == matched) {
+            Some(route) => Cow::Borrowed(route),
+            None => Cow::Owned(matched.to_string()),
+        }
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -167,68 +156,12 @@ impl Metrics {
         out
     }
 
-    /// Records the loaded model and makes the statistics of its inputs (each histogram
-    /// shown from the start, with a zero count).
-    pub fn model_loaded(&self, labels: ModelLabels, inputs: &[String]) -> InputStats {
+    /// Records the loaded model and names its inputs' statistics (each histogram shown from
+    /// the start, with a zero count), which its requests are recorded in.
+    pub fn model_loaded(&self, labels: ModelLabels, inputs: &[String]) -> Arc<InputStats> {
         self.model.get_or_create(&labels).set(1);
-        InputStats {
-            inputs: inputs
-                .iter()
-                .map(|name| {
-                    let label = InputLabel {
-                        input: name.clone(),
-                    };
-                    InputStat {
-                        values: self.input_value.get_or_create(&label).clone(),
-                        min: self.input_min.clone(),
-                        max: self.input_max.clone(),
-                        bounds: Mutex::new(None),
-                        label,
-                    }
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Running statistics of each model input, by the input's position in the model.
-pub(crate) struct InputStats {
-    inputs: Vec<InputStat>,
-}
-
-struct InputStat {
-    label: InputLabel,
-    values: BatchHistogram,
-    min: Family<InputLabel, FloatGauge>,
-    max: Family<InputLabel, FloatGauge>,
-    /// The least and greatest so far; the gauges exist only once a value has been seen, so
-    /// an unseen input shows no made-up 0.
-    bounds: Mutex<Option<(f64, f64)>>,
-}
-
-impl InputStats {
-    /// Records the values of input `index` of one request (NaN and infinities are skipped:
-    /// they would poison the sum).
-    pub fn observe(&self, index: usize, values: impl IntoIterator<Item = f64>) {
-        let Some(stat) = self.inputs.get(index) else {
-            return;
-        };
-        let seen = stat.values.observe_all(values);
-        if seen.count == 0 {
-            return;
-        }
-        let mut bounds = stat.bounds.lock().unwrap_or_else(|e| e.into_inner());
-        let (min, max) = match *bounds {
-            Some((min, max)) => (min.min(seen.least), max.max(seen.greatest)),
-            None => (seen.least, seen.greatest),
-        };
-        // The gauges change only with the bounds, which soon stop moving: most requests
-        // touch neither.
-        if *bounds != Some((min, max)) {
-            *bounds = Some((min, max));
-            stat.min.get_or_create(&stat.label).set(min);
-            stat.max.get_or_create(&stat.label).set(max);
-        }
+        self.inputs.name_inputs(inputs);
+        self.inputs.clone()
     }
 }
 
@@ -247,9 +180,9 @@ pub(crate) async fn track(
     let route = match matched.as_ref().map(MatchedPath::as_str) {
         // One route serves both v1 verbs: labelled apart, so `:predict` is told from a
         // readiness check.
-        Some(V1_TARGET) if request.method() == Method::POST => V1_PREDICT.to_string(),
-        Some(V1_TARGET) => V1_STATUS.to_string(),
-        Some(route) => route.to_string(),
+        Some(V1_TARGET) if request.method() == Method::POST => V1_PREDICT.into(),
+        Some(V1_TARGET) => V1_STATUS.into(),
+        Some(route) => metrics.route(route),
         None => "unmatched".into(),
     };
     let start = Instant::now();
@@ -271,8 +204,9 @@ mod tests {
     }
 
     #[test]
-    fn input_statistics_keep_the_extremes_and_skip_non_finite_values() {
+    fn input_statistics_are_shown_once_the_model_loads_under_the_prefix() {
         let m = Metrics::default();
+        assert!(!m.encode().contains("input_value"), "{}", m.encode());
         let stats = m.model_loaded(
             ModelLabels {
                 name: "m".into(),
@@ -282,30 +216,18 @@ mod tests {
             },
             &["a".into(), "b".into()],
         );
-        stats.observe(0, [3.0, -1.5, f64::NAN]);
-        stats.observe(0, [2.0]);
-        stats.observe(7, [1.0]);
+        stats.record(|r| r.add(0, [3.0, -1.5, f64::NAN]));
+        stats.record(|r| r.add(0, [2.0]));
         let text = m.encode();
-        assert!(
-            text.contains("ciclo_serve_input_min{input=\"a\"} -1.5"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ciclo_serve_input_max{input=\"a\"} 3.0"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ciclo_serve_input_value_count{input=\"a\"} 3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ciclo_serve_input_value_sum{input=\"a\"} 3.5"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ciclo_serve_input_value_count{input=\"b\"} 0"),
-            "{text}"
-        );
+        for line in [
+            "ciclo_serve_input_min{input=\"a\"} -1.5",
+            "ciclo_serve_input_max{input=\"a\"} 3.0",
+            "ciclo_serve_input_value_count{input=\"a\"} 3",
+            "ciclo_serve_input_value_sum{input=\"a\"} 3.5",
+            "ciclo_serve_input_value_count{input=\"b\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
         assert!(
             !text.contains("ciclo_serve_input_min{input=\"b\"}"),
             "{text}"

@@ -4,7 +4,7 @@
 use crate::args::Format;
 use crate::builtin::Builtin;
 use crate::errors::ApiError;
-use crate::metrics::InputStats;
+use crate::input_stats::InputStats;
 use crate::onnx::Onnx;
 use crate::tensor::{Output, Spec, Tensor};
 use serde_json::Value;
@@ -65,7 +65,7 @@ pub(crate) struct Loaded {
     pub format: Format,
     /// `blake3:<hex>` of the file served.
     pub digest: String,
-    pub stats: InputStats,
+    pub stats: std::sync::Arc<InputStats>,
 }
 
 /// KServe v1's answer.

@@ -7,11 +7,11 @@
 //! output's `parameters.classes`. A model with an operator or a type that cannot be served
 //! fails when it loads, naming it.
 
-use crate::binary::Tail;
 use crate::errors::ApiError;
-use crate::metrics::InputStats;
+use crate::input_stats::InputStats;
+use crate::leaves::Leaves;
 use crate::runtime;
-use crate::tensor::{Data, Datatype, Output, RequestTensor, Spec, Tensor, Values, nest};
+use crate::tensor::{Data, Datatype, Output, Spec, Tensor, Values, nest};
 use ort::session::Session;
 use ort::value::{
     DynMapValueType, DynSequenceValueType, DynValue, Tensor as OrtTensor, TensorElementType,
@@ -217,13 +217,13 @@ impl Onnx {
                 })?;
             values.push((port.name.clone(), to_ort(port, t)?));
         }
-        for (i, port) in self.inputs.iter().enumerate() {
-            if let Some(t) = tensors.iter().find(|t| t.name == port.name)
-                && let Ok(v) = t.values.to_f64(&t.name)
-            {
-                stats.observe(i, v);
+        stats.record(|r| {
+            for (i, port) in self.inputs.iter().enumerate() {
+                if let Some(t) = tensors.iter().find(|t| t.name == port.name) {
+                    t.values.each_f64(|v| r.add(i, v));
+                }
             }
-        }
+        });
         let mut session = self
             .session
             .lock()
@@ -266,15 +266,11 @@ impl Onnx {
         }
         let mut shape = vec![instances.len() as u64];
         shape.extend(inner.iter().map(|d| *d as u64));
-        let tensor = Tensor::decode(
-            RequestTensor {
-                name: port.name.clone(),
-                shape,
-                datatype: port.datatype.name().into(),
-                data: Some(Value::Array(instances.to_vec())),
-                parameters: Default::default(),
-            },
-            &mut Tail::empty(),
+        let tensor = Tensor::of_leaves(
+            port.name.clone(),
+            port.datatype,
+            &shape,
+            Leaves::of(instances),
         )?;
         let outputs = self.infer(&[tensor], stats)?;
         let first = outputs
@@ -521,7 +517,7 @@ mod tests {
         .unwrap()
     }
 
-    fn stats(m: &Metrics, inputs: &[String]) -> InputStats {
+    fn stats(m: &Metrics, inputs: &[String]) -> std::sync::Arc<InputStats> {
         m.model_loaded(
             ModelLabels {
                 name: "m".into(),

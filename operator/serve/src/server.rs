@@ -183,28 +183,35 @@ fn joined(served: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(
 /// Every route, each answer counted and timed.
 fn router(state: Arc<State>) -> Router {
     let metrics = state.metrics.clone();
-    Router::new()
-        .route("/v2", get(v2::server_metadata))
-        .route("/v2/health/live", get(v2::live))
-        .route("/v2/health/ready", get(v2::ready))
-        .route("/v2/models/{name}", get(v2::model_metadata))
-        .route("/v2/models/{name}/ready", get(v2::model_ready))
-        .route("/v2/models/{name}/infer", post(v2::infer))
-        .route(
+    let routes = [
+        ("/v2", get(v2::server_metadata)),
+        ("/v2/health/live", get(v2::live)),
+        ("/v2/health/ready", get(v2::ready)),
+        ("/v2/models/{name}", get(v2::model_metadata)),
+        ("/v2/models/{name}/ready", get(v2::model_ready)),
+        ("/v2/models/{name}/infer", post(v2::infer)),
+        (
             "/v2/models/{name}/versions/{version}",
             get(v2::model_metadata),
-        )
-        .route(
+        ),
+        (
             "/v2/models/{name}/versions/{version}/ready",
             get(v2::model_ready),
-        )
-        .route(
+        ),
+        (
             "/v2/models/{name}/versions/{version}/infer",
             post(v2::infer),
-        )
-        .route("/v1/models", get(v1::list))
-        .route(metrics::V1_TARGET, get(v1::status).post(v1::predict))
-        .route("/metrics", get(metrics_text))
+        ),
+        ("/v1/models", get(v1::list)),
+        (metrics::V1_TARGET, get(v1::status).post(v1::predict)),
+        ("/metrics", get(metrics_text)),
+    ];
+    metrics.label_routes(routes.iter().map(|(path, _)| *path));
+    routes
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .with_state(state)

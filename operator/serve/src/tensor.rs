@@ -5,8 +5,10 @@
 
 use crate::binary::{self, Tail};
 use crate::errors::ApiError;
+use crate::leaves::{Leaf, Leaves};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The protocol's tensor datatypes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +94,17 @@ pub(crate) enum Values {
 }
 
 impl Values {
+    /// Gives `f` the values as numbers, without a copy; `BYTES` are no numbers and give none.
+    pub fn each_f64(&self, f: impl FnOnce(&mut dyn Iterator<Item = f64>)) {
+        match self {
+            Values::Bool(v) => f(&mut v.iter().map(|b| f64::from(u8::from(*b)))),
+            Values::Int(v) => f(&mut v.iter().map(|x| *x as f64)),
+            Values::UInt(v) => f(&mut v.iter().map(|x| *x as f64)),
+            Values::Float(v) => f(&mut v.iter().copied()),
+            Values::Bytes(_) => {}
+        }
+    }
+
     /// The values as numbers (a boolean is 0 or 1, as in the built-in model format); `BYTES`
     /// is no number.
     pub fn to_f64(&self, name: &str) -> Result<Vec<f64>, ApiError> {
@@ -121,12 +134,13 @@ pub(crate) struct Tensor {
 /// An input tensor as the request spells it: its values in `data`, or, with the binary
 /// tensor data extension, `parameters.binary_data_size` bytes after the JSON.
 #[derive(Deserialize, Debug)]
-pub(crate) struct RequestTensor {
+pub(crate) struct RequestTensor<'a> {
     pub name: String,
     pub shape: Vec<u64>,
-    pub datatype: String,
+    #[serde(borrow)]
+    pub datatype: Cow<'a, str>,
     #[serde(default)]
-    pub data: Option<Value>,
+    pub data: Option<Leaves>,
     #[serde(default)]
     pub parameters: TensorParameters,
 }
@@ -185,22 +199,12 @@ pub(crate) struct Spec {
 impl Tensor {
     /// Checks `t` against its own declaration: a known datatype, as many values as the shape
     /// holds, every value of the datatype. Binary data is taken from `binary`.
-    pub fn decode(t: RequestTensor, binary: &mut Tail) -> Result<Tensor, ApiError> {
+    pub fn decode(t: RequestTensor<'_>, binary: &mut Tail) -> Result<Tensor, ApiError> {
         let name = t.name;
         let bad = |m: String| ApiError::bad_request(format!("input {name:?}: {m}"));
         let (datatype, shape, count) = declared(&name, &t.datatype, &t.shape)?;
         let values = match (t.data, t.parameters.binary_data_size) {
-            (Some(data), None) => {
-                let mut leaves = Vec::new();
-                flatten(&data, &mut leaves);
-                if leaves.len() != count {
-                    return Err(bad(format!(
-                        "shape {shape:?} holds {count} values, the data has {}",
-                        leaves.len()
-                    )));
-                }
-                values(datatype, &leaves).map_err(bad)?
-            }
+            (Some(leaves), None) => checked(datatype, &shape, count, leaves).map_err(bad)?,
             (None, Some(size)) => {
                 let bytes = binary.take(&name, size).map_err(&bad)?;
                 binary::decode(datatype, count, bytes).map_err(bad)?
@@ -221,6 +225,43 @@ impl Tensor {
             values,
         })
     }
+}
+
+impl Tensor {
+    /// A tensor of `leaves` (KServe v1's instances, already read), checked as
+    /// [`Tensor::decode`] checks a v2 input.
+    pub fn of_leaves(
+        name: String,
+        datatype: Datatype,
+        shape: &[u64],
+        leaves: Leaves,
+    ) -> Result<Tensor, ApiError> {
+        let (datatype, shape, count) = declared(&name, datatype.name(), shape)?;
+        let values = checked(datatype, &shape, count, leaves)
+            .map_err(|m| ApiError::bad_request(format!("input {name:?}: {m}")))?;
+        Ok(Tensor {
+            name,
+            shape,
+            datatype,
+            values,
+        })
+    }
+}
+
+/// The values of `leaves`, if they fill `shape` (of `count` values) and are all of `datatype`.
+fn checked(
+    datatype: Datatype,
+    shape: &[usize],
+    count: usize,
+    Leaves(leaves): Leaves,
+) -> Result<Values, String> {
+    if leaves.len() != count {
+        return Err(format!(
+            "shape {shape:?} holds {count} values, the data has {}",
+            leaves.len()
+        ));
+    }
+    values(datatype, &leaves)
 }
 
 /// A request tensor's declaration checked: a known datatype, and a shape whose element count
@@ -250,17 +291,9 @@ pub(crate) fn declared(
     Ok((parsed, dims, count))
 }
 
-/// The scalars of `data` in row-major order: nested arrays are read through.
-fn flatten<'a>(data: &'a Value, into: &mut Vec<&'a Value>) {
-    match data {
-        Value::Array(items) => items.iter().for_each(|v| flatten(v, into)),
-        scalar => into.push(scalar),
-    }
-}
-
-fn values(datatype: Datatype, leaves: &[&Value]) -> Result<Values, String> {
+fn values(datatype: Datatype, leaves: &[Leaf]) -> Result<Values, String> {
     let name = datatype.name();
-    let wrong = |v: &Value, what: &str| format!("datatype {name} takes {what}, got {v}");
+    let wrong = |v: &Leaf, what: &str| format!("datatype {name} takes {what}, got {v}");
     Ok(match datatype {
         Datatype::Bool => Values::Bool(
             leaves
@@ -348,7 +381,8 @@ mod tests {
     use serde_json::json;
 
     fn decode(v: Value) -> Result<Tensor, String> {
-        Tensor::decode(serde_json::from_value(v).unwrap(), &mut Tail::empty())
+        let text = v.to_string();
+        Tensor::decode(serde_json::from_str(&text).unwrap(), &mut Tail::empty())
             .map_err(|e| e.message)
     }
 

@@ -6,21 +6,21 @@ use crate::body;
 use crate::errors::{ApiError, json};
 use crate::state::State;
 use crate::tensor::{Data, Output, RequestTensor, Spec, Tensor};
-use axum::extract::{Path, Request};
+use axum::extract::{RawPathParams, Request};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 type Shared = axum::extract::State<Arc<State>>;
-/// `{name}` and, on the `/versions/{version}/…` routes, `{version}`.
-type ModelPath = Path<HashMap<String, String>>;
 
-fn model_of(state: &State, path: &HashMap<String, String>) -> Result<(), ApiError> {
-    let name = path.get("name").map(String::as_str).unwrap_or_default();
-    state.check_model(name, path.get("version").map(String::as_str))
+/// 404 unless the path's `{name}` (and, on the `/versions/{version}/…` routes, `{version}`)
+/// are the model served. (Raw parameters: read in place, where `Path` would make a map of
+/// new strings for every request.)
+fn model_of(state: &State, path: &RawPathParams) -> Result<(), ApiError> {
+    let param = |key: &str| path.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+    state.check_model(param("name").unwrap_or_default(), param("version"))
 }
 
 /// `GET /v2/health/live`: the process answers.
@@ -59,7 +59,7 @@ pub(crate) async fn server_metadata() -> Response {
 /// `GET /v2/models/{name}/ready`: as the server's readiness, for this model.
 pub(crate) async fn model_ready(
     axum::extract::State(state): Shared,
-    Path(path): ModelPath,
+    path: RawPathParams,
 ) -> Result<Response, ApiError> {
     model_of(&state, &path)?;
     Ok(readiness(&state, Some(&state.name)))
@@ -78,7 +78,7 @@ struct Metadata<'a> {
 /// `GET /v2/models/{name}`: what the model takes and gives.
 pub(crate) async fn model_metadata(
     axum::extract::State(state): Shared,
-    Path(path): ModelPath,
+    path: RawPathParams,
 ) -> Result<Response, ApiError> {
     model_of(&state, &path)?;
     let loaded = state.loaded()?;
@@ -98,10 +98,11 @@ pub(crate) async fn model_metadata(
 }
 
 #[derive(Deserialize)]
-struct InferRequest {
+struct InferRequest<'a> {
     #[serde(default)]
     id: Option<String>,
-    inputs: Vec<RequestTensor>,
+    #[serde(borrow)]
+    inputs: Vec<RequestTensor<'a>>,
     /// The outputs wanted; all when absent.
     #[serde(default)]
     outputs: Vec<RequestedOutput>,
@@ -156,7 +157,7 @@ struct ResponseTensor<'a> {
 /// `POST /v2/models/{name}/infer`.
 pub(crate) async fn infer(
     axum::extract::State(state): Shared,
-    Path(path): ModelPath,
+    path: RawPathParams,
     request: Request,
 ) -> Result<Response, ApiError> {
     model_of(&state, &path)?;
