@@ -6,6 +6,10 @@ use std::net::IpAddr;
 /// The default largest request body: a batch of some ten thousand rows of a few features.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// The default most inference requests at once: more than a client pool of a thousand
+/// connections has in flight (one each over HTTP/1.1).
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 2048;
+
 /// Which model to serve, and how.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -43,6 +47,13 @@ pub struct ServeArgs {
     /// The largest request body accepted; a larger one is refused with 413.
     #[arg(long, env = "CICLO_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// The most inference requests answered at once (REST and gRPC together, from the first
+    /// byte of the body to the last of the answer). One more is refused at once with 503 and
+    /// `Retry-After` (gRPC: UNAVAILABLE), so overload is told to clients, and memory stays
+    /// bounded, instead of queueing without end. Health, metadata and metrics are never
+    /// refused.
+    #[arg(long, env = "CICLO_MAX_CONCURRENT_REQUESTS", default_value_t = DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    pub max_concurrent_requests: usize,
     /// Seconds to keep serving after SIGTERM while not ready (endpoints update lazily, so
     /// requests keep arriving for a while); then in-flight requests finish and it exits 0.
     #[arg(long, env = "CICLO_DRAIN_SECONDS", default_value_t = 5)]

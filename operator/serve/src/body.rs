@@ -61,6 +61,7 @@ pub(crate) async fn answer(
     answer: fn(&State, &HeaderMap, &[u8]) -> Result<Response, ApiError>,
 ) -> Result<Response, ApiError> {
     state.loaded()?;
+    let admitted = state.admit()?;
     let (parts, body) = request.into_parts();
     let bytes = read(&parts.headers, body, state.max_body_bytes).await?;
     if bytes.len() <= INLINE_BODY_BYTES {
@@ -71,9 +72,12 @@ pub(crate) async fn answer(
         }))
         .unwrap_or_else(|_| Err(ApiError::internal("inference stopped: the model panicked")));
     }
-    tokio::task::spawn_blocking(move || answer(&state, &parts.headers, &bytes))
+    let pooled = state.clone();
+    let answered = tokio::task::spawn_blocking(move || answer(&pooled, &parts.headers, &bytes))
         .await
-        .map_err(|e| ApiError::internal(format!("inference stopped: {e}")))?
+        .map_err(|e| ApiError::internal(format!("inference stopped: {e}")))?;
+    drop(admitted);
+    answered
 }
 
 /// Bodies up to this size (a batch of a few rows) are answered on the connection's own thread.

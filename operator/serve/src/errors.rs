@@ -10,6 +10,8 @@ use serde::Serialize;
 pub(crate) struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Seconds after which the client may try again (`Retry-After`), when it is worth it.
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -17,6 +19,20 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    /// More inference requests at once than `limit`: try again in a second.
+    pub fn overloaded(limit: usize) -> Self {
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "overloaded: {limit} inference requests are being answered (--max-concurrent-requests); try again"
+                ),
+            )
         }
     }
 
@@ -71,12 +87,18 @@ impl IntoResponse for ApiError {
         } else {
             tracing::debug!(status = %self.status, "{}", self.message);
         }
-        json(
+        let mut response = json(
             self.status,
             &ErrorBody {
                 error: &self.message,
             },
-        )
+        );
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

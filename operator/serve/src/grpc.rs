@@ -163,6 +163,10 @@ impl GrpcInferenceService for Grpc {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
+        let admitted = match self.state.admit() {
+            Ok(admitted) => admitted,
+            Err(overloaded) => return self.counted(route!("ModelInfer"), || Err(overloaded)),
+        };
         let request = request.into_inner();
         let elements: u64 = request
             .inputs
@@ -183,11 +187,13 @@ impl GrpcInferenceService for Grpc {
         let grpc = Grpc {
             state: self.state.clone(),
         };
-        tokio::task::spawn_blocking(move || {
+        let answered = tokio::task::spawn_blocking(move || {
             grpc.counted(route!("ModelInfer"), || infer(&grpc.state, request))
         })
         .await
-        .map_err(|e| Status::internal(format!("inference stopped: {e}")))?
+        .map_err(|e| Status::internal(format!("inference stopped: {e}")))?;
+        drop(admitted);
+        answered
     }
 }
 

@@ -68,7 +68,12 @@ impl Server {
         Ok(Server {
             listener,
             grpc,
-            state: Arc::new(State::new(name.into(), version, args.max_body_bytes)),
+            state: Arc::new(State::new(
+                name.into(),
+                version,
+                args.max_body_bytes,
+                args.max_concurrent_requests.max(1),
+            )),
             uri: args.model_uri.clone(),
             digest,
             format,

@@ -5,7 +5,7 @@ use crate::args::Format;
 use crate::errors::ApiError;
 use crate::metrics::{Metrics, ModelLabels};
 use crate::model::{Loaded, Runtime};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub(crate) struct State {
@@ -16,10 +16,27 @@ pub(crate) struct State {
     pub metrics: Arc<Metrics>,
     model: OnceLock<Loaded>,
     draining: AtomicBool,
+    /// Inference requests being answered, and the most at once.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
+}
+
+/// An inference request admitted: counted until it is dropped.
+pub(crate) struct Admitted<'a>(&'a AtomicUsize);
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl State {
-    pub fn new(name: String, version: Option<String>, max_body_bytes: usize) -> Self {
+    pub fn new(
+        name: String,
+        version: Option<String>,
+        max_body_bytes: usize,
+        max_in_flight: usize,
+    ) -> Self {
         Self {
             name,
             version,
@@ -27,7 +44,21 @@ impl State {
             metrics: Arc::new(Metrics::default()),
             model: OnceLock::new(),
             draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight,
         }
+    }
+
+    /// Admits one more inference request, or refuses it (503, `Retry-After`) when the most
+    /// at once are being answered.
+    pub fn admit(&self) -> Result<Admitted<'_>, ApiError> {
+        let before = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let admitted = Admitted(&self.in_flight);
+        if before >= self.max_in_flight {
+            drop(admitted);
+            return Err(ApiError::overloaded(self.max_in_flight));
+        }
+        Ok(admitted)
     }
 
     /// Makes the model servable (and the server ready, unless it is already draining).

@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use tonic::Code;
 use tonic::transport::Channel;
 
-async fn client(addr: SocketAddr) -> GrpcInferenceServiceClient<Channel> {
+pub async fn client(addr: SocketAddr) -> GrpcInferenceServiceClient<Channel> {
     GrpcInferenceServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap()
@@ -22,7 +22,7 @@ async fn client(addr: SocketAddr) -> GrpcInferenceServiceClient<Channel> {
 const ROWS: [[f64; 2]; 3] = [[4.0, 1.0], [-4.0, 2.0], [0.3, -8.0]];
 
 /// An input of the iris model: column `i` of [`ROWS`] as FP64.
-fn column(name: &str, i: usize) -> InferInputTensor {
+pub fn column(name: &str, i: usize) -> InferInputTensor {
     InferInputTensor {
         name: name.into(),
         datatype: "FP64".into(),
@@ -35,7 +35,7 @@ fn column(name: &str, i: usize) -> InferInputTensor {
     }
 }
 
-fn request(inputs: Vec<InferInputTensor>) -> ModelInferRequest {
+pub fn request(inputs: Vec<InferInputTensor>) -> ModelInferRequest {
     ModelInferRequest {
         model_name: "iris".into(),
         id: "r-1".into(),

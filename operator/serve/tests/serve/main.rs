@@ -8,6 +8,7 @@ mod grpc;
 mod lifecycle;
 mod metrics;
 mod onnx;
+mod overload;
 mod tritonclient;
 mod v1;
 mod v2;
