@@ -1,4 +1,4 @@
-"""An MLServer runtime for ONNX files, for e2e/bench/serve-onnx.sh.
+"""An MLServer runtime for ONNX files, for e2e/bench/serve.sh.
 
 MLServer ships no ONNX runtime; its users serve an ONNX file with a custom runtime over ONNX
 Runtime's Python API, as this one does: one session per model, one thread per run (as

@@ -1,10 +1,10 @@
-# What the serving benchmarks share (sourced by serve.sh and serve-onnx.sh): helpers, a work
+# What the serving benchmarks share (sourced by serve.sh): helpers, a work
 # directory, the servers' process groups (killed on exit), MLServer's venv, and stopping a
 # server.
 #
 # The sourcing script sets: here, cache, python. It gets: log, median, calc, free_port, work,
 # running, venv, peer (empty, or why MLServer's column is n/a), stop, and for the tables
-# med, ratio, peer_cell.
+# med.
 log() { echo "bench: $*" >&2; }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 calc() { awk "BEGIN {print $*}"; }
@@ -63,13 +63,4 @@ med() {
     local v
     read -ra v <<<"$1"
     median "${v[@]}"
-}
-# ciclo's figure over MLServer's, or n/a.
-ratio() {
-    if [[ -n "$peer" ]]; then echo n/a; else printf '%.2fx' "$(calc "$1 / $2")"; fi
-}
-# MLServer's figure in `format`, or n/a.
-peer_cell() {
-    # shellcheck disable=SC2059
-    if [[ -n "$peer" ]]; then echo n/a; else printf "$1" "$2"; fi
 }

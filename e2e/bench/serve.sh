@@ -1,250 +1,311 @@
 #!/usr/bin/env bash
-# Serving benchmark: `ciclo serve` against Seldon's MLServer (+ mlserver-sklearn), both
-# serving a binary logistic regression over the Open Inference Protocol v2 (REST), on the
-# same machine in the same invocation.
+# Serving benchmark: `ciclo serve` beside a bare server (the ceiling) and Seldon's MLServer, on
+# the same requests, the same core, in the same invocation, over both halves of the Open
+# Inference Protocol: REST (load from wrk, Debian's) and gRPC (load from ghz, pinned, built
+# from the Go module proxy).
 #
-# The task is the same, the libraries are not: ciclo serves the model.json that `ciclo train`
-# fits (linfa) on a generated table of 8 float features (`bench-load csv`), through a dataset
-# snapshot like a TrainingRun; MLServer serves a scikit-learn LogisticRegression fitted on the
-# same csv file (joblib, model-settings.json). Both get the same request bodies: one `input`
-# tensor [rows, 8] FP64 asking for the `predict` output, of 1 and of 100 rows.
+# Models: the Breast Cancer Wisconsin data of examples/data/wdbc (569 rows, 30 features),
+#   json  ciclo: the model.json `ciclo train` fits (LogisticRegression, linfa), FP64 inputs;
+#         MLServer: scikit-learn's LogisticRegression fitted on the same rows (mlserver-sklearn).
+#   onnx  both: skl2onnx's export of a scikit-learn LogisticRegression on the same 30 features
+#         (operator/serve/tests/fixtures/exporters/logreg_nozipmap.onnx), FP32 inputs;
+#         MLServer through e2e/bench/mlserver_onnx.py (ONNX Runtime's Python API).
+# Requests: one `input` tensor [batch, 30] of the data's rows, each value scaled by a random
+#   factor within ±10 %, so no two requests are alike: wrk and ghz rotate over 1000 distinct
+#   bodies (batch 1) or 100 (batch 100).
+# Ceilings: bench-bare, an axum server and a tonic server on the runtime `ciclo serve` builds,
+#   that read each request whole and answer a fixed response: what the core and the load
+#   generator can do before any JSON, model or metrics work. Measured on the same requests at
+#   every concurrency.
 #
-# For each server, in each of BENCH_RUNS rounds (the order alternates): cold start (process
-# start to 200 from /v2/models/logreg/ready), then a closed loop (`bench-load run`, one
-# thread, keep-alive connections) at each concurrency and batch size for BENCH_SECONDS after
-# a warm-up, then the resident memory of the server's processes. Medians are printed, with a
-# ratio ciclo/MLServer. The server is pinned to BENCH_SERVER_CPUS and the load generator to
-# BENCH_LOAD_CPUS (default: one core each), so neither steals the other's core.
+# Every figure is the median over BENCH_RUNS rounds (the servers' order alternates) of a
+# BENCH_SECONDS run after BENCH_WARMUP seconds of warm-up, the server pinned to
+# BENCH_SERVER_CPUS and the load generator to BENCH_LOAD_CPUS. A run with any non-2xx answer,
+# socket error or gRPC error does not count: ciclo's fails the benchmark, MLServer's shows as
+# n/a with the reason. Batch-100 figures are rows/s.
 #
-# MLServer is installed once into a venv under ${CICLO_CACHE_DIR:-$HOME/.cache/ciclo}/bench,
-# keyed by requirements-serve.txt and the Python version. If it cannot be installed or
-# started, ciclo's figures are still printed, with the reason in MLServer's column.
+# MLServer comes from the venv the serving benchmarks share (serve-harness.sh); if it cannot
+# be installed or started, ciclo's figures are still printed.
 #
-# Environment: BENCH_RUNS (3), BENCH_SECONDS (10), BENCH_WARMUP (2), BENCH_CONCURRENCY
-# ("1 16"), BENCH_BATCHES ("1 100"), BENCH_TRAIN_ROWS (10000), BENCH_SERVER_CPUS (0),
-# BENCH_LOAD_CPUS (1), BENCH_MLSERVER_WORKERS (0: inference in MLServer's own process, its
-# fastest setting on one core; MLServer's default is 1), PYTHON (python3).
+# Environment: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP (1), BENCH_CONCURRENCY
+# ("1 64 1024"), BENCH_BATCHES ("1 100"), BENCH_MODELS ("json onnx"), BENCH_PROTOCOLS
+# ("rest grpc"), BENCH_SERVER_CPUS (0), BENCH_LOAD_CPUS (1), PYTHON (python3).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cache=${CICLO_CACHE_DIR:-$HOME/.cache/ciclo}/bench
 runs=${BENCH_RUNS:-3}
-seconds=${BENCH_SECONDS:-10}
-warmup=${BENCH_WARMUP:-2}
-read -ra concurrencies <<<"${BENCH_CONCURRENCY:-1 16}"
+seconds=${BENCH_SECONDS:-5}
+warmup=${BENCH_WARMUP:-1}
+read -ra concurrencies <<<"${BENCH_CONCURRENCY:-1 64 1024}"
 read -ra batches <<<"${BENCH_BATCHES:-1 100}"
-train_rows=${BENCH_TRAIN_ROWS:-10000}
+read -ra models <<<"${BENCH_MODELS:-json onnx}"
+read -ra protocols <<<"${BENCH_PROTOCOLS:-rest grpc}"
 server_cpus=${BENCH_SERVER_CPUS:-0}
 load_cpus=${BENCH_LOAD_CPUS:-1}
-mlserver_workers=${BENCH_MLSERVER_WORKERS:-0}
 python=${PYTHON:-python3}
-model=logreg
+ghz_version=v0.120.0
+onnx_file=$root/operator/serve/tests/fixtures/exporters/logreg_nozipmap.onnx
+proto=$root/operator/serve/proto/grpc_predict_v2.proto
 # shellcheck source=serve-harness.sh
 . "$here/serve-harness.sh"
 
-log "building ciclo and ciclo-bench (release)"
-cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo -p ciclo-bench
-bin=${CARGO_TARGET_DIR:-$root/target}/release
+# A thousand connections need as many descriptors, in the servers and in the generators.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
-# The models: one table, one ciclo train through a snapshot, one scikit-learn fit.
-mkdir -p "$work/data" "$work/mlserver/$model"
-"$bin/bench-load" csv "$work/data/train.csv" "$train_rows"
-for b in "${batches[@]}"; do
-    "$bin/bench-load" body "$b" >"$work/body-$b.json"
-done
-snapshot=$("$bin/ciclo" dataset snapshot --source "file://$work/data" --include '*.csv' \
+if ! command -v wrk >/dev/null; then
+    log "installing wrk (Debian's)"
+    apt-get install -y -qq wrk >/dev/null
+fi
+ghz=$cache/ghz-$ghz_version/ghz
+if [[ ! -x $ghz ]]; then
+    log "building ghz $ghz_version (once)"
+    GOBIN=$(dirname "$ghz") go install "github.com/bojand/ghz/cmd/ghz@$ghz_version" >&2
+fi
+
+log "building ciclo and bench-bare (release)"
+cargo build --quiet --release --manifest-path "$root/Cargo.toml" -p ciclo -p ciclo-bench
+bin=${CARGO_TARGET_DIR:-$root/target}/release/ciclo
+bare=${CARGO_TARGET_DIR:-$root/target}/release/bench-bare
+onnxruntime=$("$root/e2e/onnxruntime/fetch.sh")
+
+# The data, ciclo's model.json trained on it through a snapshot as a TrainingRun would.
+mkdir -p "$work/data"
+cat "$root"/examples/data/wdbc/batch-{1,2,3}.csv | awk 'NR == 1 || !/^diagnosis/' >"$work/data/wdbc.csv"
+features=$(head -1 "$work/data/wdbc.csv" | tr ',' '\n' | tail -n +2 | awk '{printf "%s\"%s\"", (NR > 1 ? "," : ""), $0}')
+snapshot=$("$bin" dataset snapshot --source "file://$work/data" --include '*.csv' \
     --artifacts "file://$work/artifacts" 2>"$work/snapshot.log")
 version=$(sed -n 's/.*"id":"\([0-9a-f]*\)".*/\1/p' <<<"$snapshot")
 [[ -n "$version" ]] || { log "ERROR: the snapshot gave no version: $snapshot"; exit 1; }
-features='["f1","f2","f3","f4","f5","f6","f7","f8"]'
-trained=$("$bin/ciclo" train --dataset "file://$work/data" \
+trained=$("$bin" train --dataset "file://$work/data" \
     --manifest "file://$work/artifacts/$version/manifest.json" --version "$version" \
     --output "file://$work/model" 2>"$work/train.log" \
-    --trainer '{"algorithm": "LogisticRegression", "target": "label", "features": '"$features"'}')
-digest=$(sed -n 's/.*"digest":"\(blake3:[0-9a-f]*\)".*/\1/p' <<<"$trained")
-[[ -n "$digest" ]] || { log "ERROR: ciclo train failed: $trained"; exit 1; }
-accuracy=$(sed -n 's/.*"accuracy":\([0-9.]*\).*/\1/p' <<<"$trained")
-if [[ -z "$peer" ]]; then
-    if ! "$venv/bin/python" - "$work/data/train.csv" "$work/mlserver/$model/model.joblib" \
-        >"$work/sklearn.log" 2>&1 <<'EOF'; then
-import sys
-import joblib
-import numpy as np
-from sklearn.linear_model import LogisticRegression
+    --trainer '{"algorithm": "LogisticRegression", "target": "diagnosis", "features": ['"$features"']}')
+[[ $trained == *'"Succeeded"'* ]] || { log "ERROR: ciclo train failed: $trained"; exit 1; }
 
-table = np.loadtxt(sys.argv[1], delimiter=",", skiprows=1)
-fitted = LogisticRegression().fit(table[:, :8], table[:, 8].astype(np.int64))
-joblib.dump(fitted, sys.argv[2])
+# The request bodies (REST, one per line) and messages (gRPC, a JSON array ghz rotates over).
+"$python" - "$work" "${batches[@]}" <<'EOF'
+import csv, json, random, sys
+work, batches = sys.argv[1], [int(b) for b in sys.argv[2:]]
+rows = [[float(v) for v in r[1:]] for r in csv.reader(open(f"{work}/data/wdbc.csv"))
+        if r[0] != "diagnosis"]
+rng = random.Random(17)
+for batch in batches:
+    count = 1000 if batch == 1 else 100
+    for model, datatype, field in (("json", "FP64", "fp64_contents"), ("onnx", "FP32", "fp32_contents")):
+        bodies, messages = [], []
+        for _ in range(count):
+            data = [round(v * rng.uniform(0.9, 1.1), 6) for _ in range(batch) for v in rng.choice(rows)]
+            tensor = {"name": "input", "shape": [batch, 30], "datatype": datatype}
+            bodies.append(json.dumps({"inputs": [{**tensor, "data": data}]}))
+            messages.append({"model_name": "wdbc", "inputs": [{**tensor, "contents": {field: data}}]})
+        open(f"{work}/rest-{model}-{batch}.txt", "w").write("\n".join(bodies) + "\n")
+        json.dump(messages, open(f"{work}/grpc-{model}-{batch}.json", "w"))
+EOF
+cat >"$work/rotate.lua" <<'EOF'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {}
+for line in io.lines(os.getenv("BODIES")) do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+    i = i % #bodies + 1
+    return wrk.format(nil, nil, nil, bodies[i])
+end
+EOF
+
+# MLServer's scikit-learn model of the json row, fitted on the same rows.
+if [[ -z "$peer" ]]; then
+    mkdir -p "$work/mlserver-json/wdbc"
+    if ! "$venv/bin/python" - "$work/data/wdbc.csv" "$work/mlserver-json/wdbc/model.joblib" \
+        >"$work/sklearn.log" 2>&1 <<'EOF'; then
+import csv, sys
+import joblib
+from sklearn.linear_model import LogisticRegression
+rows = [r for r in csv.reader(open(sys.argv[1])) if r[0] != "diagnosis"]
+x = [[float(v) for v in r[1:]] for r in rows]
+y = [r[0] for r in rows]
+joblib.dump(LogisticRegression(max_iter=5000).fit(x, y), sys.argv[2])
 EOF
         peer="n/a (the scikit-learn fit failed: $(tail -1 "$work/sklearn.log"))"
     fi
-    cat >"$work/mlserver/$model/model-settings.json" <<EOF
-{"name": "$model", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}
-EOF
+    printf '{"name": "wdbc", "implementation": "mlserver_sklearn.SKLearnModel", "parameters": {"uri": "./model.joblib"}}\n' \
+        >"$work/mlserver-json/wdbc/model-settings.json"
+    mkdir -p "$work/mlserver-onnx/wdbc"
+    printf '{"name": "wdbc", "implementation": "mlserver_onnx.OnnxModel", "parameters": {"uri": "%s"}}\n' \
+        "$onnx_file" >"$work/mlserver-onnx/wdbc/model-settings.json"
 fi
 
-# Starts a server in a process group of its own, pinned to the server's cores, and waits for
-# its model to be ready. Sets pid, url and cold (seconds from the start to ready).
+# Starts `server` for `model` in a process group of its own, pinned to the server's cores,
+# and waits until it is ready. Sets pid, url (REST) and grpc (host:port).
 start() {
-    local since ports
+    local server=$1 model=$2 port gport i
     port=$(free_port)
+    gport=$(free_port)
     url=http://127.0.0.1:$port
-    since=$(date +%s%N)
-    case $1 in
+    grpc=127.0.0.1:$gport
+    case $server in
+    bare)
+        setsid taskset -c "$server_cpus" "$bare" "$port" "$gport" >>"$work/bare.log" 2>&1 &
+        ;;
     ciclo)
-        setsid taskset -c "$server_cpus" "$bin/ciclo" serve --model-uri "file://$work/model/model.json" \
-            --model-digest "$digest" --model-name "$model" --port "$port" --drain-seconds 0 \
+        local uri=file://$work/model/model.json
+        [[ $model == json ]] || uri=file://$onnx_file
+        setsid taskset -c "$server_cpus" "$bin" serve --model-uri "$uri" --model-name wdbc \
+            --port "$port" --grpc-port "$gport" --drain-seconds 0 --onnxruntime "$onnxruntime" \
             >>"$work/ciclo.log" 2>&1 &
         ;;
     mlserver)
-        # Every listener on loopback (MLServer's default is 0.0.0.0 on fixed ports), and no
-        # access log (MLServer's default writes a line per request; ciclo writes none).
-        ports=("$(free_port)" "$(free_port)")
-        (cd "$work" && exec env MLSERVER_HOST=127.0.0.1 MLSERVER_HTTP_PORT="$port" \
-            MLSERVER_GRPC_PORT="${ports[0]}" MLSERVER_METRICS_PORT="${ports[1]}" \
+        # Every listener on loopback, no access log, inference in the server's own process
+        # (its fastest setting on one core).
+        (cd "$work" && exec env PYTHONPATH="$here" MLSERVER_HOST=127.0.0.1 MLSERVER_HTTP_PORT="$port" \
+            MLSERVER_GRPC_PORT="$gport" MLSERVER_METRICS_PORT="$(free_port)" \
             MLSERVER_METRICS_DIR="$work/mlserver-metrics" MLSERVER_DEBUG=false \
-            MLSERVER_PARALLEL_WORKERS="$mlserver_workers" \
-            setsid taskset -c "$server_cpus" "$venv/bin/mlserver" start "$work/mlserver") \
+            MLSERVER_PARALLEL_WORKERS=0 \
+            setsid taskset -c "$server_cpus" "$venv/bin/mlserver" start "$work/mlserver-$model") \
             >>"$work/mlserver.log" 2>&1 &
         ;;
     esac
     pid=$!
     running+=("$pid")
-    cold=$("$bin/bench-load" ready "$url/v2/models/$model/ready" "$since" "$pid")
-}
-
-
-# KiB summed over the processes of the server's group: VmRSS (now) or VmHWM (peak).
-memory() {
-    local p kib total=0
-    for p in $(ps -o pid= --sid "$pid"); do
-        kib=$(awk -v f="$1:" '$1 == f {print $2}' "/proc/$p/status" 2>/dev/null || true)
-        total=$((total + ${kib:-0}))
+    for ((i = 0; i < 600; i++)); do
+        curl -sf "$url/v2/models/wdbc/ready" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
     done
-    echo "$total"
+    return 1
 }
 
-# One round of one server. Figures are appended to the arrays; returns 1 on any failure
-# (errexit does not hold in a function called from `if`: every step is checked).
-declare -A rps p50 p99 colds rss hwm
+# One load run: "req/s p50_ms p99_ms", or "fail <why>" on any non-2xx answer or error.
+load() {
+    local protocol=$1 model=$2 b=$3 c=$4 secs=$5 out
+    case $protocol in
+    rest)
+        out=$(BODIES=$work/rest-$model-$b.txt taskset -c "$load_cpus" wrk -t1 -c"$c" -d"${secs}s" \
+            --timeout 10s --latency -s "$work/rotate.lua" "$url/v2/models/wdbc/infer" 2>&1) ||
+            { echo "fail wrk: $(tail -1 <<<"$out")"; return; }
+        if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+            echo "fail $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';')"
+            return
+        fi
+        awk '
+            function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+            $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+            END { print rps, p50, p99 }' <<<"$out"
+        ;;
+    grpc)
+        out=$(taskset -c "$load_cpus" "$ghz" --insecure --proto "$proto" \
+            --call inference.GRPCInferenceService/ModelInfer -D "$work/grpc-$model-$b.json" \
+            -c "$c" --connections "$c" -z "${secs}s" --duration-stop=wait --cpus 1 \
+            --format json "$grpc" 2>&1) || { echo "fail ghz: $(tail -1 <<<"$out")"; return; }
+        "$python" -c '
+import json, sys
+d = json.load(sys.stdin)
+codes = d.get("statusCodeDistribution") or {}
+bad = {k: v for k, v in codes.items() if k != "OK"}
+errors = d.get("errorDistribution") or {}
+if bad or errors or not codes:
+    print("fail gRPC", bad, list(errors)[:1])
+else:
+    p = {l["percentage"]: l["latency"] / 1e6 for l in d["latencyDistribution"]}
+    print(d["rps"], p[50], p[99])' <<<"$out"
+        ;;
+    esac
+}
+
+declare -A rps p50 p99 why
+# One round of one server on one model: every protocol, batch and concurrency.
 measure() {
-    local server=$1 b c out r m n
-    start "$server" || { stop; return 1; }
-    colds[$server]+=" $cold"
-    if [[ ! -s "$work/$server-predict.json" ]]; then
-        curl -sf -H 'Content-Type: application/json' --data-binary "@$work/body-${batches[-1]}.json" \
-            "$url/v2/models/$model/infer" >"$work/$server-predict.json" || { stop; return 1; }
-    fi
-    for b in "${batches[@]}"; do
-        for c in "${concurrencies[@]}"; do
-            out=$(taskset -c "$load_cpus" "$bin/bench-load" run "$url/v2/models/$model/infer" \
-                "$work/body-$b.json" "$c" "$seconds" "$warmup") || { stop; return 1; }
-            read -r _ _ _ r _ m _ n <<<"$out"
-            rps[$server,$b,$c]+=" $r"
-            p50[$server,$b,$c]+=" $m"
-            p99[$server,$b,$c]+=" $n"
-            log "  $server batch $b x $c: $out"
+    local server=$1 model=$2 protocol b c r m n
+    start "$server" "$model" || { stop; return 1; }
+    for protocol in "${protocols[@]}"; do
+        for b in "${batches[@]}"; do
+            for c in "${concurrencies[@]}"; do
+                local k=$server,$model,$protocol,$b,$c
+                load "$protocol" "$model" "$b" "$c" "$warmup" >/dev/null
+                read -r r m n < <(load "$protocol" "$model" "$b" "$c" "$seconds")
+                if [[ $r == fail || -z $r ]]; then
+                    why[$k]="$m $n"
+                    log "  $k: FAILED: $m $n"
+                    [[ $server != ciclo ]] || { stop; return 1; }
+                    continue
+                fi
+                rps[$k]+=" $r"
+                p50[$k]+=" $m"
+                p99[$k]+=" $n"
+                log "  $k: $r req/s, p50 $m ms, p99 $n ms"
+            done
         done
     done
-    rss[$server]+=" $(memory VmRSS)"
-    hwm[$server]+=" $(memory VmHWM)"
-    log "  $server: cold start $cold s, RSS after load $(memory VmRSS) KiB"
+    [[ $server == bare ]] || log "  $server $model: RSS after load $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0) / 1024)) MiB, $(ls "/proc/$pid/task" 2>/dev/null | wc -l) threads"
     stop
 }
 
-servers=(ciclo)
+servers=(bare ciclo)
 [[ -n "$peer" ]] || servers+=(mlserver)
 for ((i = 1; i <= runs; i++)); do
     log "round $i of $runs"
     order=("${servers[@]}")
-    if ((i % 2 == 0 && ${#servers[@]} == 2)); then
-        order=(mlserver ciclo)
-    fi
+    ((i % 2 == 1)) || order=($(printf '%s\n' "${servers[@]}" | tac))
     for s in "${order[@]}"; do
-        if measure "$s"; then
-            continue
-        fi
-        if [[ $s == ciclo ]]; then
-            log "ERROR: ciclo serve failed in round $i; its log ends with:"
-            tail -20 "$work/ciclo.log" >&2
-            exit 1
-        fi
-        reason=$(grep -m1 -E '^[A-Za-z]*Error|ERROR' "$work/mlserver.log" | cut -c1-120 || true)
-        peer="n/a (MLServer failed in round $i: ${reason:-see its log above})"
-        log "MLServer failed; its log ends with:"
-        tail -20 "$work/mlserver.log" >&2
-        servers=(ciclo)
+        for model in "${models[@]}"; do
+            measure "$s" "$model" && continue
+            if [[ $s != mlserver ]]; then
+                log "ERROR: $s failed on $model in round $i; its log ends with:"
+                tail -20 "$work/$s.log" >&2
+                exit 1
+            fi
+            peer="n/a (MLServer did not start for $model in round $i; see its log above)"
+            tail -20 "$work/mlserver.log" >&2
+            servers=(bare ciclo)
+            break
+        done
     done
 done
 
-# What both predicted for the largest batch: the same task, fitted by different libraries.
-agree=""
-if [[ -z "$peer" ]]; then
-    agree=$("$python" - "$work/ciclo-predict.json" "$work/mlserver-predict.json" <<'EOF'
-import json
-import sys
+# A cell: the median of a figure (req/s, or rows/s at batch > 1), or n/a with the reason.
+cell() {
+    local k=$1 b=$2 f=$3
+    if [[ -z "${rps[$k]:-}" ]]; then echo n/a; return; fi
+    case $f in
+    rate) printf '%.0f' "$(calc "$(med "${rps[$k]}") * $b")" ;;
+    p50) printf '%.2f' "$(med "${p50[$k]}")" ;;
+    p99) printf '%.2f' "$(med "${p99[$k]}")" ;;
+    esac
+}
+share() {
+    if [[ -z "${rps[$1]:-}" || -z "${rps[$2]:-}" ]]; then echo n/a; return; fi
+    printf '%.2fx' "$(calc "$(med "${rps[$1]}") / $(med "${rps[$2]}")")"
+}
 
-def predict(path):
-    outputs = json.load(open(path))["outputs"]
-    return next(o["data"] for o in outputs if o["name"] == "predict")
-
-a, b = predict(sys.argv[1]), predict(sys.argv[2])
-print(f"{sum(x == y for x, y in zip(a, b))}/{len(a)}")
-EOF
-    )
-fi
-
-
-ciclo_version=$("$bin/ciclo" --version | awk '{print $2}')
-if [[ -z "$peer" ]]; then
-    read -r mlserver_version sklearn_version < <("$venv/bin/python" -c \
-        'import mlserver, sklearn; print(mlserver.__version__, sklearn.__version__)')
-    peer_name="MLServer $mlserver_version"
-    peer_model="scikit-learn $sklearn_version LogisticRegression (joblib, mlserver-sklearn)"
-    agreement="; predictions agree on $agree rows of the batch-${batches[-1]} request"
-else
-    peer_name="MLServer"
-    peer_model="scikit-learn LogisticRegression"
-    agreement=""
-fi
+ciclo_version=$("$bin" --version | awk '{print $2}')
+peer_name=MLServer
+[[ -n "$peer" ]] || peer_name="MLServer $("$venv/bin/python" -c 'import mlserver; print(mlserver.__version__)')"
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-echo "serving (Open Inference Protocol v2, REST): ciclo serve $ciclo_version against $peer_name (parallel_workers=$mlserver_workers, access log off)"
-echo "model: same task, different libraries: a logistic regression on 8 float features fitted on the same $train_rows-row csv,"
-echo "  ciclo train (linfa; model.json, validation accuracy $(printf '%.3f' "$accuracy")) | $peer_model$agreement"
-echo "load: bench-load, closed loop over keep-alive connections, $seconds s after $warmup s of warm-up; server pinned to CPU $server_cpus, load generator to CPU $load_cpus; medians of $runs runs"
+echo "serving, Open Inference Protocol v2 over REST and gRPC: ciclo serve $ciclo_version beside bench-bare (the ceiling) and $peer_name"
+echo "data: Breast Cancer Wisconsin, 30 features; every request distinct (rows scaled within ±10 %); batch 100 in rows/s"
+echo "  json: ciclo's model.json (ciclo train, LogisticRegression) | MLServer: scikit-learn LogisticRegression, mlserver-sklearn"
+echo "  onnx: skl2onnx export of a scikit-learn LogisticRegression, both through ONNX Runtime 1.32"
+echo "load: REST wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}') (one thread), gRPC ghz $ghz_version (one connection per client); server on CPU $server_cpus, generator on CPU $load_cpus; ${seconds} s after ${warmup} s of warm-up; medians of $runs rounds"
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}"
 [[ -z "$peer" ]] || echo "MLServer: $peer"
-row='%-22s | %9s %8s %8s | %9s %8s %8s | %7s %6s %6s\n'
-printf '%-22s | %-27s | %-27s | %s\n' "" "ciclo serve $ciclo_version" "$peer_name" "ciclo / MLServer"
+row='%-5s %-5s %5s %5s | %9s | %9s %7s %7s %7s | %9s %7s %7s %7s\n'
 # shellcheck disable=SC2059
-printf "$row" "" "req/s" "p50 ms" "p99 ms" "req/s" "p50 ms" "p99 ms" "req/s" "p50" "p99"
-for b in "${batches[@]}"; do
-    for c in "${concurrencies[@]}"; do
-        k=$b,$c
-        cr=$(med "${rps[ciclo,$k]}") cm=$(med "${p50[ciclo,$k]}") cn=$(med "${p99[ciclo,$k]}")
-        mr=1 mm=1 mn=1
-        if [[ -z "$peer" ]]; then
-            mr=$(med "${rps[mlserver,$k]}") mm=$(med "${p50[mlserver,$k]}") mn=$(med "${p99[mlserver,$k]}")
-        fi
-        # shellcheck disable=SC2059
-        printf "$row" "batch $b, $c client$([[ $c == 1 ]] || echo s)" \
-            "$(printf '%.0f' "$cr")" "$(printf '%.3f' "$cm")" "$(printf '%.3f' "$cn")" \
-            "$(peer_cell '%.0f' "$mr")" "$(peer_cell '%.3f' "$mm")" "$(peer_cell '%.3f' "$mn")" \
-            "$(ratio "$cr" "$mr")" "$(ratio "$cm" "$mm")" "$(ratio "$cn" "$mn")"
+printf "$row" model proto batch conns "bare" "ciclo" p50ms p99ms "/bare" "$peer_name" p50ms p99ms "ciclo/"
+for model in "${models[@]}"; do
+    for protocol in "${protocols[@]}"; do
+        for b in "${batches[@]}"; do
+            for c in "${concurrencies[@]}"; do
+                k=$model,$protocol,$b,$c
+                # shellcheck disable=SC2059
+                printf "$row" "$model" "$protocol" "$b" "$c" "$(cell "bare,$k" "$b" rate)" \
+                    "$(cell "ciclo,$k" "$b" rate)" "$(cell "ciclo,$k" "$b" p50)" "$(cell "ciclo,$k" "$b" p99)" \
+                    "$(share "ciclo,$k" "bare,$k")" \
+                    "$(cell "mlserver,$k" "$b" rate)" "$(cell "mlserver,$k" "$b" p50)" "$(cell "mlserver,$k" "$b" p99)" \
+                    "$(share "ciclo,$k" "mlserver,$k")"
+                [[ -z "${why[mlserver,$k]:-}" ]] || echo "      MLServer $k: ${why[mlserver,$k]}"
+            done
+        done
     done
 done
-one='%-22s | %27s | %27s | %7s\n'
-cc=$(med "${colds[ciclo]}") cr=$(med "${rss[ciclo]}") ch=$(med "${hwm[ciclo]}")
-mc=1 mr=1 mh=1
-if [[ -z "$peer" ]]; then
-    mc=$(med "${colds[mlserver]}") mr=$(med "${rss[mlserver]}") mh=$(med "${hwm[mlserver]}")
-fi
-# shellcheck disable=SC2059
-printf "$one" "cold start to ready" "$(printf '%.3f s' "$cc")" "$(peer_cell '%.3f s' "$mc")" "$(ratio "$cc" "$mc")"
-# shellcheck disable=SC2059
-printf "$one" "RSS after load" "$(printf '%.1f MiB' "$(calc "$cr / 1024")")" \
-    "$(peer_cell '%.1f MiB' "$(calc "$mr / 1024")")" "$(ratio "$cr" "$mr")"
-# shellcheck disable=SC2059
-printf "$one" "peak RSS (VmHWM)" "$(printf '%.1f MiB' "$(calc "$ch / 1024")")" \
-    "$(peer_cell '%.1f MiB' "$(calc "$mh / 1024")")" "$(ratio "$ch" "$mh")"
