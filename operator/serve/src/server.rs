@@ -48,6 +48,11 @@ impl Server {
                 "--model-name {name:?} must be non-empty, without '/' or ':'"
             )));
         }
+        if args.max_concurrent_requests == 0 {
+            return Err(Error::Invalid(
+                "--max-concurrent-requests must be at least 1 (0 would refuse every inference request)".into(),
+            ));
+        }
         let addr = SocketAddr::new(args.address, args.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -71,7 +76,7 @@ impl Server {
                 name.into(),
                 version,
                 args.max_body_bytes,
-                args.max_concurrent_requests.max(1),
+                args.max_concurrent_requests,
             )),
             uri: args.model_uri.clone(),
             digest,

@@ -77,3 +77,21 @@ async fn requests_beyond_the_limit_are_refused_at_once_and_served_again_after() 
     );
     s.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_limit_of_zero_is_refused_naming_the_flag() {
+    let args = crate::common::server::args(&[
+        "--model-uri",
+        "file:///nowhere/model.json",
+        "--max-concurrent-requests",
+        "0",
+    ]);
+    let Err(e) = ciclo_serve::Server::bind(&args).await else {
+        panic!("a server that refuses everything started");
+    };
+    assert!(
+        e.to_string()
+            .contains("--max-concurrent-requests must be at least 1"),
+        "{e}"
+    );
+}
