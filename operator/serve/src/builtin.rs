@@ -9,7 +9,7 @@
 
 use crate::errors::ApiError;
 use crate::input_stats::InputStats;
-use crate::tensor::{Data, Output, Spec, Tensor};
+use crate::tensor::{Data, Output, Spec, Tensor, Values};
 use ciclo_model::{Class, Model, Prediction};
 use serde_json::Value;
 
@@ -160,8 +160,12 @@ impl Builtin {
                     quoted(features)
                 )));
             }
-            let values = t.values.to_f64(&t.name)?;
-            return Ok(values.chunks(width.max(1)).map(<[f64]>::to_vec).collect());
+            let rows = |values: &[f64]| values.chunks(width.max(1)).map(<[f64]>::to_vec).collect();
+            return Ok(match &t.values {
+                // Floats (nearly every request): rows straight from them, no copy first.
+                Values::Float(values) => rows(values),
+                other => rows(&other.to_f64(&t.name)?),
+            });
         }
         if let Some(t) = tensors.iter().find(|t| !features.contains(&t.name)) {
             return Err(ApiError::bad_request(format!(

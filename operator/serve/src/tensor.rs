@@ -253,7 +253,7 @@ fn checked(
     datatype: Datatype,
     shape: &[usize],
     count: usize,
-    Leaves(leaves): Leaves,
+    leaves: Leaves,
 ) -> Result<Values, String> {
     if leaves.len() != count {
         return Err(format!(
@@ -261,7 +261,28 @@ fn checked(
             leaves.len()
         ));
     }
-    values(datatype, &leaves)
+    match (float_range(datatype), leaves) {
+        // Floats for a floating-point tensor: only their range to check, in place.
+        (Some((max, what)), Leaves::Floats(v)) => match v.iter().find(|x| x.abs() > max) {
+            Some(x) => Err(format!(
+                "datatype {} takes {what}, got {}",
+                datatype.name(),
+                Leaf::Float(*x)
+            )),
+            None => Ok(Values::Float(v)),
+        },
+        (_, leaves) => values(datatype, &leaves.into_leaves()),
+    }
+}
+
+/// The greatest magnitude of a floating-point datatype, and how to say it.
+fn float_range(datatype: Datatype) -> Option<(f64, &'static str)> {
+    Some(match datatype {
+        Datatype::F16 => (65504.0, "numbers within ±65504"),
+        Datatype::F32 => (f32::MAX.into(), "numbers within ±3.4e38"),
+        Datatype::F64 => (f64::MAX, "numbers"),
+        _ => return None,
+    })
 }
 
 /// A request tensor's declaration checked: a known datatype, and a shape whose element count
@@ -330,11 +351,7 @@ fn values(datatype: Datatype, leaves: &[Leaf]) -> Result<Values, String> {
             )
         }
         Datatype::F16 | Datatype::F32 | Datatype::F64 => {
-            let (max, what) = match datatype {
-                Datatype::F16 => (65504.0, "numbers within ±65504"),
-                Datatype::F32 => (f32::MAX.into(), "numbers within ±3.4e38"),
-                _ => (f64::MAX, "numbers"),
-            };
+            let (max, what) = float_range(datatype).expect("a floating-point datatype");
             Values::Float(
                 leaves
                     .iter()
@@ -413,6 +430,26 @@ mod tests {
             ("UINT8", json!([-1]), "UINT8 takes integers from 0 to 255"),
             ("FP64", json!(["1"]), "FP64 takes numbers"),
             ("FP32", json!([1e300]), "FP32 takes numbers"),
+            (
+                "FP32",
+                json!([1.5, 1e300]),
+                "FP32 takes numbers within ±3.4e38, got 1e+300",
+            ),
+            (
+                "FP16",
+                json!([0.5, 7e4]),
+                "FP16 takes numbers within ±65504, got 70000.0",
+            ),
+            (
+                "FP64",
+                json!([1.5, 2, "x"]),
+                "FP64 takes numbers, got \"x\"",
+            ),
+            (
+                "INT8",
+                json!([2.5, 1.5]),
+                "INT8 takes integers from -128 to 127, got 2.5",
+            ),
             ("BOOL", json!([1]), "BOOL takes true or false"),
             ("BYTES", json!([1]), "BYTES takes strings"),
             ("FP64", json!([null]), "FP64 takes numbers, got null"),
