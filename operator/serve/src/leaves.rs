@@ -144,8 +144,8 @@ impl Leaves {
     }
 
     fn push(&mut self, leaf: Leaf) {
-        if let Leaves::Floats(v) = self {
-            *self = Leaves::Mixed(std::mem::take(v).into_iter().map(Leaf::Float).collect());
+        if let Leaves::Floats(_) = self {
+            *self = Leaves::Mixed(std::mem::take(self).into_leaves());
         }
         if let Leaves::Mixed(v) = self {
             v.push(leaf);
