@@ -12,4 +12,4 @@ mod predict;
 pub use algorithm::Algorithm;
 pub use class::Class;
 pub use model::{FORMAT, Linear, Link, Model, Node, Tree};
-pub use predict::{Prediction, classify, predict};
+pub use predict::{Checked, Prediction, classify, predict};

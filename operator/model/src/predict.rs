@@ -33,16 +33,50 @@ impl Prediction {
 /// Predicts every row (each with the model's features, in order). A model that fails
 /// [`Model::check`] or a row of the wrong width is an error. A NaN feature goes right at every
 /// split and makes a linear model's output NaN.
-pub fn predict(model: &Model, rows: &[Vec<f64>]) -> Result<Vec<Prediction>, String> {
+pub fn predict<R: AsRef<[f64]>>(model: &Model, rows: &[R]) -> Result<Vec<Prediction>, String> {
     model.check()?;
+    predict_rows(model, rows)
+}
+
+/// A model that passed [`Model::check`], to predict with again and again without checking it
+/// again: a tree's check walks every node, a linear model's reads every coefficient, and a
+/// server predicts a row or a few at a time.
+#[derive(Clone, Debug)]
+pub struct Checked(Model);
+
+impl Checked {
+    pub fn new(model: Model) -> Result<Self, String> {
+        model.check()?;
+        Ok(Self(model))
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.0
+    }
+
+    /// As [`predict`].
+    pub fn predict<R: AsRef<[f64]>>(&self, rows: &[R]) -> Result<Vec<Prediction>, String> {
+        predict_rows(&self.0, rows)
+    }
+}
+
+fn predict_rows<R: AsRef<[f64]>>(model: &Model, rows: &[R]) -> Result<Vec<Prediction>, String> {
     let width = model.features.len();
-    if let Some((i, row)) = rows.iter().enumerate().find(|(_, r)| r.len() != width) {
+    if let Some((i, row)) = rows
+        .iter()
+        .map(AsRef::as_ref)
+        .enumerate()
+        .find(|(_, r)| r.len() != width)
+    {
         return Err(format!(
             "row {i} has {} values, the model's features are {width}",
             row.len()
         ));
     }
-    Ok(rows.iter().map(|row| predict_row(model, row)).collect())
+    Ok(rows
+        .iter()
+        .map(|row| predict_row(model, row.as_ref()))
+        .collect())
 }
 
 /// The index of the class predicted for `row`, and every class's probability; a checked
@@ -279,7 +313,28 @@ mod tests {
                 .contains("row 0 has 1 values")
         );
         m.format = "other/v9".into();
-        assert!(predict(&m, &[]).unwrap_err().contains("format"));
+        assert!(predict::<Vec<f64>>(&m, &[]).unwrap_err().contains("format"));
+        assert!(Checked::new(m).unwrap_err().contains("format"));
         assert!(Model::from_json(b"{\"format\": 1}").is_err());
+    }
+
+    #[test]
+    fn a_checked_model_predicts_borrowed_rows_as_predict_does() {
+        let mut m = model(vec![Class::Int(0), Class::Int(1)]);
+        m.linear = Some(Linear {
+            link: Link::Logistic,
+            coefficients: vec![vec![1.0, -1.0]],
+            intercepts: vec![0.5],
+        });
+        let values = [2.0, 0.0, 0.0, 2.0, 1.0, 1.0];
+        let rows: Vec<&[f64]> = values.chunks(2).collect();
+        let checked = Checked::new(m.clone()).unwrap();
+        assert_eq!(checked.predict(&rows).unwrap(), predict(&m, &rows).unwrap());
+        assert!(
+            checked
+                .predict(&[&values[..3]])
+                .unwrap_err()
+                .contains("row 0 has 3 values")
+        );
     }
 }

@@ -10,8 +10,10 @@ use crate::tensor::{Data, Datatype, Values};
 use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 
-/// The header giving the length of the JSON part of a body.
-pub(crate) const HEADER_LENGTH: &str = "inference-header-content-length";
+/// The header giving the length of the JSON part of a body. (A name made once: looking a
+/// header up by a string parses and hashes the string every time.)
+pub(crate) const HEADER_LENGTH: HeaderName =
+    HeaderName::from_static("inference-header-content-length");
 
 /// The extension's name in the server metadata.
 pub(crate) const EXTENSION: &str = "binary_tensor_data";
@@ -22,7 +24,7 @@ pub(crate) fn split<'a>(
     headers: &HeaderMap,
     body: &'a [u8],
 ) -> Result<(&'a [u8], Tail<'a>), ApiError> {
-    let Some(value) = headers.get(HEADER_LENGTH) else {
+    let Some(value) = headers.get(&HEADER_LENGTH) else {
         return Ok((body, Tail::empty()));
     };
     let length = value
@@ -236,7 +238,7 @@ pub(crate) fn response(
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-            (HeaderName::from_static(HEADER_LENGTH), length.to_string()),
+            (HEADER_LENGTH, length.to_string()),
         ],
         body,
     )

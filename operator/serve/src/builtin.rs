@@ -10,8 +10,9 @@
 use crate::errors::ApiError;
 use crate::input_stats::InputStats;
 use crate::tensor::{Data, Output, Spec, Tensor, Values};
-use ciclo_model::{Class, Model, Prediction};
+use ciclo_model::{Checked, Class, Prediction};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The name of the single `[batch, features]` input a v2 request may give instead of one
 /// input per feature (unless a feature has this name).
@@ -23,7 +24,8 @@ pub(crate) const PREDICT: &str = "predict";
 pub(crate) const PREDICT_PROBA: &str = "predict_proba";
 
 pub(crate) struct Builtin {
-    model: Model,
+    /// Checked once, when loaded.
+    checked: Checked,
 }
 
 /// How a classifier's labels are written in a tensor.
@@ -37,16 +39,20 @@ enum Labels {
 impl Builtin {
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         Ok(Self {
-            model: Model::from_json(bytes)?,
+            checked: Checked::new(ciclo_model::Model::from_json(bytes)?)?,
         })
     }
 
+    fn model(&self) -> &ciclo_model::Model {
+        self.checked.model()
+    }
+
     pub fn features(&self) -> &[String] {
-        &self.model.features
+        &self.model().features
     }
 
     fn labels(&self) -> Labels {
-        let classes = &self.model.classes;
+        let classes = &self.model().classes;
         if classes.iter().all(|c| matches!(c, Class::Bool(_))) {
             Labels::Bool
         } else if classes.iter().all(|c| matches!(c, Class::Int(_))) {
@@ -62,7 +68,7 @@ impl Builtin {
     }
 
     fn is_classifier(&self) -> bool {
-        !self.model.classes.is_empty()
+        !self.model().classes.is_empty()
     }
 
     pub fn inputs(&self) -> Vec<Spec> {
@@ -99,14 +105,14 @@ impl Builtin {
             Spec {
                 name: PREDICT_PROBA.into(),
                 datatype: "FP64",
-                shape: vec![-1, self.model.classes.len() as i64],
+                shape: vec![-1, self.model().classes.len() as i64],
             },
         ]
     }
 
     /// What metadata says of the model beyond its tensors.
     pub fn parameters(&self) -> serde_json::Map<String, Value> {
-        let m = &self.model;
+        let m = self.model();
         let mut p = serde_json::Map::new();
         p.insert(
             "algorithm".into(),
@@ -131,8 +137,9 @@ impl Builtin {
         )
     }
 
-    /// The rows of a v2 request's tensors.
-    pub fn rows_v2(&self, tensors: &[Tensor]) -> Result<Vec<Vec<f64>>, ApiError> {
+    /// The rows of a v2 request's tensors: borrowed from a `[batch, features]` tensor of
+    /// floats (nearly every request), copied from others.
+    pub fn rows_v2<'t>(&self, tensors: &'t [Tensor]) -> Result<Vec<Cow<'t, [f64]>>, ApiError> {
         let features = self.features();
         let width = features.len();
         for (i, t) in tensors.iter().enumerate() {
@@ -160,11 +167,13 @@ impl Builtin {
                     quoted(features)
                 )));
             }
-            let rows = |values: &[f64]| values.chunks(width.max(1)).map(<[f64]>::to_vec).collect();
             return Ok(match &t.values {
-                // Floats (nearly every request): rows straight from them, no copy first.
-                Values::Float(values) => rows(values),
-                other => rows(&other.to_f64(&t.name)?),
+                Values::Float(values) => values.chunks(width.max(1)).map(Cow::Borrowed).collect(),
+                other => other
+                    .to_f64(&t.name)?
+                    .chunks(width.max(1))
+                    .map(|row| Cow::Owned(row.to_vec()))
+                    .collect(),
             });
         }
         if let Some(t) = tensors.iter().find(|t| !features.contains(&t.name)) {
@@ -196,7 +205,7 @@ impl Builtin {
             )));
         }
         Ok((0..batch)
-            .map(|i| columns.iter().map(|(_, c)| c[i]).collect())
+            .map(|i| Cow::Owned(columns.iter().map(|(_, c)| c[i]).collect()))
             .collect())
     }
 
@@ -254,18 +263,18 @@ impl Builtin {
     }
 
     /// Records the rows in the input statistics and predicts them.
-    pub fn predict(
+    pub fn predict<R: AsRef<[f64]>>(
         &self,
-        rows: &[Vec<f64>],
+        rows: &[R],
         stats: &InputStats,
     ) -> Result<Vec<Prediction>, ApiError> {
         stats.record(|r| {
             for j in 0..self.features().len() {
-                r.add(j, rows.iter().map(|row| row[j]));
+                r.add(j, rows.iter().map(|row| row.as_ref()[j]));
             }
         });
         // Rows were checked against the model; an error here is the server's own.
-        ciclo_model::predict(&self.model, rows).map_err(ApiError::internal)
+        self.checked.predict(rows).map_err(ApiError::internal)
     }
 
     /// The v2 outputs of `predictions`.
@@ -288,7 +297,7 @@ impl Builtin {
             }];
         }
         let mut classes = Vec::with_capacity(n);
-        let mut probabilities = Vec::with_capacity(n * self.model.classes.len());
+        let mut probabilities = Vec::with_capacity(n * self.model().classes.len());
         for p in predictions {
             if let Prediction::Class {
                 class,
@@ -347,7 +356,7 @@ impl Builtin {
             Output {
                 name: PREDICT_PROBA.into(),
                 datatype: "FP64",
-                shape: vec![n, self.model.classes.len()],
+                shape: vec![n, self.model().classes.len()],
                 data: Data::F64(probabilities),
                 parameters: Default::default(),
             },

@@ -71,9 +71,7 @@ impl Grpc {
         let start = Instant::now();
         let result = answer();
         let code = result.as_ref().map_or_else(|e| e.status.as_u16(), |_| 200);
-        self.state
-            .metrics
-            .record(route.into(), code, start.elapsed());
+        self.state.metrics.record(route, code, start.elapsed());
         result.map(Response::new).map_err(status)
     }
 
@@ -228,7 +226,7 @@ fn infer(state: &State, request: ModelInferRequest) -> Result<ModelInferResponse
     };
     for o in wanted {
         let mut tensor = InferOutputTensor {
-            name: o.name.clone(),
+            name: o.name.to_string(),
             datatype: o.datatype.into(),
             shape: o.shape.iter().map(|d| *d as i64).collect(),
             parameters: parameters(&o.parameters),

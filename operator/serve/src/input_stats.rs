@@ -1,12 +1,12 @@
 //! Running statistics of every input the model has (count, sum, min, max and a histogram),
 //! so what is served can be compared with what the model was trained on.
 //!
-//! A request's values of all inputs are added under one lock, each value's bucket found by
-//! binary search: a built-in model of 30 features would otherwise take 60 locks per request
-//! (prometheus-client's histogram takes a write lock and scans its buckets for every value),
-//! a tenth of the time a request takes. The statistics are encoded at scrape time as
-//! prometheus-client encodes its own histograms and gauges, labelled only with the loaded
-//! model's input names: a request never creates a label.
+//! A request's values of all inputs are added under one lock, each value's bucket found
+//! through a table ([`Buckets`]): a built-in model of 30 features would otherwise take 60
+//! locks per request (prometheus-client's histogram takes a write lock and scans its buckets
+//! for every value), a tenth of the time a request takes. The statistics are encoded at
+//! scrape time as prometheus-client encodes its own histograms and gauges, labelled only with
+//! the loaded model's input names: a request never creates a label.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
@@ -43,12 +43,18 @@ struct Stat {
 /// A histogram's buckets, and a fast way to the bucket of a value. A binary search over the
 /// 39 bounds was most of the time the statistics took (a chain of six dependent compares per
 /// value, for every feature of every row); here the value's sign and binary exponent (the
-/// top 12 bits of an order-preserving image of it) index a table of where to start, and a
-/// compare or two finish.
+/// top 12 bits of an order-preserving image of it) index a table of where to start, and as
+/// many compares as a key has bounds at most (one, for the 1-2-5 grid) finish, without a
+/// branch: a loop that stopped at the first bound over the value was mispredicted for a
+/// good part of the values.
 #[derive(Debug)]
 struct Buckets {
     /// Upper bounds, ascending (the `+Inf` bucket is implied).
     bounds: Vec<f64>,
+    /// `bounds`, then `width` times `+∞`: what the compares read.
+    padded: Vec<f64>,
+    /// The most bounds one key has.
+    width: usize,
     /// For each 12-bit key, how many bounds are below every value of that key.
     start: Vec<u16>,
 }
@@ -64,22 +70,39 @@ impl Buckets {
             bounds.windows(2).all(|w| w[0] < w[1]) && bounds.len() < usize::from(u16::MAX),
             "histogram bounds ascend"
         );
-        let start = (0..1u64 << 12)
+        let start: Vec<u16> = (0..1u64 << 12)
             .map(|k| bounds.partition_point(|b| key(*b) < k) as u16)
             .collect();
-        Self { bounds, start }
+        let width = start
+            .iter()
+            .zip(start.iter().skip(1).chain([&(bounds.len() as u16)]))
+            .map(|(from, to)| usize::from(to - from))
+            .max()
+            .unwrap_or(0);
+        let padded = bounds
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n(f64::INFINITY, width))
+            .collect();
+        Self {
+            bounds,
+            padded,
+            width,
+            start,
+        }
     }
 
     /// The index of the bucket of finite `v`: the first bound at or over it (Prometheus
     /// buckets count values at or under their bound), or the `+Inf` bucket.
     fn of(&self, v: f64) -> usize {
-        // Bounds of a lower key are below `v`, of a higher key above it: only bounds of
-        // `v`'s own key are compared.
-        let mut i = usize::from(self.start[key(v) as usize]);
-        while i < self.bounds.len() && self.bounds[i] < v {
-            i += 1;
-        }
-        i
+        // Bounds of a lower key are below `v`, of a higher key (or the padding) over it: of
+        // the `width` bounds from `start`, those below `v` are the ones of its own key.
+        let start = usize::from(self.start[key(v) as usize]);
+        self.padded[start..start + self.width]
+            .iter()
+            .map(|b| usize::from(*b < v))
+            .sum::<usize>()
+            + start
     }
 }
 
@@ -322,6 +345,8 @@ mod tests {
             vec![-0.0, 1.0],
             vec![-1e-310, 1e-310],
             vec![1.0, 1.5, 1.75],
+            vec![1.0, 1.25, 1.5, 1.75, 2.0, 3.0, 1e9],
+            vec![],
         ] {
             let buckets = Buckets::new(bounds.clone());
             for v in &probes {

@@ -33,6 +33,7 @@ mod runtime;
 mod server;
 mod state;
 mod tensor;
+mod track;
 mod v1;
 mod v2;
 

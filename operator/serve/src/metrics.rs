@@ -3,24 +3,17 @@
 //! the model has ([`InputStats`]).
 
 use crate::input_stats::InputStats;
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::borrow::Cow;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 /// A route's template (`/v2/models/{name}/infer`, `/v1/models/{name}:predict`), a gRPC
-/// method's path, or `unmatched`: borrowed, for the routes the server has, so counting a
-/// request allocates nothing.
-pub(crate) type Route = Cow<'static, str>;
+/// method's path, or `unmatched`: one of a fixed set, so counting a request allocates nothing.
+pub(crate) type Route = &'static str;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RequestLabels {
@@ -67,8 +60,6 @@ pub(crate) struct Metrics {
     pub ready: Gauge,
     model: Family<ModelLabels, Gauge>,
     inputs: Arc<InputStats>,
-    /// The router's route templates.
-    routes: OnceLock<Vec<&'static str>>,
 }
 
 impl Default for Metrics {
@@ -116,7 +107,6 @@ impl Default for Metrics {
             ready,
             model,
             inputs,
-            routes: OnceLock::new(),
         }
     }
 }
@@ -126,27 +116,23 @@ impl Metrics {
     /// HTTP `code` it gave or stands for.
     pub fn record(&self, route: Route, code: u16, took: std::time::Duration) {
         self.duration
-            .get_or_create(&RouteLabel {
-                route: route.clone(),
-            })
+            .get_or_create(&RouteLabel { route })
             .observe(took.as_secs_f64());
         self.requests
             .get_or_create(&RequestLabels { route, code })
             .inc();
     }
 
-    /// The router's route templates, which requests are labelled with.
-    pub fn label_routes(&self, routes: impl IntoIterator<Item = &'static str>) {
-        let _ = self.routes.set(routes.into_iter().collect());
+    /// `route`'s latency histogram, to observe without the family's lookup.
+    pub fn duration_of(&self, route: Route) -> Histogram {
+        self.duration.get_or_create(&RouteLabel { route }).clone()
     }
 
-    /// `matched` as a label: the router's own template when it is one.
-    fn route(&self, matched: &str) -> Route {
-        let known = self.routes.get().into_iter().flatten();
-        match known.copied().find(|r| *r == matched) {
-            Some(route) => Cow::Borrowed(route),
-            None => Cow::Owned(matched.to_string()),
-        }
+    /// `route`'s count of answers with `code`, to count without the family's lookup.
+    pub fn requests_of(&self, route: Route, code: u16) -> Counter {
+        self.requests
+            .get_or_create(&RequestLabels { route, code })
+            .clone()
     }
 
     pub fn encode(&self) -> String {
@@ -163,32 +149,6 @@ impl Metrics {
         self.inputs.name_inputs(inputs);
         self.inputs.clone()
     }
-}
-
-/// The route of `GET /v1/models/{name}` and `POST /v1/models/{name}:predict`.
-pub(crate) const V1_TARGET: &str = "/v1/models/{target}";
-const V1_PREDICT: &str = "/v1/models/{name}:predict";
-const V1_STATUS: &str = "/v1/models/{name}";
-
-/// Counts and times every request by its route's template and status code.
-pub(crate) async fn track(
-    State(metrics): State<Arc<Metrics>>,
-    matched: Option<MatchedPath>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = match matched.as_ref().map(MatchedPath::as_str) {
-        // One route serves both v1 verbs: labelled apart, so `:predict` is told from a
-        // readiness check.
-        Some(V1_TARGET) if request.method() == Method::POST => V1_PREDICT.into(),
-        Some(V1_TARGET) => V1_STATUS.into(),
-        Some(route) => metrics.route(route),
-        None => "unmatched".into(),
-    };
-    let start = Instant::now();
-    let response = next.run(request).await;
-    metrics.record(route, response.status().as_u16(), start.elapsed());
-    response
 }
 
 #[cfg(test)]

@@ -433,7 +433,7 @@ fn output(produces: &Produces, value: &DynValue) -> Result<Output, ApiError> {
         }
     };
     Ok(Output {
-        name: name.clone(),
+        name: name.clone().into(),
         datatype: port.datatype.name(),
         shape: shape.iter().map(|d| *d as usize).collect(),
         data,
@@ -479,7 +479,7 @@ fn probabilities(name: &str, string_classes: bool, value: &DynValue) -> Result<O
     let mut parameters = serde_json::Map::new();
     parameters.insert("classes".into(), Value::Array(classes.clone()));
     Ok(Output {
-        name: name.to_string(),
+        name: name.to_string().into(),
         datatype: Datatype::F32.name(),
         shape: vec![maps.len(), classes.len()],
         data: Data::F32(data),

@@ -5,7 +5,8 @@
 use crate::args::{Format, ServeArgs};
 use crate::errors::ApiError;
 use crate::state::State;
-use crate::{Error, drain, grpc, load, metrics, v1, v2};
+use crate::track::{Routes, Track, V1_TARGET};
+use crate::{Error, drain, grpc, load, v1, v2};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header;
@@ -153,7 +154,7 @@ impl Server {
         let http_stop = until_stopped();
         let mut serving = tokio::spawn(async move {
             tokio::spawn(stopping);
-            let served = axum::serve(listener, app)
+            let served = axum::serve(listener, axum::ServiceExt::into_make_service(app))
                 .with_graceful_shutdown(http_stop)
                 .await
                 .map_err(Error::Serve);
@@ -197,7 +198,7 @@ fn joined(served: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(
 }
 
 /// Every route, each answer counted and timed.
-fn router(state: Arc<State>) -> Router {
+fn router(state: Arc<State>) -> Track<Router> {
     let metrics = state.metrics.clone();
     let routes = [
         ("/v2", get(v2::server_metadata)),
@@ -219,22 +220,19 @@ fn router(state: Arc<State>) -> Router {
             post(v2::infer),
         ),
         ("/v1/models", get(v1::list)),
-        (metrics::V1_TARGET, get(v1::status).post(v1::predict)),
+        (V1_TARGET, get(v1::status).post(v1::predict)),
         ("/metrics", get(metrics_text)),
     ];
-    metrics.label_routes(routes.iter().map(|(path, _)| *path));
-    routes
+    let labels = Routes::new(metrics, routes.iter().map(|(path, _)| *path));
+    let router = routes
         .into_iter()
         .fold(Router::new(), |router, (path, handler)| {
             router.route(path, handler)
         })
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            metrics,
-            metrics::track,
-        ))
+        .with_state(state);
+    Track::new(router, labels)
 }
 
 async fn not_found(request: Request) -> ApiError {

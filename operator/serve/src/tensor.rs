@@ -155,7 +155,8 @@ pub(crate) struct TensorParameters {
 /// A tensor of a response.
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub(crate) struct Output {
-    pub name: String,
+    /// Borrowed for a built-in model's fixed outputs: a request allocates no name.
+    pub name: Cow<'static, str>,
     pub datatype: &'static str,
     pub shape: Vec<usize>,
     pub data: Data,
@@ -168,7 +169,7 @@ impl Output {
     /// The output called `name` among `outputs`: a request may ask for some by name.
     pub fn named<'a>(outputs: &'a [Output], name: &str) -> Result<&'a Output, ApiError> {
         outputs.iter().find(|o| o.name == name).ok_or_else(|| {
-            let names: Vec<&str> = outputs.iter().map(|o| o.name.as_str()).collect();
+            let names: Vec<&str> = outputs.iter().map(|o| o.name.as_ref()).collect();
             ApiError::bad_request(format!(
                 "unknown output {name:?}; the model's outputs are {names:?}"
             ))
