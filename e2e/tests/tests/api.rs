@@ -132,7 +132,13 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "a Jensen-Shannon limit above 1",
             dataset("drift: {measure: JensenShannon, maxDistance: 2}"),
             "spec.drift.maxDistance",
-            "a Jensen-Shannon distance is at most 1",
+            "a Jensen-Shannon or L-infinity distance is at most 1",
+        ),
+        (
+            "an L-infinity limit above 1",
+            dataset("drift: {measure: LInfinity, maxDistance: 1.5}"),
+            "spec.drift.maxDistance",
+            "a Jensen-Shannon or L-infinity distance is at most 1",
         ),
         // TrainingRun
         (

@@ -77,7 +77,7 @@ pub struct DatasetSpec {
     pub schema: Option<Expectations>,
     /// How far a new version may drift from the previous accepted version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("!has(self.measure) || self.measure != 'JensenShannon' || self.maxDistance <= 1.0").message("a Jensen-Shannon distance is at most 1, so a maxDistance above 1 would never reject a version").field_path(".maxDistance"))]
+    #[x_kube(validation = Rule::new("!has(self.measure) || self.measure == 'PSI' || self.maxDistance <= 1.0").message("a Jensen-Shannon or L-infinity distance is at most 1, so a maxDistance above 1 would never reject a version").field_path(".maxDistance"))]
     pub drift: Option<DriftLimit>,
     /// How many versions (accepted and rejected) the status keeps.
     #[serde(default = "default_history")]

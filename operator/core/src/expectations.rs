@@ -80,4 +80,8 @@ pub enum DriftMeasure {
     Psi,
     /// Jensen-Shannon distance (base 2, between 0 and 1).
     JensenShannon,
+    /// L-infinity distance: the largest difference in share of any one bin or value
+    /// (between 0 and 1). Reads directly for categorical values: "no value's share moved by
+    /// more than 5 points".
+    LInfinity,
 }

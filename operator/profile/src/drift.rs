@@ -9,7 +9,7 @@
 //!
 //! PSI = Σ (q - p) ln(q / p), with empty bins given a share of [`EPSILON`] so that it stays
 //! finite. Jensen-Shannon distance = sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = (p + q) / 2, in base 2,
-//! so it lies in [0, 1].
+//! so it lies in [0, 1]. L-infinity distance = max |q - p|, in [0, 1].
 
 use crate::profile::{ColumnProfile, Profile};
 use crate::sketch::Kll;
@@ -59,6 +59,7 @@ pub fn drift(limit: &DriftLimit, baseline: &Profile, current: &Profile) -> Vec<C
             let distance = match limit.measure {
                 DriftMeasure::Psi => psi(&p, &q),
                 DriftMeasure::JensenShannon => jensen_shannon(&p, &q),
+                DriftMeasure::LInfinity => l_infinity(&p, &q),
             };
             Some(ColumnDrift {
                 column: name.to_string(),
@@ -169,6 +170,14 @@ pub(crate) fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
     divergence.clamp(0.0, 1.0).sqrt()
 }
 
+/// L-infinity (Chebyshev) distance: the largest difference in any one bin's share.
+pub(crate) fn l_infinity(p: &[f64], q: &[f64]) -> f64 {
+    p.iter()
+        .zip(q)
+        .map(|(p, q)| (q - p).abs())
+        .fold(0.0, f64::max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,6 +207,57 @@ mod tests {
             + 0.5 * (0.5 * (0.5f64 / 0.75).log2() + 0.5 * (0.5f64 / 0.25).log2());
         let d = jensen_shannon(&[1.0, 0.0], &[0.5, 0.5]);
         assert!((d - hand.sqrt()).abs() < 1e-12, "{d} vs {}", hand.sqrt());
+    }
+
+    /// Every measure against SciPy 1.17.1's, computed apart from this code:
+    /// `entropy(q, p) + entropy(p, q)` (PSI is the symmetric Kullback-Leibler divergence, in
+    /// nats), `jensenshannon(p, q, base=2)` and `chebyshev(p, q)`.
+    #[test]
+    fn every_measure_matches_scipy() {
+        // p, q, and SciPy's PSI, Jensen-Shannon and L-infinity distances.
+        type Case<'a> = (&'a [f64], &'a [f64], f64, f64, f64);
+        let cases: [Case; 3] = [
+            (
+                &[0.1, 0.2, 0.3, 0.4],
+                &[0.25, 0.25, 0.25, 0.25],
+                0.22821740957339182,
+                0.20050332253142814,
+                0.15,
+            ),
+            (
+                &[0.5, 0.3, 0.15, 0.05],
+                &[0.05, 0.15, 0.3, 0.5],
+                2.280270737862625,
+                0.5874040618421424,
+                0.45,
+            ),
+            (
+                &[0.7, 0.2, 0.1],
+                &[0.6, 0.25, 0.15],
+                0.04684550095384453,
+                0.09173994971856486,
+                0.1,
+            ),
+        ];
+        for (p, q, scipy_psi, scipy_js, scipy_linf) in cases {
+            let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+            assert!(
+                close(psi(p, q), scipy_psi),
+                "PSI {p:?} {q:?}: {}",
+                psi(p, q)
+            );
+            let js = jensen_shannon(p, q);
+            assert!(close(js, scipy_js), "JS {p:?} {q:?}: {js}");
+            let linf = l_infinity(p, q);
+            assert!(close(linf, scipy_linf), "L∞ {p:?} {q:?}: {linf}");
+            // Symmetric, and 0 from a distribution to itself.
+            assert!(close(l_infinity(q, p), linf) && close(jensen_shannon(q, p), js));
+            assert_eq!(
+                (psi(p, p), jensen_shannon(p, p), l_infinity(p, p)),
+                (0.0, 0.0, 0.0)
+            );
+        }
+        assert_eq!(l_infinity(&[1.0, 0.0], &[0.0, 1.0]), 1.0);
     }
 
     fn numeric(name: &str, values: Vec<f64>) -> ColumnProfile {
@@ -284,6 +344,13 @@ mod tests {
         let d = drift(&limit(DriftMeasure::Psi, &[]), &base, &cur);
         let hand = (1.0 - 0.5) * 2f64.ln() + (EPSILON - 0.5) * (EPSILON / 0.5).ln();
         assert!((d[0].distance - hand).abs() < 1e-12);
+        // a's share moved from ½ to 1 (and b's from ½ to 0): half a point.
+        let d = drift(&limit(DriftMeasure::LInfinity, &[]), &base, &cur);
+        assert_eq!(
+            (d[0].measure, d[0].distance),
+            (DriftMeasure::LInfinity, 0.5)
+        );
+        assert!(d[0].exceeded, "over the limit of 0.1");
     }
 
     #[test]
