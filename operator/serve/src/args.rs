@@ -63,6 +63,27 @@ pub struct ServeArgs {
     /// dynamic loader's search path.
     #[arg(long, env = "CICLO_ONNXRUNTIME")]
     pub onnxruntime: Option<std::path::PathBuf>,
+    /// Capture a sample of the inference requests (v2 REST: inputs, outputs, a request id and
+    /// the time) as Parquet files under this prefix (`s3://bucket/prefix`, `file:///…`),
+    /// with the artifact store's settings and credentials (`CICLO_ARTIFACTS_…`). Every
+    /// response then carries its request's `id` (the client's, or a new one), the key labels
+    /// are joined by later. Unset: nothing is captured.
+    #[arg(long, env = "CICLO_CAPTURE_URI")]
+    pub capture_uri: Option<String>,
+    /// The share of requests captured, from 0 to 1.
+    #[arg(long, env = "CICLO_CAPTURE_RATIO", default_value_t = 1.0)]
+    pub capture_ratio: f64,
+    /// The longest a captured request waits before its file is written, in seconds (they are
+    /// written on stop too).
+    #[arg(long, env = "CICLO_CAPTURE_FLUSH_SECONDS", default_value_t = 60)]
+    pub capture_flush_seconds: u64,
+    /// The most rows in one capture file.
+    #[arg(long, env = "CICLO_CAPTURE_MAX_ROWS", default_value_t = 100_000)]
+    pub capture_max_rows: usize,
+    /// The most captured requests waiting to be written; one more is dropped (and counted in
+    /// `ciclo_serve_capture_dropped_requests_total`) rather than slow inference down.
+    #[arg(long, env = "CICLO_CAPTURE_QUEUE", default_value_t = 10_000)]
+    pub capture_queue: usize,
     /// Log as JSON lines (for log collectors); human-readable otherwise. Levels from RUST_LOG.
     #[arg(long, env = "CICLO_LOG_JSON")]
     pub log_json: bool,

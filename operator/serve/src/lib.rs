@@ -20,6 +20,7 @@ mod args;
 mod binary;
 mod body;
 mod builtin;
+mod capture;
 mod drain;
 mod errors;
 pub mod grpc;

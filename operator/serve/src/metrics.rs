@@ -60,6 +60,7 @@ pub(crate) struct Metrics {
     pub ready: Gauge,
     model: Family<ModelLabels, Gauge>,
     inputs: Arc<InputStats>,
+    pub capture: crate::capture::Counters,
 }
 
 impl Default for Metrics {
@@ -99,6 +100,27 @@ impl Default for Metrics {
             model.clone(),
         );
         registry.register_collector(Box::new(inputs.clone()));
+        let capture = crate::capture::Counters::default();
+        for (name, help, counter) in [
+            (
+                "capture_requests",
+                "Requests queued to be captured",
+                &capture.captured,
+            ),
+            (
+                "capture_dropped_requests",
+                "Requests picked for capture but dropped: the queue was full, or the server stopping",
+                &capture.dropped,
+            ),
+            ("capture_files", "Capture files written", &capture.files),
+            (
+                "capture_failed_files",
+                "Capture files that could not be written (their rows are lost)",
+                &capture.failed,
+            ),
+        ] {
+            registry.register(name, help, counter.clone());
+        }
         Self {
             registry,
             requests,
@@ -107,6 +129,7 @@ impl Default for Metrics {
             ready,
             model,
             inputs,
+            capture,
         }
     }
 }

@@ -78,6 +78,14 @@ pub(crate) struct V1Predictions {
 }
 
 impl Loaded {
+    /// A built-in model's feature names (the columns of the data it was trained on).
+    pub fn feature_names(&self) -> Option<&[String]> {
+        match &self.runtime {
+            Runtime::Builtin(m) => Some(m.features()),
+            Runtime::Onnx(_) => None,
+        }
+    }
+
     /// Runs a v2 request's tensors; returns the outputs and the number of rows predicted.
     pub fn infer(&self, tensors: &[Tensor]) -> Result<(Vec<Output>, usize), ApiError> {
         match &self.runtime {

@@ -3,6 +3,7 @@
 //! loaded or fails its digest ends the server with the error: it never becomes ready.
 
 use crate::args::{Format, ServeArgs};
+use crate::capture::{self, Capture};
 use crate::errors::ApiError;
 use crate::state::State;
 use crate::track::{Routes, Track, V1_TARGET};
@@ -30,6 +31,8 @@ pub struct Server {
     /// ONNX Runtime's library, when given.
     onnxruntime: Option<std::path::PathBuf>,
     drain: Duration,
+    /// Where captured requests go, when asked for.
+    capture: Option<capture::Settings>,
 }
 
 impl Server {
@@ -54,6 +57,12 @@ impl Server {
                 "--max-concurrent-requests must be at least 1 (0 would refuse every inference request)".into(),
             ));
         }
+        let capture = args
+            .capture_uri
+            .as_deref()
+            .filter(|u| !u.trim().is_empty())
+            .map(|uri| capture_settings(uri, args))
+            .transpose()?;
         let addr = SocketAddr::new(args.address, args.port);
         let listener = TcpListener::bind(addr)
             .await
@@ -84,6 +93,7 @@ impl Server {
             format,
             onnxruntime: args.onnxruntime.clone(),
             drain: Duration::from_secs(args.drain_seconds),
+            capture,
         })
     }
 
@@ -110,6 +120,7 @@ impl Server {
             format,
             onnxruntime,
             drain,
+            capture,
         } = self;
         tracing::info!(address = %listener.local_addr().map_err(Error::Serve)?, model = %uri, format = format.name(), "listening; loading the model");
         let failed = Arc::new(tokio::sync::Notify::new());
@@ -137,6 +148,12 @@ impl Server {
                 let _ = watching.wait_for(|s| *s).await;
             }
         };
+        let writer = capture.map(|settings| {
+            tracing::info!(prefix = %settings.prefix, ratio = settings.ratio, "capturing requests");
+            let (capture, writer) = Capture::start(settings, state.metrics.capture.clone());
+            let _ = state.capture.set(capture);
+            writer
+        });
         let app = router(state.clone());
         let grpc = grpc.map(|listener| {
             let address = listener.local_addr().ok();
@@ -180,10 +197,51 @@ impl Server {
                 return Err(e);
             }
         }
-        joined(serving.await)?;
+        let served = joined(serving.await);
+        // Every request is answered: what they queued is written before the process ends.
+        if let Some(writer) = writer {
+            writer.finish().await;
+        }
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The capture flags, checked: a ratio from 0 to 1, a store that can be opened.
+fn capture_settings(uri: &str, args: &ServeArgs) -> Result<capture::Settings, Error> {
+    if !(0.0..=1.0).contains(&args.capture_ratio) {
+        return Err(Error::Invalid(format!(
+            "--capture-ratio {} is not between 0 and 1",
+            args.capture_ratio
+        )));
+    }
+    if args.capture_max_rows == 0 || args.capture_queue == 0 || args.capture_flush_seconds == 0 {
+        return Err(Error::Invalid(
+            "--capture-max-rows, --capture-queue and --capture-flush-seconds must be at least 1"
+                .into(),
+        ));
+    }
+    let options = ciclo_store::Options {
+        env_prefix: ciclo_core::contract::ARTIFACTS_ENV_PREFIX.into(),
+        ..ciclo_store::Options::default()
+    };
+    let (store, prefix) = ciclo_store::open(uri, &options)
+        .map_err(|e| Error::Invalid(format!("--capture-uri {uri}: {e}")))?;
+    // The pod's name, so the pods of a deployment never write the same file.
+    let instance = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && !h.contains('/'))
+        .unwrap_or_else(|| format!("ciclo-serve-{}", std::process::id()));
+    Ok(capture::Settings {
+        store,
+        prefix,
+        ratio: args.capture_ratio,
+        flush: Duration::from_secs(args.capture_flush_seconds),
+        max_rows: args.capture_max_rows,
+        queue: args.capture_queue,
+        instance,
+    })
 }
 
 /// The gRPC port's connections, each with Nagle's algorithm off: tonic sets TCP_NODELAY only

@@ -19,6 +19,8 @@ pub(crate) struct State {
     /// Inference requests being answered, and the most at once.
     in_flight: AtomicUsize,
     max_in_flight: usize,
+    /// Where sampled requests go, when they are captured.
+    pub capture: OnceLock<crate::capture::Capture>,
 }
 
 /// An inference request admitted: counted until it is dropped.
@@ -46,6 +48,7 @@ impl State {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             max_in_flight,
+            capture: OnceLock::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 
 use crate::binary;
 use crate::body;
+use crate::capture::{self, Captured};
 use crate::errors::{ApiError, json};
 use crate::state::State;
 use crate::tensor::{Data, Output, RequestTensor, Spec, Tensor};
@@ -173,7 +174,8 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
         .map(|t| Tensor::decode(t, &mut binary))
         .collect::<Result<Vec<_>, _>>()?;
     binary.finish()?;
-    let (outputs, rows) = state.loaded()?.infer(&tensors)?;
+    let loaded = state.loaded()?;
+    let (outputs, rows) = loaded.infer(&tensors)?;
     let as_binary = request.parameters.binary_data_output;
     // Each output wanted, and whether as binary data.
     let wanted: Vec<(&Output, bool)> = if request.outputs.is_empty() {
@@ -189,6 +191,24 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
             .collect::<Result<_, ApiError>>()?
     };
     state.metrics.predictions.inc_by(rows as u64);
+    // With capture on, every answer carries its request's id: the key to send labels with.
+    let id = match state.capture.get() {
+        Some(capture) => {
+            let id = request.id.unwrap_or_else(capture::new_id);
+            if capture.picks() {
+                capture.offer(Captured::of(
+                    id.clone(),
+                    state.version.clone(),
+                    loaded.feature_names(),
+                    &tensors,
+                    &outputs,
+                    rows,
+                ));
+            }
+            Some(id)
+        }
+        None => request.id,
+    };
     let mut blobs = Vec::new();
     let outputs = wanted
         .into_iter()
@@ -214,7 +234,7 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
     let response = InferResponse {
         model_name: &state.name,
         model_version: state.version.as_deref(),
-        id: request.id,
+        id,
         outputs,
     };
     if blobs.is_empty() {

@@ -2,6 +2,7 @@
 //! endpoint, bad input, metrics, and the server's life (loading, a wrong digest, SIGTERM).
 
 mod bad_input;
+mod capture;
 mod common;
 mod exporters;
 mod grpc;

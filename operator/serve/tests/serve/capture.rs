@@ -1,0 +1,174 @@
+//! Capture: sampled v2 requests land as Parquet files with their request ids, inputs and
+//! outputs; the ids are returned to the clients; what was queued is written when the server
+//! stops.
+
+use crate::common::http;
+use crate::v2::iris;
+use arrow::array::{Array, Float64Array, StringArray, UInt32Array};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+const INFER: &str = "/v2/models/iris/infer";
+
+/// Every Parquet file under `dir`, with its path.
+fn parquet_files(dir: &Path) -> Vec<(PathBuf, RecordBatch)> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                let file = std::fs::File::open(&path).unwrap();
+                let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+                for batch in reader {
+                    found.push((path.clone(), batch.unwrap()));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let a = batch.column_by_name(column).unwrap_or_else(|| {
+        panic!("no column {column} in {:?}", batch.schema());
+    });
+    let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
+    let a = batch.column_by_name(column).unwrap();
+    a.as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap()
+        .values()
+        .to_vec()
+}
+
+#[tokio::test]
+async fn captured_requests_land_as_parquet_with_their_ids_inputs_and_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("file://{}/captures", dir.path().display());
+    // A flush far off: the files are written because the server stops.
+    let (_m, s) = iris(&["--capture-uri", &uri, "--capture-flush-seconds", "3600"]).await;
+    // The model's matrix input, with the client's own id: two rows.
+    let a = http::post(
+        s.addr,
+        INFER,
+        &json!({"id": "client-1", "inputs": [{"name": "input", "shape": [2, 2], "datatype": "FP64",
+            "data": [[1.5, -2.0], [-4.0, 0.5]]}]}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["id"], "client-1");
+    // One tensor per feature, without an id: the server gives one.
+    let b = http::post(
+        s.addr,
+        INFER,
+        &json!({"inputs": [
+            {"name": "x1", "shape": [1], "datatype": "FP64", "data": [3.25]},
+            {"name": "x2", "shape": [1], "datatype": "FP64", "data": [7.0]}]}),
+    )
+    .await;
+    assert_eq!(b.status, 200, "{}", b.body);
+    let b_id = b.json()["id"].as_str().unwrap().to_string();
+    assert!(
+        b_id.len() == 32 && b_id.bytes().all(|c| c.is_ascii_hexdigit()),
+        "{b_id}"
+    );
+    // A request that fails is not captured.
+    let bad = http::post(
+        s.addr,
+        INFER,
+        &json!({"id": "bad", "inputs": [{"name": "nope", "shape": [1], "datatype": "FP64", "data": [1]}]}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    let metrics = http::get(s.addr, "/metrics").await.body;
+    assert!(
+        metrics.contains("ciclo_serve_capture_requests_total 2"),
+        "{metrics}"
+    );
+    s.stop().await.unwrap();
+
+    let files = parquet_files(dir.path());
+    assert_eq!(files.len(), 1, "one layout, one file: {files:?}");
+    let (path, batch) = &files[0];
+    let relative = path.strip_prefix(dir.path()).unwrap().to_str().unwrap();
+    assert!(
+        regex_like(relative),
+        "captures/date=YYYY-MM-DD/hour=HH/…: {relative}"
+    );
+    assert_eq!(batch.num_rows(), 3);
+    assert_eq!(
+        strings(batch, "request_id"),
+        ["client-1", "client-1", b_id.as_str()]
+    );
+    let rows = batch.column_by_name("row").unwrap();
+    let rows = rows.as_any().downcast_ref::<UInt32Array>().unwrap();
+    assert_eq!(rows.values().to_vec(), [0, 1, 0]);
+    assert_eq!(strings(batch, "model_version"), ["3", "3", "3"]);
+    // The inputs under the features' names, as in the data the model was trained on.
+    assert_eq!(floats(batch, "x1"), [1.5, -4.0, 3.25]);
+    assert_eq!(floats(batch, "x2"), [-2.0, 0.5, 7.0]);
+    // The outputs as answered.
+    let answered: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|r| {
+            r.json()["outputs"][0]["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(strings(batch, "predict"), answered);
+    let p0 = floats(batch, "predict_proba_0");
+    let p1 = floats(batch, "predict_proba_1");
+    let probabilities = a.json()["outputs"][1]["data"].clone();
+    assert_eq!(json!([p0[0], p1[0], p0[1], p1[1]]), probabilities);
+}
+
+/// `captures/date=YYYY-MM-DD/hour=HH/<name>.parquet`.
+fn regex_like(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    matches!(parts[..], ["captures", date, hour, name]
+        if date.strip_prefix("date=").is_some_and(|d| d.len() == 10 && digits(&d.replace('-', "")))
+            && hour.strip_prefix("hour=").is_some_and(|h| h.len() == 2 && digits(h))
+            && name.ends_with(".parquet"))
+}
+
+#[tokio::test]
+async fn without_capture_no_id_is_made_up_and_a_bad_ratio_is_refused() {
+    let (_m, s) = iris(&[]).await;
+    let r = http::post(
+        s.addr,
+        INFER,
+        &json!({"inputs": [{"name": "input", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.json().get("id").is_none(), "{}", r.body);
+    s.stop().await.unwrap();
+
+    let args = crate::common::server::args(&[
+        "--model-uri",
+        "file:///nonexistent/model.json",
+        "--capture-uri",
+        "file:///tmp/captures",
+        "--capture-ratio",
+        "1.5",
+    ]);
+    let e = ciclo_serve::Server::bind(&args).await.err().unwrap();
+    assert!(e.to_string().contains("--capture-ratio 1.5"), "{e}");
+}
