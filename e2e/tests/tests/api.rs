@@ -339,6 +339,18 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "image must be an image reference, not empty and without spaces",
         ),
         (
+            "capture with a runtime of one's own",
+            deployment("runtime: {image: 'mlserver:1'}, capture: {ratio: 0.5}"),
+            "spec.capture",
+            "capture is done by the built-in server",
+        ),
+        (
+            "a capture ratio above 1",
+            deployment("capture: {ratio: 2}"),
+            "spec.capture.ratio",
+            "should be less than or equal to 1",
+        ),
+        (
             "args for the built-in server",
             deployment("runtime: {args: [--verbose]}"),
             "spec.runtime.args",

@@ -51,6 +51,8 @@ pub use crate::runtime_metrics::{
 // A HorizontalPodAutoscaler on CPU utilisation divides usage by the pods' CPU request: without
 // one it never scales.
 #[x_kube(validation = Rule::new("!has(self.autoscaling) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))").message("autoscaling on CPU utilisation needs resources.requests.cpu (or resources.limits.cpu)").field_path(".autoscaling"))]
+// Capture is the built-in server's.
+#[x_kube(validation = Rule::new("!has(self.capture) || !has(self.runtime) || !has(self.runtime.image)").message("capture is done by the built-in server: it cannot be set with runtime.image").field_path(".capture"))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
     /// The model and version to serve.
@@ -81,6 +83,35 @@ pub struct ModelDeploymentSpec {
     /// Split traffic with a Gateway API HTTPRoute's backend weights instead of replica ratio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
+    /// Keep a sample of the requests served (the built-in server's v2 REST inference: inputs,
+    /// outputs, request ids) as Parquet files under
+    /// `<artifact store>/<namespace>/captures/<name>/`, written with the namespace's store
+    /// credentials: the data the next dataset version can be made of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}
+
+/// How much of the traffic to keep, and how soon it is written.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Capture {
+    /// The share of requests kept, from 0 to 1.
+    #[serde(default = "all")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub ratio: f64,
+    /// The longest a kept request waits before its file is written, in seconds (files are
+    /// also written when a pod stops).
+    #[serde(default = "minute")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub flush_seconds: i32,
+}
+
+fn all() -> f64 {
+    1.0
+}
+
+fn minute() -> i32 {
+    60
 }
 
 fn one() -> i32 {

@@ -65,6 +65,16 @@ fn meta(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) ->
     }
 }
 
+/// Where the serving pods of `md` write the requests they capture.
+pub fn capture_uri(store: &str, md: &ModelDeployment) -> String {
+    format!(
+        "{}/{}/captures/{}",
+        store.trim_end_matches('/'),
+        md.namespace().unwrap_or_default(),
+        md.name_any()
+    )
+}
+
 /// The Deployment serving `mv` with `replicas` pods (`None`: left to the autoscaler).
 pub fn deployment(
     md: &ModelDeployment,
@@ -114,6 +124,18 @@ pub fn deployment(
     ];
     if let Some(format) = &mv.spec.artifact.format {
         env.push(var(contract::ENV_MODEL_FORMAT, format.clone()));
+    }
+    // The built-in server's capture (the API refuses it with a runtime image), under the
+    // artifact store, with its credentials.
+    if let (Some(capture), Some(root), None) = (&md.spec.capture, &store.uri, &runtime.image) {
+        env.extend([
+            var("CICLO_CAPTURE_URI", capture_uri(root, md)),
+            var("CICLO_CAPTURE_RATIO", capture.ratio.to_string()),
+            var(
+                "CICLO_CAPTURE_FLUSH_SECONDS",
+                capture.flush_seconds.to_string(),
+            ),
+        ]);
     }
     env.extend(workload::store_settings_env(
         ARTIFACTS_ENV_PREFIX,
@@ -420,6 +442,29 @@ spec:
             (owner.kind.as_str(), owner.controller),
             ("ModelDeployment", Some(true))
         );
+    }
+
+    #[test]
+    fn capture_goes_under_the_artifact_store_with_its_settings() {
+        let d = deployment(
+            &md("{model: {name: iris}, capture: {ratio: 0.1}}"),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        let env = env(&d);
+        assert_eq!(env["CICLO_CAPTURE_URI"], "s3://a/ml/captures/web");
+        assert_eq!(env["CICLO_CAPTURE_RATIO"], "0.1");
+        assert_eq!(env["CICLO_CAPTURE_FLUSH_SECONDS"], "60");
+        let off = deployment(
+            &md("{model: {name: iris}}"),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        assert!(!self::env(&off).contains_key("CICLO_CAPTURE_URI"));
     }
 
     #[test]
