@@ -5,9 +5,11 @@
 //! queue (`try_send`: a full queue drops the request and counts it in
 //! `ciclo_serve_capture_dropped_requests_total`), and one task writes the queue out. A file
 //! holds the rows of consecutive requests of one column layout and is written to
-//! `<uri>/date=YYYY-MM-DD/hour=HH/<instance>-<n>.parquet` when it reaches `max_rows`, when its
+//! `<uri>/requests/date=YYYY-MM-DD/hour=HH/<instance>-<ms>-<n>.parquet` when it reaches `max_rows`, when its
 //! oldest row is `flush` old, when the layout changes, and when the server stops (after the
 //! requests in flight are answered), so an accepted row is not lost to a rolling update.
+//! Labels sent later for captured rows ([`crate::feedback`]) go the same way, to
+//! `<uri>/labels/…`; requests go to `<uri>/requests/…`.
 //!
 //! One row per row of the request's batch: `request_id`, `row` (its index in the batch),
 //! `time` (UTC, milliseconds), `model_version`, then a column per input value and per output
@@ -52,6 +54,8 @@ pub(crate) struct Settings {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Counters {
     pub captured: Counter,
+    /// Rows whose labels were queued.
+    pub labels: Counter,
     pub dropped: Counter,
     pub files: Counter,
     pub failed: Counter,
@@ -64,10 +68,31 @@ pub(crate) struct Capture {
     counters: Counters,
 }
 
-/// One captured request.
+/// What a captured record is, and the folder under the capture prefix it is written to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A request's rows: inputs and outputs.
+    Request,
+    /// Labels sent for a request's rows later.
+    Labels,
+}
+
+impl Kind {
+    fn folder(self) -> &'static str {
+        match self {
+            Kind::Request => "requests",
+            Kind::Labels => "labels",
+        }
+    }
+}
+
+/// One captured request, or the labels of one of its rows.
 #[derive(Debug)]
 pub(crate) struct Captured {
+    pub kind: Kind,
     pub id: String,
+    /// The index in its request's batch of the first row.
+    pub first_row: u32,
     /// Milliseconds since the Unix epoch.
     pub time: i64,
     pub model_version: Option<String>,
@@ -115,12 +140,26 @@ impl Captured {
             taken.push(column.name.clone());
             columns.push(column);
         }
-        let time = jiff::Timestamp::now().as_millisecond();
         Captured {
+            kind: Kind::Request,
             id,
-            time,
+            first_row: 0,
+            time: jiff::Timestamp::now().as_millisecond(),
             model_version,
             rows,
+            columns,
+        }
+    }
+
+    /// Labels for row `row` of request `id`, a column each.
+    pub fn labels(id: String, row: u32, columns: Vec<Column>) -> Captured {
+        Captured {
+            kind: Kind::Labels,
+            id,
+            first_row: row,
+            time: jiff::Timestamp::now().as_millisecond(),
+            model_version: None,
+            rows: 1,
             columns,
         }
     }
@@ -313,6 +352,30 @@ impl Capture {
     }
 }
 
+/// The queue had no room for the labels sent: none of them was queued.
+#[derive(Debug)]
+pub(crate) struct Full;
+
+impl Capture {
+    /// Queues every one of `labels`, or none when the queue has no room for them all (labels
+    /// are sent on purpose: the sender is told, not ignored).
+    pub fn offer_labels(&self, labels: Vec<Captured>) -> Result<(), Full> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let permits = self
+            .sender
+            .try_reserve_many(labels.len())
+            .map_err(|_| Full)?;
+        let n = labels.len() as u64;
+        for (permit, captured) in permits.zip(labels) {
+            permit.send(captured);
+        }
+        self.counters.labels.inc_by(n);
+        Ok(())
+    }
+}
+
 /// The task writing the queue out.
 pub(crate) struct Writer {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -332,6 +395,7 @@ impl Writer {
 
 /// The rows of one file being gathered: one column layout.
 struct Pending {
+    kind: Kind,
     layout: Vec<(String, DataType)>,
     ids: Vec<String>,
     row: Vec<u32>,
@@ -344,6 +408,7 @@ struct Pending {
 impl Pending {
     fn new(c: &Captured) -> Self {
         Pending {
+            kind: c.kind,
             layout: layout(c),
             ids: Vec::new(),
             row: Vec::new(),
@@ -359,9 +424,9 @@ impl Pending {
     }
 
     fn add(&mut self, c: Captured) {
-        for r in 0..c.rows {
+        for r in 0..c.rows as u32 {
             self.ids.push(c.id.clone());
-            self.row.push(r as u32);
+            self.row.push(c.first_row + r);
             self.time.push(c.time);
             self.version.push(c.model_version.clone());
         }
@@ -383,8 +448,10 @@ impl Pending {
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                 false,
             ),
-            Field::new("model_version", DataType::Utf8, true),
         ];
+        if self.kind == Kind::Request {
+            fields.push(Field::new("model_version", DataType::Utf8, true));
+        }
         fields.extend(
             self.layout
                 .iter()
@@ -394,8 +461,10 @@ impl Pending {
             Arc::new(StringArray::from(self.ids)),
             Arc::new(UInt32Array::from(self.row)),
             Arc::new(TimestampMillisecondArray::from(self.time).with_timezone("UTC")),
-            Arc::new(StringArray::from(self.version)),
         ];
+        if self.kind == Kind::Request {
+            arrays.push(Arc::new(StringArray::from(self.version)));
+        }
         arrays.extend(self.columns.into_iter().map(Data::into_array));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)
     }
@@ -451,7 +520,7 @@ async fn write_out(
         };
         if pending
             .as_ref()
-            .is_some_and(|p| p.layout != layout(&captured))
+            .is_some_and(|p| p.kind != captured.kind || p.layout != layout(&captured))
         {
             flush(&mut pending, &settings, &counters, &mut files).await;
         }
@@ -481,7 +550,7 @@ async fn flush(
     let rows = p.rows();
     let first = p.time.first().copied().unwrap_or_default();
     *files += 1;
-    let path = file_path(settings, first, *files);
+    let path = file_path(settings, p.kind, first, *files);
     match encode(p) {
         Ok(bytes) => match settings.store.put(&path, PutPayload::from(bytes)).await {
             Ok(_) => {
@@ -509,13 +578,15 @@ fn encode(p: Pending) -> Result<Vec<u8>, parquet::errors::ParquetError> {
     Ok(bytes)
 }
 
-/// `<prefix>/date=YYYY-MM-DD/hour=HH/<instance>-<n>.parquet`, by the first row's time.
-fn file_path(settings: &Settings, first_ms: i64, n: u64) -> Path {
+/// `<prefix>/<requests|labels>/date=YYYY-MM-DD/hour=HH/<instance>-<ms>-<n>.parquet`, by the
+/// first row's time.
+fn file_path(settings: &Settings, kind: Kind, first_ms: i64, n: u64) -> Path {
     let time = jiff::Timestamp::from_millisecond(first_ms)
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .to_zoned(jiff::tz::TimeZone::UTC);
     let name = format!(
-        "date={}/hour={:02}/{}-{first_ms}-{n}.parquet",
+        "{}/date={}/hour={:02}/{}-{first_ms}-{n}.parquet",
+        kind.folder(),
         time.strftime("%Y-%m-%d"),
         time.hour(),
         settings.instance
@@ -602,7 +673,9 @@ mod tests {
 
     fn request(id: &str, column: &str, rows: usize) -> Captured {
         Captured {
+            kind: Kind::Request,
             id: id.into(),
+            first_row: 0,
             time: 1_700_000_000_000,
             model_version: Some("2".into()),
             rows,
@@ -652,7 +725,7 @@ mod tests {
         assert!(
             files[0]
                 .0
-                .starts_with("captures/date=2023-11-14/hour=22/pod-0-1700000000000-"),
+                .starts_with("captures/requests/date=2023-11-14/hour=22/pod-0-1700000000000-"),
             "{}",
             files[0].0
         );
@@ -692,5 +765,43 @@ mod tests {
         assert_eq!(files.len(), 1);
         assert_eq!(files[0].1.num_rows(), 2);
         assert_eq!(counters.files.get(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn labels_are_queued_all_or_none() {
+        let store = Arc::new(InMemory::new());
+        let counters = Counters::default();
+        let (capture, writer) = Capture::start(settings(store.clone(), 1000, 2), counters.clone());
+        let label = |id: &str, row| {
+            Captured::labels(
+                id.into(),
+                row,
+                vec![Column {
+                    name: "y".into(),
+                    values: Data::Bytes(vec!["yes".into()]),
+                }],
+            )
+        };
+        assert!(
+            capture
+                .offer_labels(vec![label("a", 0), label("a", 1), label("b", 0)])
+                .is_err()
+        );
+        assert_eq!(counters.labels.get(), 0, "none of the three");
+        capture
+            .offer_labels(vec![label("a", 2), label("b", 0)])
+            .unwrap();
+        assert_eq!(counters.labels.get(), 2);
+        writer.finish().await;
+        let files = files(&store).await;
+        assert_eq!(files.len(), 1);
+        assert!(
+            files[0].0.starts_with("captures/labels/date="),
+            "{}",
+            files[0].0
+        );
+        let rows = files[0].1.column_by_name("row").unwrap();
+        let rows = rows.as_any().downcast_ref::<UInt32Array>().unwrap();
+        assert_eq!(rows.values().to_vec(), [2, 0]);
     }
 }

@@ -25,14 +25,16 @@ impl ApiError {
 
     /// More inference requests at once than `limit`: try again in a second.
     pub fn overloaded(limit: usize) -> Self {
+        Self::overloaded_with(format!(
+            "overloaded: {limit} inference requests are being answered (--max-concurrent-requests); try again"
+        ))
+    }
+
+    /// 503 with `Retry-After: 1`: no room now, there will be soon.
+    pub fn overloaded_with(message: impl Into<String>) -> Self {
         Self {
             retry_after: Some(1),
-            ..Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "overloaded: {limit} inference requests are being answered (--max-concurrent-requests); try again"
-                ),
-            )
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 

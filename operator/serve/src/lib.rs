@@ -23,6 +23,7 @@ mod builtin;
 mod capture;
 mod drain;
 mod errors;
+mod feedback;
 pub mod grpc;
 mod input_stats;
 mod leaves;

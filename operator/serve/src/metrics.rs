@@ -108,6 +108,11 @@ impl Default for Metrics {
                 &capture.captured,
             ),
             (
+                "capture_labels",
+                "Rows whose labels were queued to be written (POST /v2/models/{name}/feedback)",
+                &capture.labels,
+            ),
+            (
                 "capture_dropped_requests",
                 "Requests picked for capture but dropped: the queue was full, or the server stopping",
                 &capture.dropped,

@@ -7,7 +7,7 @@ use crate::capture::{self, Capture};
 use crate::errors::ApiError;
 use crate::state::State;
 use crate::track::{Routes, Track, V1_TARGET};
-use crate::{Error, drain, grpc, load, v1, v2};
+use crate::{Error, drain, feedback, grpc, load, v1, v2};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::header;
@@ -265,6 +265,7 @@ fn router(state: Arc<State>) -> Track<Router> {
         ("/v2/models/{name}", get(v2::model_metadata)),
         ("/v2/models/{name}/ready", get(v2::model_ready)),
         ("/v2/models/{name}/infer", post(v2::infer)),
+        ("/v2/models/{name}/feedback", post(feedback::feedback)),
         (
             "/v2/models/{name}/versions/{version}",
             get(v2::model_metadata),

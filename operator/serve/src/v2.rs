@@ -19,7 +19,7 @@ type Shared = axum::extract::State<Arc<State>>;
 /// 404 unless the path's `{name}` (and, on the `/versions/{version}/…` routes, `{version}`)
 /// are the model served. (Raw parameters: read in place, where `Path` would make a map of
 /// new strings for every request.)
-fn model_of(state: &State, path: &RawPathParams) -> Result<(), ApiError> {
+pub(crate) fn model_of(state: &State, path: &RawPathParams) -> Result<(), ApiError> {
     let param = |key: &str| path.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
     state.check_model(param("name").unwrap_or_default(), param("version"))
 }

@@ -1,6 +1,6 @@
 //! Capture: sampled v2 requests land as Parquet files with their request ids, inputs and
-//! outputs; the ids are returned to the clients; what was queued is written when the server
-//! stops.
+//! outputs; the ids are returned to the clients; labels sent later land beside them; what was
+//! queued is written when the server stops.
 
 use crate::common::http;
 use crate::v2::iris;
@@ -11,6 +11,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 
 const INFER: &str = "/v2/models/iris/infer";
+const FEEDBACK: &str = "/v2/models/iris/feedback";
 
 /// Every Parquet file under `dir`, with its path.
 fn parquet_files(dir: &Path) -> Vec<(PathBuf, RecordBatch)> {
@@ -42,6 +43,16 @@ fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
     });
     let a = a.as_any().downcast_ref::<StringArray>().unwrap();
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+/// The `row` column: each row's index in its request's batch.
+fn row_indexes(batch: &RecordBatch) -> Vec<u32> {
+    let a = batch.column_by_name("row").unwrap();
+    a.as_any()
+        .downcast_ref::<UInt32Array>()
+        .unwrap()
+        .values()
+        .to_vec()
 }
 
 fn floats(batch: &RecordBatch, column: &str) -> Vec<f64> {
@@ -92,29 +103,82 @@ async fn captured_requests_land_as_parquet_with_their_ids_inputs_and_outputs() {
     )
     .await;
     assert_eq!(bad.status, 400);
+    // Labels, later: by the ids answered and the rows of the batches.
+    let labels = http::post(
+        s.addr,
+        FEEDBACK,
+        &json!({"labels": [
+            {"id": "client-1", "row": 1, "values": {"label": "no"}},
+            {"id": "client-1", "values": {"label": "yes"}},
+            {"id": b_id, "values": {"label": "yes"}}]}),
+    )
+    .await;
+    assert_eq!(labels.status, 200, "{}", labels.body);
+    assert_eq!(labels.json()["accepted"], 3);
+    for (bad, says) in [
+        (
+            json!({"labels": [{"id": "", "values": {"label": "no"}}]}),
+            "labels[0].id: the request id is empty",
+        ),
+        (
+            json!({"labels": [{"id": "x", "values": {}}]}),
+            "labels[0].values: no label given",
+        ),
+        (
+            json!({"labels": [{"id": "x", "values": {"label": "a"}}, {"id": "x", "values": {"label": [1]}}]}),
+            "labels[1].values.label: a label is a string, a number or a boolean, not [1]",
+        ),
+        (
+            json!({"labels": [{"id": "x", "values": {"row": 2}}]}),
+            "labels[0].values.row: \"row\" is a column of every label file",
+        ),
+        (
+            json!({"labels": [{"id": "x", "label": "a"}]}),
+            "unknown field `label`",
+        ),
+    ] {
+        let r = http::post(s.addr, FEEDBACK, &bad).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert!(r.error().contains(says), "{bad}: {}", r.error());
+    }
     let metrics = http::get(s.addr, "/metrics").await.body;
     assert!(
-        metrics.contains("ciclo_serve_capture_requests_total 2"),
+        metrics.contains("ciclo_serve_capture_requests_total 2")
+            && metrics.contains("ciclo_serve_capture_labels_total 3"),
         "{metrics}"
     );
     s.stop().await.unwrap();
 
     let files = parquet_files(dir.path());
-    assert_eq!(files.len(), 1, "one layout, one file: {files:?}");
-    let (path, batch) = &files[0];
-    let relative = path.strip_prefix(dir.path()).unwrap().to_str().unwrap();
-    assert!(
-        regex_like(relative),
-        "captures/date=YYYY-MM-DD/hour=HH/…: {relative}"
+    assert_eq!(
+        files.len(),
+        2,
+        "one file of requests, one of labels: {files:?}"
     );
+    let of = |folder: &str| {
+        files
+            .iter()
+            .find(|(path, _)| {
+                let relative = path.strip_prefix(dir.path()).unwrap().to_str().unwrap();
+                regex_like(relative, folder)
+            })
+            .unwrap_or_else(|| panic!("no captures/{folder}/date=…/hour=…/….parquet in {files:?}"))
+    };
+    let (_, labelled) = of("labels");
+    assert_eq!(
+        strings(labelled, "request_id"),
+        ["client-1", "client-1", b_id.as_str()]
+    );
+    assert_eq!(row_indexes(labelled), [1, 0, 0]);
+    assert_eq!(strings(labelled, "label"), ["no", "yes", "yes"]);
+    assert!(labelled.column_by_name("model_version").is_none());
+    let (_, batch) = of("requests");
     assert_eq!(batch.num_rows(), 3);
     assert_eq!(
         strings(batch, "request_id"),
         ["client-1", "client-1", b_id.as_str()]
     );
-    let rows = batch.column_by_name("row").unwrap();
-    let rows = rows.as_any().downcast_ref::<UInt32Array>().unwrap();
-    assert_eq!(rows.values().to_vec(), [0, 1, 0]);
+    assert_eq!(row_indexes(batch), [0, 1, 0]);
     assert_eq!(strings(batch, "model_version"), ["3", "3", "3"]);
     // The inputs under the features' names, as in the data the model was trained on.
     assert_eq!(floats(batch, "x1"), [1.5, -4.0, 3.25]);
@@ -138,18 +202,18 @@ async fn captured_requests_land_as_parquet_with_their_ids_inputs_and_outputs() {
     assert_eq!(json!([p0[0], p1[0], p0[1], p1[1]]), probabilities);
 }
 
-/// `captures/date=YYYY-MM-DD/hour=HH/<name>.parquet`.
-fn regex_like(path: &str) -> bool {
+/// `captures/<folder>/date=YYYY-MM-DD/hour=HH/<name>.parquet`.
+fn regex_like(path: &str, folder: &str) -> bool {
     let parts: Vec<&str> = path.split('/').collect();
     let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    matches!(parts[..], ["captures", date, hour, name]
-        if date.strip_prefix("date=").is_some_and(|d| d.len() == 10 && digits(&d.replace('-', "")))
+    matches!(parts[..], ["captures", f, date, hour, name]
+        if f == folder && date.strip_prefix("date=").is_some_and(|d| d.len() == 10 && digits(&d.replace('-', "")))
             && hour.strip_prefix("hour=").is_some_and(|h| h.len() == 2 && digits(h))
             && name.ends_with(".parquet"))
 }
 
 #[tokio::test]
-async fn without_capture_no_id_is_made_up_and_a_bad_ratio_is_refused() {
+async fn without_capture_no_id_is_made_up_no_label_is_taken_and_a_bad_ratio_is_refused() {
     let (_m, s) = iris(&[]).await;
     let r = http::post(
         s.addr,
@@ -159,6 +223,18 @@ async fn without_capture_no_id_is_made_up_and_a_bad_ratio_is_refused() {
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.json().get("id").is_none(), "{}", r.body);
+    let labels = http::post(
+        s.addr,
+        FEEDBACK,
+        &json!({"labels": [{"id": "x", "values": {"label": "no"}}]}),
+    )
+    .await;
+    assert_eq!(labels.status, 400);
+    assert!(
+        labels.error().contains("--capture-uri"),
+        "{}",
+        labels.error()
+    );
     s.stop().await.unwrap();
 
     let args = crate::common::server::args(&[
