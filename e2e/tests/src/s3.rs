@@ -60,3 +60,37 @@ pub async fn artifact(path: &str) -> Option<String> {
         .await
         .map(|b| String::from_utf8(b).expect("a text artifact"))
 }
+
+/// The keys of `bucket` under `prefix` (S3 ListObjectsV2, every page).
+pub async fn list(bucket: &str, prefix: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut url = format!("{}/{bucket}?list-type=2&prefix={prefix}", endpoint());
+        if let Some(t) = &token {
+            url.push_str(&format!("&continuation-token={t}"));
+        }
+        let resp = reqwest::get(url).await.unwrap();
+        let status = resp.status();
+        let xml = resp.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "listing {bucket}/{prefix}: {status} {xml}"
+        );
+        keys.extend(tags(&xml, "Key"));
+        token = tags(&xml, "NextContinuationToken").into_iter().next();
+        if token.is_none() {
+            return keys;
+        }
+    }
+}
+
+/// The texts of every `<tag>…</tag>` of `xml` (keys here are plain: no entities to decode).
+fn tags(xml: &str, tag: &str) -> Vec<String> {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    xml.split(&open)
+        .skip(1)
+        .filter_map(|rest| rest.split(&close).next())
+        .map(str::to_string)
+        .collect()
+}
