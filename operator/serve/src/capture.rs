@@ -97,49 +97,34 @@ pub(crate) struct Captured {
     pub time: i64,
     pub model_version: Option<String>,
     pub rows: usize,
-    pub columns: Vec<Column>,
+    pub body: Body,
+}
+
+/// What a captured record holds.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// Its columns (labels).
+    Columns(Vec<Column>),
+    /// A request's tensors, as they were answered: the writer makes them columns, so a
+    /// request pays for a move, not for a copy per column.
+    Tensors {
+        inputs: Vec<Tensor>,
+        outputs: Vec<Output>,
+        /// A built-in model's feature names.
+        features: Option<Arc<[String]>>,
+    },
 }
 
 impl Captured {
-    /// Request `id`'s columns: each input's values, then each output's; a tensor whose rows
-    /// are not the request's rows (a scalar output) is left out, and a name taken already
-    /// (by an input, or by `request_id`, `row`, `time`, `model_version`) gets `input_` or
-    /// `output_` before it.
-    pub fn of(
+    /// Request `id`: its input tensors and its outputs.
+    pub fn request(
         id: String,
         model_version: Option<String>,
-        features: Option<&[String]>,
-        inputs: &[Tensor],
-        outputs: &[Output],
+        features: Option<Arc<[String]>>,
+        inputs: Vec<Tensor>,
+        outputs: Vec<Output>,
         rows: usize,
     ) -> Captured {
-        let mut taken: Vec<String> = ["request_id", "row", "time", "model_version"]
-            .map(String::from)
-            .to_vec();
-        let mut columns = Vec::new();
-        let tagged = inputs
-            .iter()
-            .flat_map(|t| input_columns(t, features))
-            .map(|c| ("input_", c))
-            .chain(
-                outputs
-                    .iter()
-                    .flat_map(output_columns)
-                    .map(|c| ("output_", c)),
-            );
-        for (kind, mut column) in tagged {
-            if column.values.len() != rows {
-                continue;
-            }
-            if taken.contains(&column.name) {
-                column.name = format!("{kind}{}", column.name);
-            }
-            while taken.contains(&column.name) {
-                column.name.push('_');
-            }
-            taken.push(column.name.clone());
-            columns.push(column);
-        }
         Captured {
             kind: Kind::Request,
             id,
@@ -147,7 +132,11 @@ impl Captured {
             time: jiff::Timestamp::now().as_millisecond(),
             model_version,
             rows,
-            columns,
+            body: Body::Tensors {
+                inputs,
+                outputs,
+                features,
+            },
         }
     }
 
@@ -160,7 +149,7 @@ impl Captured {
             time: jiff::Timestamp::now().as_millisecond(),
             model_version: None,
             rows: 1,
-            columns,
+            body: Body::Columns(columns),
         }
     }
 }
@@ -179,17 +168,6 @@ pub(crate) struct Column {
 
 /// A column's values: a response tensor's, one per row.
 impl Data {
-    fn len(&self) -> usize {
-        match self {
-            Data::Bool(v) => v.len(),
-            Data::I64(v) => v.len(),
-            Data::U64(v) => v.len(),
-            Data::F32(v) => v.len(),
-            Data::F64(v) => v.len(),
-            Data::Bytes(v) => v.len(),
-        }
-    }
-
     fn data_type(&self) -> DataType {
         match self {
             Data::Bool(_) => DataType::Boolean,
@@ -226,21 +204,6 @@ impl Data {
     }
 }
 
-/// Splits flat row-major `values` of `rows` rows into a column per value of a row.
-fn split<T: Clone>(values: &[T], rows: usize, names: &[String]) -> Vec<(String, Vec<T>)> {
-    let width = names.len().max(1);
-    names
-        .iter()
-        .enumerate()
-        .map(|(j, name)| {
-            let column = (0..rows)
-                .filter_map(|r| values.get(r * width + j).cloned())
-                .collect();
-            (name.clone(), column)
-        })
-        .collect()
-}
-
 /// The column names of a tensor of `width` values per row called `name`: its own name for
 /// one, `<name>_<j>` for more, or `features` when they are as many.
 fn column_names(name: &str, width: usize, features: Option<&[String]>) -> Vec<String> {
@@ -251,41 +214,7 @@ fn column_names(name: &str, width: usize, features: Option<&[String]>) -> Vec<St
     }
 }
 
-/// The columns of an input tensor.
-pub(crate) fn input_columns(t: &Tensor, features: Option<&[String]>) -> Vec<Column> {
-    let rows = t.shape.first().copied().unwrap_or(1);
-    let width = t.shape.iter().skip(1).product::<usize>();
-    let names = column_names(&t.name, width, features);
-    let columns = |values| split_into(values, rows, &names);
-    columns(match &t.values {
-        Values::Bool(v) => Flat::Bool(v),
-        Values::Int(v) => Flat::I64(v),
-        Values::UInt(v) => Flat::U64(v),
-        Values::Float(v) => Flat::F64(v),
-        Values::Bytes(v) => Flat::Text(v),
-    })
-}
-
-/// The columns of an output.
-pub(crate) fn output_columns(o: &Output) -> Vec<Column> {
-    let rows = o.shape.first().copied().unwrap_or(1);
-    let width = o.shape.iter().skip(1).product::<usize>();
-    let names = column_names(&o.name, width, None);
-    split_into(
-        match &o.data {
-            Data::Bool(v) => Flat::Bool(v),
-            Data::I64(v) => Flat::I64(v),
-            Data::U64(v) => Flat::U64(v),
-            Data::F32(v) => Flat::F32(v),
-            Data::F64(v) => Flat::F64(v),
-            Data::Bytes(v) => Flat::Text(v),
-        },
-        rows,
-        &names,
-    )
-}
-
-/// A tensor's values, borrowed.
+/// A tensor's values, borrowed, flat in row-major order.
 enum Flat<'a> {
     Bool(&'a [bool]),
     I64(&'a [i64]),
@@ -295,29 +224,120 @@ enum Flat<'a> {
     Text(&'a [String]),
 }
 
-fn split_into(values: Flat<'_>, rows: usize, names: &[String]) -> Vec<Column> {
-    fn columns<T: Clone>(
-        values: &[T],
-        rows: usize,
-        names: &[String],
-        wrap: fn(Vec<T>) -> Data,
-    ) -> Vec<Column> {
-        split(values, rows, names)
-            .into_iter()
-            .map(|(name, v)| Column {
-                name,
-                values: wrap(v),
-            })
-            .collect()
+impl Flat<'_> {
+    fn of_input(t: &Tensor) -> Flat<'_> {
+        match &t.values {
+            Values::Bool(v) => Flat::Bool(v),
+            Values::Int(v) => Flat::I64(v),
+            Values::UInt(v) => Flat::U64(v),
+            Values::Float(v) => Flat::F64(v),
+            Values::Bytes(v) => Flat::Text(v),
+        }
     }
-    match values {
-        Flat::Bool(v) => columns(v, rows, names, Data::Bool),
-        Flat::I64(v) => columns(v, rows, names, Data::I64),
-        Flat::U64(v) => columns(v, rows, names, Data::U64),
-        Flat::F32(v) => columns(v, rows, names, Data::F32),
-        Flat::F64(v) => columns(v, rows, names, Data::F64),
-        Flat::Text(v) => columns(v, rows, names, Data::Bytes),
+
+    fn of_output(o: &Output) -> Flat<'_> {
+        match &o.data {
+            Data::Bool(v) => Flat::Bool(v),
+            Data::I64(v) => Flat::I64(v),
+            Data::U64(v) => Flat::U64(v),
+            Data::F32(v) => Flat::F32(v),
+            Data::F64(v) => Flat::F64(v),
+            Data::Bytes(v) => Flat::Text(v),
+        }
     }
+
+    fn len(&self) -> usize {
+        match self {
+            Flat::Bool(v) => v.len(),
+            Flat::I64(v) => v.len(),
+            Flat::U64(v) => v.len(),
+            Flat::F32(v) => v.len(),
+            Flat::F64(v) => v.len(),
+            Flat::Text(v) => v.len(),
+        }
+    }
+
+    /// The type of a column of these values.
+    fn data_type(&self) -> DataType {
+        match self {
+            Flat::Bool(_) => DataType::Boolean,
+            Flat::I64(_) => DataType::Int64,
+            Flat::U64(_) => DataType::UInt64,
+            Flat::F32(_) => DataType::Float32,
+            Flat::F64(_) => DataType::Float64,
+            Flat::Text(_) => DataType::Utf8,
+        }
+    }
+
+    /// Appends value `j` of every row of `width` values to `into`, a column of their type.
+    fn append(&self, into: &mut Data, j: usize, width: usize) {
+        match (self, into) {
+            (Flat::Bool(s), Data::Bool(v)) => v.extend(s.iter().skip(j).step_by(width)),
+            (Flat::I64(s), Data::I64(v)) => v.extend(s.iter().skip(j).step_by(width)),
+            (Flat::U64(s), Data::U64(v)) => v.extend(s.iter().skip(j).step_by(width)),
+            (Flat::F32(s), Data::F32(v)) => v.extend(s.iter().skip(j).step_by(width)),
+            (Flat::F64(s), Data::F64(v)) => v.extend(s.iter().skip(j).step_by(width)),
+            (Flat::Text(s), Data::Bytes(v)) => v.extend(s.iter().skip(j).step_by(width).cloned()),
+            // A file's plan is made from tensors of the same types (`Planned::fits_again`).
+            (s, into) => unreachable!(
+                "{:?} values into a {:?} column",
+                s.data_type(),
+                into.data_type()
+            ),
+        }
+    }
+}
+
+/// A request's tensors, inputs first, each with its name, whether it is an input, and its
+/// values.
+fn tensors_of<'a>(
+    inputs: &'a [Tensor],
+    outputs: &'a [Output],
+) -> impl Iterator<Item = (&'a str, bool, &'a [usize], Flat<'a>)> {
+    inputs
+        .iter()
+        .map(|t| (t.name.as_str(), true, t.shape.as_slice(), Flat::of_input(t)))
+        .chain(outputs.iter().map(|o| {
+            (
+                o.name.as_ref(),
+                false,
+                o.shape.as_slice(),
+                Flat::of_output(o),
+            )
+        }))
+}
+
+/// How one tensor of a file's requests becomes columns.
+struct Planned {
+    name: String,
+    /// Values per row.
+    width: usize,
+    /// The type of its column(s).
+    data_type: DataType,
+    /// Its first column; none when left out (its rows are not the request's rows).
+    first: Option<usize>,
+}
+
+impl Planned {
+    /// Whether a tensor of a later request is made columns as this one: the same name,
+    /// width and type, and as many rows as its request or not as before.
+    fn fits_again(&self, name: &str, shape: &[usize], values: &Flat<'_>, rows: usize) -> bool {
+        let (width, fits) = fit(shape, values, rows);
+        self.name == name
+            && self.width == width
+            && self.data_type == values.data_type()
+            && self.first.is_some() == fits
+    }
+}
+
+/// A tensor's values per row, and whether it has one row per row of its request.
+fn fit(shape: &[usize], values: &Flat<'_>, rows: usize) -> (usize, bool) {
+    let width = shape.iter().skip(1).product::<usize>();
+    let tensor_rows = shape.first().copied().unwrap_or(1);
+    (
+        width,
+        !shape.is_empty() && tensor_rows == rows && values.len() == rows * width,
+    )
 }
 
 impl Capture {
@@ -396,7 +416,11 @@ impl Writer {
 /// The rows of one file being gathered: one column layout.
 struct Pending {
     kind: Kind,
+    /// The columns after `request_id`, `row`, `time` (and `model_version`).
     layout: Vec<(String, DataType)>,
+    /// How a request's tensors become the columns (none for labels).
+    plan: Vec<Planned>,
+    features: Option<Arc<[String]>>,
     ids: Vec<String>,
     row: Vec<u32>,
     time: Vec<i64>,
@@ -405,24 +429,93 @@ struct Pending {
     since: Instant,
 }
 
+/// Names no captured column may take.
+const RESERVED: [&str; 4] = ["request_id", "row", "time", "model_version"];
+
 impl Pending {
+    /// An empty file for records like `c` ([`plan_of`] its tensors).
     fn new(c: &Captured) -> Self {
-        Pending {
+        let mut pending = Pending {
             kind: c.kind,
-            layout: layout(c),
+            layout: Vec::new(),
+            plan: Vec::new(),
+            features: None,
             ids: Vec::new(),
             row: Vec::new(),
             time: Vec::new(),
             version: Vec::new(),
-            columns: c
-                .columns
-                .iter()
-                .map(|col| empty_like(&col.values))
-                .collect(),
+            columns: Vec::new(),
             since: Instant::now(),
+        };
+        match &c.body {
+            Body::Columns(columns) => {
+                pending.layout = columns
+                    .iter()
+                    .map(|col| (col.name.clone(), col.values.data_type()))
+                    .collect();
+                pending.columns = columns
+                    .iter()
+                    .map(|col| empty_of(&col.values.data_type()))
+                    .collect();
+            }
+            Body::Tensors { features, .. } => {
+                pending.features = features.clone();
+                let (layout, plan) = plan_of(c);
+                pending.columns = layout.iter().map(|(_, ty)| empty_of(ty)).collect();
+                pending.layout = layout;
+                pending.plan = plan;
+            }
+        }
+        pending
+    }
+
+    /// Whether `c` goes into this file: same kind, same columns. (Requests of other tensors
+    /// that make the same columns, such as a built-in model's matrix and its features one by
+    /// one, go into one file: the plan is made again for them.)
+    fn takes(&mut self, c: &Captured) -> bool {
+        if self.kind != c.kind {
+            return false;
+        }
+        match &c.body {
+            Body::Columns(columns) => {
+                self.plan.is_empty()
+                    && self.layout.len() == columns.len()
+                    && self
+                        .layout
+                        .iter()
+                        .zip(columns)
+                        .all(|((name, ty), col)| *name == col.name && *ty == col.values.data_type())
+            }
+            Body::Tensors {
+                inputs,
+                outputs,
+                features,
+            } => {
+                let same_features = match (&self.features, features) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a[..] == b[..],
+                    (None, None) => true,
+                    _ => false,
+                };
+                let fits = same_features
+                    && self.plan.len() == inputs.len() + outputs.len()
+                    && self.plan.iter().zip(tensors_of(inputs, outputs)).all(
+                        |(p, (name, _, shape, values))| p.fits_again(name, shape, &values, c.rows),
+                    );
+                if fits {
+                    return true;
+                }
+                let (layout, plan) = plan_of(c);
+                if layout != self.layout {
+                    return false;
+                }
+                self.plan = plan;
+                self.features = features.clone();
+                true
+            }
         }
     }
 
+    /// Adds `c`, which [`Pending::takes`].
     fn add(&mut self, c: Captured) {
         for r in 0..c.rows as u32 {
             self.ids.push(c.id.clone());
@@ -430,8 +523,26 @@ impl Pending {
             self.time.push(c.time);
             self.version.push(c.model_version.clone());
         }
-        for (into, col) in self.columns.iter_mut().zip(c.columns) {
-            into.extend(col.values);
+        match c.body {
+            Body::Columns(columns) => {
+                for (into, col) in self.columns.iter_mut().zip(columns) {
+                    into.extend(col.values);
+                }
+            }
+            Body::Tensors {
+                inputs, outputs, ..
+            } => {
+                for (planned, (_, _, _, values)) in
+                    self.plan.iter().zip(tensors_of(&inputs, &outputs))
+                {
+                    let Some(first) = planned.first else {
+                        continue;
+                    };
+                    for j in 0..planned.width {
+                        values.append(&mut self.columns[first + j], j, planned.width);
+                    }
+                }
+            }
         }
     }
 
@@ -470,21 +581,59 @@ impl Pending {
     }
 }
 
-fn layout(c: &Captured) -> Vec<(String, DataType)> {
-    c.columns
-        .iter()
-        .map(|col| (col.name.clone(), col.values.data_type()))
-        .collect()
+/// The columns a request's tensors make, and how: each input's values, then each output's;
+/// a tensor whose rows are not the request's rows (a scalar output) is left out, and a name
+/// taken already (by an input, or by `request_id`, `row`, `time`, `model_version`) gets
+/// `input_` or `output_` before it.
+fn plan_of(c: &Captured) -> (Vec<(String, DataType)>, Vec<Planned>) {
+    let Body::Tensors {
+        inputs,
+        outputs,
+        features,
+    } = &c.body
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut layout: Vec<(String, DataType)> = Vec::new();
+    let mut plan = Vec::new();
+    let mut taken: Vec<String> = RESERVED.map(String::from).to_vec();
+    for (name, is_input, shape, values) in tensors_of(inputs, outputs) {
+        let (width, fits) = fit(shape, &values, c.rows);
+        let data_type = values.data_type();
+        let first = fits.then_some(layout.len());
+        if fits {
+            let features = features.as_deref().filter(|_| is_input);
+            for mut column in column_names(name, width, features) {
+                if taken.contains(&column) {
+                    let kind = if is_input { "input_" } else { "output_" };
+                    column = format!("{kind}{column}");
+                }
+                while taken.contains(&column) {
+                    column.push('_');
+                }
+                taken.push(column.clone());
+                layout.push((column, data_type.clone()));
+            }
+        }
+        plan.push(Planned {
+            name: name.to_string(),
+            width,
+            data_type,
+            first,
+        });
+    }
+    (layout, plan)
 }
 
-fn empty_like(v: &Data) -> Data {
-    match v {
-        Data::Bool(_) => Data::Bool(Vec::new()),
-        Data::I64(_) => Data::I64(Vec::new()),
-        Data::U64(_) => Data::U64(Vec::new()),
-        Data::F32(_) => Data::F32(Vec::new()),
-        Data::F64(_) => Data::F64(Vec::new()),
-        Data::Bytes(_) => Data::Bytes(Vec::new()),
+/// An empty column of type `ty` (one a captured tensor gives).
+fn empty_of(ty: &DataType) -> Data {
+    match ty {
+        DataType::Boolean => Data::Bool(Vec::new()),
+        DataType::Int64 => Data::I64(Vec::new()),
+        DataType::UInt64 => Data::U64(Vec::new()),
+        DataType::Float32 => Data::F32(Vec::new()),
+        DataType::Float64 => Data::F64(Vec::new()),
+        _ => Data::Bytes(Vec::new()),
     }
 }
 
@@ -518,10 +667,7 @@ async fn write_out(
             flush(&mut pending, &settings, &counters, &mut files).await;
             return;
         };
-        if pending
-            .as_ref()
-            .is_some_and(|p| p.kind != captured.kind || p.layout != layout(&captured))
-        {
+        if pending.as_mut().is_some_and(|p| !p.takes(&captured)) {
             flush(&mut pending, &settings, &counters, &mut files).await;
         }
         pending
@@ -623,40 +769,68 @@ mod tests {
         }
     }
 
-    fn names(c: &Captured) -> Vec<&str> {
-        c.columns.iter().map(|c| c.name.as_str()).collect()
+    /// The columns a file of `c` has after `request_id`, `row`, `time`, `model_version`,
+    /// and `c`'s values in them.
+    fn columns(c: Captured) -> (Vec<String>, Vec<Data>) {
+        let mut p = Pending::new(&c);
+        p.add(c);
+        (p.layout.into_iter().map(|(n, _)| n).collect(), p.columns)
+    }
+
+    fn of_tensors(
+        features: Option<&[String]>,
+        inputs: Vec<Tensor>,
+        outputs: Vec<Output>,
+        rows: usize,
+    ) -> Captured {
+        Captured::request(
+            "i".into(),
+            None,
+            features.map(Arc::from),
+            inputs,
+            outputs,
+            rows,
+        )
     }
 
     #[test]
     fn tensors_become_columns_by_name_position_or_feature() {
-        let inputs = [tensor("input", &[2, 3], vec![1., 2., 3., 4., 5., 6.])];
-        let outputs = [output("y", &[2], Data::I64(vec![7, 8]))];
-        let c = Captured::of("i".into(), None, None, &inputs, &outputs, 2);
-        assert_eq!(names(&c), ["input_0", "input_1", "input_2", "y"]);
-        assert_eq!(c.columns[1].values, Data::F64(vec![2., 5.]));
-        assert_eq!(c.columns[3].values, Data::I64(vec![7, 8]));
+        let inputs = || vec![tensor("input", &[2, 3], vec![1., 2., 3., 4., 5., 6.])];
+        let outputs = || vec![output("y", &[2], Data::I64(vec![7, 8]))];
+        let (names, values) = columns(of_tensors(None, inputs(), outputs(), 2));
+        assert_eq!(names, ["input_0", "input_1", "input_2", "y"]);
+        assert_eq!(values[1], Data::F64(vec![2., 5.]));
+        assert_eq!(values[3], Data::I64(vec![7, 8]));
         let features = ["a".to_string(), "b".into(), "c".into()];
-        let c = Captured::of("i".into(), None, Some(&features), &inputs, &outputs, 2);
-        assert_eq!(names(&c), ["a", "b", "c", "y"]);
+        let (names, _) = columns(of_tensors(Some(&features), inputs(), outputs(), 2));
+        assert_eq!(names, ["a", "b", "c", "y"]);
         // Features that are not as many as the values of a row are not used.
-        let c = Captured::of("i".into(), None, Some(&features[..2]), &inputs, &[], 2);
-        assert_eq!(names(&c), ["input_0", "input_1", "input_2"]);
+        let (names, _) = columns(of_tensors(Some(&features[..2]), inputs(), vec![], 2));
+        assert_eq!(names, ["input_0", "input_1", "input_2"]);
     }
 
     #[test]
     fn names_taken_are_told_apart_and_tensors_of_other_rows_left_out() {
-        let inputs = [
+        let inputs = vec![
             tensor("predict", &[1], vec![1.]),
             tensor("row", &[1], vec![2.]),
         ];
-        let outputs = [
+        let outputs = vec![
             output("predict", &[1], Data::F64(vec![3.])),
             // A scalar: not a value per row.
             output("total", &[], Data::F64(vec![])),
             output("pair", &[2], Data::F64(vec![1., 2.])),
         ];
-        let c = Captured::of("i".into(), None, None, &inputs, &outputs, 1);
-        assert_eq!(names(&c), ["predict", "input_row", "output_predict"]);
+        let (names, values) = columns(of_tensors(None, inputs, outputs, 1));
+        assert_eq!(names, ["predict", "input_row", "output_predict"]);
+        assert_eq!(
+            values,
+            [
+                Data::F64(vec![1.]),
+                Data::F64(vec![2.]),
+                Data::F64(vec![3.])
+            ]
+        );
     }
 
     fn settings(store: Arc<InMemory>, max_rows: usize, queue: usize) -> Settings {
@@ -679,10 +853,10 @@ mod tests {
             time: 1_700_000_000_000,
             model_version: Some("2".into()),
             rows,
-            columns: vec![Column {
+            body: Body::Columns(vec![Column {
                 name: column.into(),
                 values: Data::F64((0..rows).map(|r| r as f64).collect()),
-            }],
+            }]),
         }
     }
 
@@ -803,5 +977,42 @@ mod tests {
         let rows = files[0].1.column_by_name("row").unwrap();
         let rows = rows.as_any().downcast_ref::<UInt32Array>().unwrap();
         assert_eq!(rows.values().to_vec(), [2, 0]);
+    }
+
+    #[test]
+    fn requests_of_other_tensors_that_make_the_same_columns_share_a_file() {
+        let features: Arc<[String]> = Arc::from(vec!["x1".to_string(), "x2".into()]);
+        let out = |n| vec![output("y", &[n], Data::I64(vec![1; n]))];
+        let matrix = Captured::request(
+            "a".into(),
+            None,
+            Some(features.clone()),
+            vec![tensor("input", &[2, 2], vec![1., 2., 3., 4.])],
+            out(2),
+            2,
+        );
+        let one_by_one = Captured::request(
+            "b".into(),
+            None,
+            Some(features.clone()),
+            vec![tensor("x1", &[1], vec![5.]), tensor("x2", &[1], vec![6.])],
+            out(1),
+            1,
+        );
+        let mut p = Pending::new(&matrix);
+        p.add(matrix);
+        assert!(p.takes(&one_by_one));
+        p.add(one_by_one);
+        assert_eq!(p.columns[0], Data::F64(vec![1., 3., 5.]));
+        assert_eq!(p.columns[1], Data::F64(vec![2., 4., 6.]));
+        let other = Captured::request(
+            "c".into(),
+            None,
+            Some(features),
+            vec![tensor("x1", &[1], vec![5.])],
+            out(1),
+            1,
+        );
+        assert!(!p.takes(&other), "other columns: another file");
     }
 }

@@ -15,6 +15,14 @@ pub(crate) enum Runtime {
 }
 
 impl Runtime {
+    /// A built-in model's feature names.
+    pub fn feature_names(&self) -> Option<&[String]> {
+        match self {
+            Runtime::Builtin(m) => Some(m.features()),
+            Runtime::Onnx(_) => None,
+        }
+    }
+
     /// Reads a model file of `format` (an ONNX one with ONNX Runtime from `onnxruntime`); an
     /// error says why it cannot be served.
     pub fn load(
@@ -66,6 +74,9 @@ pub(crate) struct Loaded {
     /// `blake3:<hex>` of the file served.
     pub digest: String,
     pub stats: std::sync::Arc<InputStats>,
+    /// A built-in model's feature names (the columns of the data it was trained on), shared
+    /// with what a request's capture holds.
+    pub features: Option<std::sync::Arc<[String]>>,
 }
 
 /// KServe v1's answer.
@@ -78,14 +89,6 @@ pub(crate) struct V1Predictions {
 }
 
 impl Loaded {
-    /// A built-in model's feature names (the columns of the data it was trained on).
-    pub fn feature_names(&self) -> Option<&[String]> {
-        match &self.runtime {
-            Runtime::Builtin(m) => Some(m.features()),
-            Runtime::Onnx(_) => None,
-        }
-    }
-
     /// Runs a v2 request's tensors; returns the outputs and the number of rows predicted.
     pub fn infer(&self, tensors: &[Tensor]) -> Result<(Vec<Output>, usize), ApiError> {
         match &self.runtime {

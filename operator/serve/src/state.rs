@@ -75,11 +75,13 @@ impl State {
             },
             &runtime.input_names(),
         );
+        let features = runtime.feature_names().map(Arc::from);
         let loaded = Loaded {
             runtime,
             format,
             digest,
             stats,
+            features,
         };
         if self.model.set(loaded).is_ok() && !self.is_draining() {
             self.metrics.ready.set(1);

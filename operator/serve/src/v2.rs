@@ -192,25 +192,14 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
     };
     state.metrics.predictions.inc_by(rows as u64);
     // With capture on, every answer carries its request's id: the key to send labels with.
-    let id = match state.capture.get() {
-        Some(capture) => {
-            let id = request.id.unwrap_or_else(capture::new_id);
-            if capture.picks() {
-                capture.offer(Captured::of(
-                    id.clone(),
-                    state.version.clone(),
-                    loaded.feature_names(),
-                    &tensors,
-                    &outputs,
-                    rows,
-                ));
-            }
-            Some(id)
-        }
+    let capture = state.capture.get();
+    let id = match capture {
+        Some(_) => Some(request.id.unwrap_or_else(capture::new_id)),
         None => request.id,
     };
+    let captured = capture.filter(|c| c.picks()).zip(id.clone());
     let mut blobs = Vec::new();
-    let outputs = wanted
+    let answered = wanted
         .into_iter()
         .map(|(o, as_binary)| {
             let mut tensor = ResponseTensor {
@@ -235,10 +224,23 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
         model_name: &state.name,
         model_version: state.version.as_deref(),
         id,
-        outputs,
+        outputs: answered,
     };
-    if blobs.is_empty() {
-        return Ok(json(StatusCode::OK, &response));
+    let answer = if blobs.is_empty() {
+        json(StatusCode::OK, &response)
+    } else {
+        binary::response(&response, &blobs)?
+    };
+    // Answered: the tensors move to the capture, no copy.
+    if let Some((capture, id)) = captured {
+        capture.offer(Captured::request(
+            id,
+            state.version.clone(),
+            loaded.features.clone(),
+            tensors,
+            outputs,
+            rows,
+        ));
     }
-    binary::response(&response, &blobs)
+    Ok(answer)
 }
