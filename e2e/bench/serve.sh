@@ -27,9 +27,14 @@
 # MLServer comes from the venv the serving benchmarks share (serve-harness.sh); if it cannot
 # be installed or started, ciclo's figures are still printed.
 #
+# Capture: ciclo with --capture-uri (a local directory) at each ratio of BENCH_CAPTURE, on the
+# json model over REST, batch 1, 64 connections, beside ciclo without capture in the same
+# rounds. Files of 10,000 rows, so the Parquet encoding falls within the measured seconds.
+#
 # Environment: BENCH_RUNS (3), BENCH_SECONDS (5), BENCH_WARMUP (1), BENCH_CONCURRENCY
 # ("1 64 1024"), BENCH_BATCHES ("1 100"), BENCH_MODELS ("json onnx"), BENCH_PROTOCOLS
-# ("rest grpc"), BENCH_SERVER_CPUS (0), BENCH_LOAD_CPUS (1), PYTHON (python3).
+# ("rest grpc"), BENCH_CAPTURE ("10 100": percentages; empty: none), BENCH_SERVER_CPUS (0),
+# BENCH_LOAD_CPUS (1), PYTHON (python3).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,6 +47,7 @@ read -ra concurrencies <<<"${BENCH_CONCURRENCY:-1 64 1024}"
 read -ra batches <<<"${BENCH_BATCHES:-1 100}"
 read -ra models <<<"${BENCH_MODELS:-json onnx}"
 read -ra protocols <<<"${BENCH_PROTOCOLS:-rest grpc}"
+read -ra captures <<<"${BENCH_CAPTURE-10 100}"
 server_cpus=${BENCH_SERVER_CPUS:-0}
 load_cpus=${BENCH_LOAD_CPUS:-1}
 python=${PYTHON:-python3}
@@ -149,12 +155,18 @@ start() {
     bare)
         setsid taskset -c "$server_cpus" "$bare" "$port" "$gport" >>"$work/bare.log" 2>&1 &
         ;;
-    ciclo)
-        local uri=file://$work/model/model.json
+    ciclo | ciclo-capture-*)
+        local uri=file://$work/model/model.json capture=()
         [[ $model == json ]] || uri=file://$onnx_file
+        if [[ $server == ciclo-capture-* ]]; then
+            local percent=${server#ciclo-capture-}
+            rm -rf "$work/capture"
+            capture=(--capture-uri "file://$work/capture" --capture-ratio "$(calc "$percent / 100")"
+                --capture-max-rows 10000)
+        fi
         setsid taskset -c "$server_cpus" "$bin" serve --model-uri "$uri" --model-name wdbc \
             --port "$port" --grpc-port "$gport" --drain-seconds 0 --onnxruntime "$onnxruntime" \
-            >>"$work/ciclo.log" 2>&1 &
+            "${capture[@]}" >>"$work/ciclo.log" 2>&1 &
         ;;
     mlserver)
         # Every listener on loopback, no access log, inference in the server's own process
@@ -219,16 +231,20 @@ declare -A rps p50 p99 why
 measure() {
     local server=$1 model=$2 protocol b c r m n
     start "$server" "$model" || { stop; return 1; }
-    for protocol in "${protocols[@]}"; do
-        for b in "${batches[@]}"; do
-            for c in "${concurrencies[@]}"; do
+    local -a on=("${protocols[@]}") sizes=("${batches[@]}") conns=("${concurrencies[@]}")
+    if [[ $server == ciclo-capture-* ]]; then
+        on=(rest) sizes=(1) conns=(64)
+    fi
+    for protocol in "${on[@]}"; do
+        for b in "${sizes[@]}"; do
+            for c in "${conns[@]}"; do
                 local k=$server,$model,$protocol,$b,$c
                 load "$protocol" "$model" "$b" "$c" "$warmup" >/dev/null
                 read -r r m n < <(load "$protocol" "$model" "$b" "$c" "$seconds")
                 if [[ $r == fail || -z $r ]]; then
                     why[$k]="$m $n"
                     log "  $k: FAILED: $m $n"
-                    [[ $server != ciclo ]] || { stop; return 1; }
+                    [[ $server != ciclo* ]] || { stop; return 1; }
                     continue
                 fi
                 rps[$k]+=" $r"
@@ -238,22 +254,30 @@ measure() {
             done
         done
     done
+    if [[ $server == ciclo-capture-* ]]; then
+        log "  $server: $(curl -s "$url/metrics" | awk '/^ciclo_serve_capture_(requests|dropped_requests|files)_total/ {printf "%s %s ", $1, $2}')"
+    fi
     [[ $server == bare ]] || log "  $server $model: RSS after load $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0) / 1024)) MiB, $(ls "/proc/$pid/task" 2>/dev/null | wc -l) threads"
     stop
 }
 
 servers=(bare ciclo)
 [[ -n "$peer" ]] || servers+=(mlserver)
+capturing=()
+if [[ " ${models[*]} " == *" json "* && " ${protocols[*]} " == *" rest "* ]]; then
+    for percent in "${captures[@]}"; do capturing+=("ciclo-capture-$percent"); done
+fi
 for ((i = 1; i <= runs; i++)); do
     log "round $i of $runs"
-    order=("${servers[@]}")
-    ((i % 2 == 1)) || order=($(printf '%s\n' "${servers[@]}" | tac))
+    order=("${servers[@]}" "${capturing[@]}")
+    ((i % 2 == 1)) || order=($(printf '%s\n' "${order[@]}" | tac))
     for s in "${order[@]}"; do
         for model in "${models[@]}"; do
+            [[ $s != ciclo-capture-* || $model == json ]] || continue
             measure "$s" "$model" && continue
             if [[ $s != mlserver ]]; then
                 log "ERROR: $s failed on $model in round $i; its log ends with:"
-                tail -20 "$work/$s.log" >&2
+                tail -20 "$work/${s%%-*}.log" >&2
                 exit 1
             fi
             peer="n/a (MLServer did not start for $model in round $i; see its log above)"
@@ -309,3 +333,11 @@ for model in "${models[@]}"; do
         done
     done
 done
+if ((${#capturing[@]})); then
+    echo "capture (json, REST, batch 1, 64 connections; files of 10,000 rows to a local directory): req/s and share of ciclo without capture"
+    line="  off $(cell "ciclo,json,rest,1,64" 1 rate)"
+    for s in "${capturing[@]}"; do
+        line+=" | ${s#ciclo-capture-} % $(cell "$s,json,rest,1,64" 1 rate) ($(share "$s,json,rest,1,64" "ciclo,json,rest,1,64"))"
+    done
+    echo "$line"
+fi

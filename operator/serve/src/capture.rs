@@ -697,7 +697,11 @@ async fn flush(
     let first = p.time.first().copied().unwrap_or_default();
     *files += 1;
     let path = file_path(settings, p.kind, first, *files);
-    match encode(p) {
+    // Milliseconds of CPU for a file of many rows: off the threads that answer requests.
+    let encoded = tokio::task::spawn_blocking(move || encode(p))
+        .await
+        .unwrap_or_else(|e| Err(parquet::errors::ParquetError::General(e.to_string())));
+    match encoded {
         Ok(bytes) => match settings.store.put(&path, PutPayload::from(bytes)).await {
             Ok(_) => {
                 counters.files.inc();
