@@ -83,8 +83,8 @@ pub struct ModelDeploymentSpec {
     /// Split traffic with a Gateway API HTTPRoute's backend weights instead of replica ratio.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_routing: Option<TrafficRouting>,
-    /// Keep a sample of the requests served (the built-in server's v2 REST inference: inputs,
-    /// outputs, request ids) as Parquet files under
+    /// Keep a sample of the requests served (the built-in server's v2 inference, REST and
+    /// gRPC: inputs, outputs, request ids) as Parquet files under
     /// `<artifact store>/<namespace>/captures/<name>/`, written with the namespace's store
     /// credentials: the data the next dataset version can be made of.
     #[serde(default, skip_serializing_if = "Option::is_none")]

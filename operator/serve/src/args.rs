@@ -63,8 +63,8 @@ pub struct ServeArgs {
     /// dynamic loader's search path.
     #[arg(long, env = "CICLO_ONNXRUNTIME")]
     pub onnxruntime: Option<std::path::PathBuf>,
-    /// Capture a sample of the inference requests (v2 REST: inputs, outputs, a request id and
-    /// the time) as Parquet files under this prefix (`s3://bucket/prefix`, `file:///…`),
+    /// Capture a sample of the inference requests (the Open Inference Protocol's, REST and
+    /// gRPC: inputs, outputs, a request id and the time) as Parquet files under this prefix (`s3://bucket/prefix`, `file:///…`),
     /// with the artifact store's settings and credentials (`CICLO_ARTIFACTS_…`). Every
     /// response then carries its request's `id` (the client's, or a new one), the key labels
     /// are joined by later. Unset: nothing is captured.

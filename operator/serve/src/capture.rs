@@ -154,8 +154,23 @@ impl Captured {
     }
 }
 
+/// With capture on (`capture`), the id a request is answered with (the client's `id`, or a
+/// new one: the key its labels are sent with later) and, when the request is picked, the
+/// capture to offer it to once answered; without capture, the client's `id` as it is.
+pub(crate) fn answering(
+    capture: Option<&Capture>,
+    id: Option<String>,
+) -> (Option<String>, Option<(&Capture, String)>) {
+    let Some(capture) = capture else {
+        return (id, None);
+    };
+    let id = id.filter(|i| !i.is_empty()).unwrap_or_else(new_id);
+    let picked = capture.picks().then(|| (capture, id.clone()));
+    (Some(id), picked)
+}
+
 /// A new request id: 128 random bits in hex.
-pub(crate) fn new_id() -> String {
+fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 

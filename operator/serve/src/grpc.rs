@@ -9,6 +9,7 @@
 //! form as the request.
 
 use crate::binary;
+use crate::capture;
 use crate::errors::ApiError;
 use crate::state::State;
 use crate::tensor::{Data, Datatype, Output, Tensor, Values, declared};
@@ -218,10 +219,11 @@ fn infer(state: &State, request: ModelInferRequest) -> Result<ModelInferResponse
             .collect::<Result<_, _>>()?
     };
     state.metrics.predictions.inc_by(rows as u64);
+    let (id, captured) = capture::answering(state.capture.get(), Some(request.id));
     let mut response = ModelInferResponse {
         model_name: state.name.clone(),
         model_version: state.version.clone().unwrap_or_default(),
-        id: request.id,
+        id: id.unwrap_or_default(),
         ..Default::default()
     };
     for o in wanted {
@@ -242,6 +244,7 @@ fn infer(state: &State, request: ModelInferRequest) -> Result<ModelInferResponse
         }
         response.outputs.push(tensor);
     }
+    state.capture_answered(captured, loaded, tensors, outputs, rows);
     Ok(response)
 }
 

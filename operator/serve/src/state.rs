@@ -88,6 +88,28 @@ impl State {
         }
     }
 
+    /// Offers an answered request to the capture, when [`crate::capture::answering`] picked
+    /// it: its tensors move there, no copy.
+    pub fn capture_answered(
+        &self,
+        picked: Option<(&crate::capture::Capture, String)>,
+        loaded: &Loaded,
+        inputs: Vec<crate::tensor::Tensor>,
+        outputs: Vec<crate::tensor::Output>,
+        rows: usize,
+    ) {
+        if let Some((capture, id)) = picked {
+            capture.offer(crate::capture::Captured::request(
+                id,
+                self.version.clone(),
+                loaded.features.clone(),
+                inputs,
+                outputs,
+                rows,
+            ));
+        }
+    }
+
     /// From now on the server says it is not ready; it still answers everything else.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Release);

@@ -3,7 +3,7 @@
 
 use crate::binary;
 use crate::body;
-use crate::capture::{self, Captured};
+use crate::capture;
 use crate::errors::{ApiError, json};
 use crate::state::State;
 use crate::tensor::{Data, Output, RequestTensor, Spec, Tensor};
@@ -191,13 +191,7 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
             .collect::<Result<_, ApiError>>()?
     };
     state.metrics.predictions.inc_by(rows as u64);
-    // With capture on, every answer carries its request's id: the key to send labels with.
-    let capture = state.capture.get();
-    let id = match capture {
-        Some(_) => Some(request.id.unwrap_or_else(capture::new_id)),
-        None => request.id,
-    };
-    let captured = capture.filter(|c| c.picks()).zip(id.clone());
+    let (id, captured) = capture::answering(state.capture.get(), request.id);
     let mut blobs = Vec::new();
     let answered = wanted
         .into_iter()
@@ -231,16 +225,6 @@ fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, 
     } else {
         binary::response(&response, &blobs)?
     };
-    // Answered: the tensors move to the capture, no copy.
-    if let Some((capture, id)) = captured {
-        capture.offer(Captured::request(
-            id,
-            state.version.clone(),
-            loaded.features.clone(),
-            tensors,
-            outputs,
-            rows,
-        ));
-    }
+    state.capture_answered(captured, loaded, tensors, outputs, rows);
     Ok(answer)
 }

@@ -248,3 +248,30 @@ async fn without_capture_no_id_is_made_up_no_label_is_taken_and_a_bad_ratio_is_r
     let e = ciclo_serve::Server::bind(&args).await.err().unwrap();
     assert!(e.to_string().contains("--capture-ratio 1.5"), "{e}");
 }
+
+#[tokio::test]
+async fn grpc_requests_are_captured_too_with_the_id_they_are_answered_with() {
+    use crate::grpc::{client, column, request};
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("file://{}/captures", dir.path().display());
+    let (_m, s) = iris(&["--capture-uri", &uri, "--grpc-port", "0"]).await;
+    let mut grpc = client(s.grpc.unwrap()).await;
+    let mut no_id = request(vec![column("x1", 0), column("x2", 1)]);
+    no_id.id = String::new();
+    let answered = grpc.model_infer(no_id).await.unwrap().into_inner();
+    assert_eq!(answered.id.len(), 32, "{:?}", answered.id);
+    let with_id = request(vec![column("x1", 0), column("x2", 1)]);
+    assert_eq!(
+        grpc.model_infer(with_id).await.unwrap().into_inner().id,
+        "r-1"
+    );
+    s.stop().await.unwrap();
+    let files = parquet_files(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let batch = &files[0].1;
+    let mut expected = vec![answered.id.clone(); 3];
+    expected.extend(["r-1".to_string(), "r-1".into(), "r-1".into()]);
+    assert_eq!(strings(batch, "request_id"), expected);
+    assert_eq!(row_indexes(batch), [0, 1, 2, 0, 1, 2]);
+    assert_eq!(floats(batch, "x1"), [4.0, -4.0, 0.3, 4.0, -4.0, 0.3]);
+}
