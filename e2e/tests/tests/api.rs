@@ -345,6 +345,12 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "capture is done by the built-in server",
         ),
         (
+            "an excluded column with a comma",
+            deployment("capture: {exclude: ['a,b']}"),
+            "spec.capture.exclude",
+            "an excluded column is a name without ','",
+        ),
+        (
             "a capture ratio above 1",
             deployment("capture: {ratio: 2}"),
             "spec.capture.ratio",

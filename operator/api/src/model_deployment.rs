@@ -104,6 +104,12 @@ pub struct Capture {
     #[serde(default = "minute")]
     #[schemars(range(min = 1, max = 86400))]
     pub flush_seconds: i32,
+    /// Columns never kept (sensitive ones): a feature's or an output's name, `<tensor>_<j>`,
+    /// or a tensor's name for all of its columns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(c, !c.contains(','))").message("an excluded column is a name without ','"))]
+    pub exclude: Vec<String>,
 }
 
 fn all() -> f64 {

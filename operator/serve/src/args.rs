@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// written on stop too).
     #[arg(long, env = "CICLO_CAPTURE_FLUSH_SECONDS", default_value_t = 60)]
     pub capture_flush_seconds: u64,
+    /// Columns never captured (sensitive ones), comma-separated: a column's name (a
+    /// feature's, `<tensor>_<j>`, an output's), or a tensor's name for all of its columns.
+    #[arg(long, env = "CICLO_CAPTURE_EXCLUDE", value_delimiter = ',')]
+    pub capture_exclude: Vec<String>,
     /// The most rows in one capture file.
     #[arg(long, env = "CICLO_CAPTURE_MAX_ROWS", default_value_t = 100_000)]
     pub capture_max_rows: usize,

@@ -48,6 +48,9 @@ pub(crate) struct Settings {
     pub queue: usize,
     /// This server's name in file names (the pod's), so servers never write the same file.
     pub instance: String,
+    /// Columns never written (sensitive ones): a column's name, or a tensor's (all of its
+    /// columns).
+    pub exclude: Arc<[String]>,
 }
 
 /// What the queue and the writer count.
@@ -329,8 +332,10 @@ struct Planned {
     width: usize,
     /// The type of its column(s).
     data_type: DataType,
-    /// Its first column; none when left out (its rows are not the request's rows).
-    first: Option<usize>,
+    /// Whether it has a value per row of its request (else it is left out).
+    fits: bool,
+    /// The column of each value of a row; none for a value left out.
+    columns: Vec<Option<usize>>,
 }
 
 impl Planned {
@@ -341,7 +346,7 @@ impl Planned {
         self.name == name
             && self.width == width
             && self.data_type == values.data_type()
-            && self.first.is_some() == fits
+            && self.fits == fits
     }
 }
 
@@ -436,6 +441,7 @@ struct Pending {
     /// How a request's tensors become the columns (none for labels).
     plan: Vec<Planned>,
     features: Option<Arc<[String]>>,
+    exclude: Arc<[String]>,
     ids: Vec<String>,
     row: Vec<u32>,
     time: Vec<i64>,
@@ -448,13 +454,14 @@ struct Pending {
 const RESERVED: [&str; 4] = ["request_id", "row", "time", "model_version"];
 
 impl Pending {
-    /// An empty file for records like `c` ([`plan_of`] its tensors).
-    fn new(c: &Captured) -> Self {
+    /// An empty file for records like `c` ([`plan_of`] its tensors, without `exclude`).
+    fn new(c: &Captured, exclude: Arc<[String]>) -> Self {
         let mut pending = Pending {
             kind: c.kind,
             layout: Vec::new(),
             plan: Vec::new(),
             features: None,
+            exclude,
             ids: Vec::new(),
             row: Vec::new(),
             time: Vec::new(),
@@ -475,7 +482,7 @@ impl Pending {
             }
             Body::Tensors { features, .. } => {
                 pending.features = features.clone();
-                let (layout, plan) = plan_of(c);
+                let (layout, plan) = plan_of(c, &pending.exclude);
                 pending.columns = layout.iter().map(|(_, ty)| empty_of(ty)).collect();
                 pending.layout = layout;
                 pending.plan = plan;
@@ -519,7 +526,7 @@ impl Pending {
                 if fits {
                     return true;
                 }
-                let (layout, plan) = plan_of(c);
+                let (layout, plan) = plan_of(c, &self.exclude);
                 if layout != self.layout {
                     return false;
                 }
@@ -550,11 +557,10 @@ impl Pending {
                 for (planned, (_, _, _, values)) in
                     self.plan.iter().zip(tensors_of(&inputs, &outputs))
                 {
-                    let Some(first) = planned.first else {
-                        continue;
-                    };
-                    for j in 0..planned.width {
-                        values.append(&mut self.columns[first + j], j, planned.width);
+                    for (j, column) in planned.columns.iter().enumerate() {
+                        if let Some(column) = column {
+                            values.append(&mut self.columns[*column], j, planned.width);
+                        }
                     }
                 }
             }
@@ -600,7 +606,8 @@ impl Pending {
 /// a tensor whose rows are not the request's rows (a scalar output) is left out, and a name
 /// taken already (by an input, or by `request_id`, `row`, `time`, `model_version`) gets
 /// `input_` or `output_` before it.
-fn plan_of(c: &Captured) -> (Vec<(String, DataType)>, Vec<Planned>) {
+/// Columns `exclude` names (or whose tensor it names) are left out.
+fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType)>, Vec<Planned>) {
     let Body::Tensors {
         inputs,
         outputs,
@@ -615,10 +622,14 @@ fn plan_of(c: &Captured) -> (Vec<(String, DataType)>, Vec<Planned>) {
     for (name, is_input, shape, values) in tensors_of(inputs, outputs) {
         let (width, fits) = fit(shape, &values, c.rows);
         let data_type = values.data_type();
-        let first = fits.then_some(layout.len());
+        let mut columns = Vec::new();
         if fits {
             let features = features.as_deref().filter(|_| is_input);
             for mut column in column_names(name, width, features) {
+                if exclude.iter().any(|e| *e == column || e == name) {
+                    columns.push(None);
+                    continue;
+                }
                 if taken.contains(&column) {
                     let kind = if is_input { "input_" } else { "output_" };
                     column = format!("{kind}{column}");
@@ -627,6 +638,7 @@ fn plan_of(c: &Captured) -> (Vec<(String, DataType)>, Vec<Planned>) {
                     column.push('_');
                 }
                 taken.push(column.clone());
+                columns.push(Some(layout.len()));
                 layout.push((column, data_type.clone()));
             }
         }
@@ -634,7 +646,8 @@ fn plan_of(c: &Captured) -> (Vec<(String, DataType)>, Vec<Planned>) {
             name: name.to_string(),
             width,
             data_type,
-            first,
+            fits,
+            columns,
         });
     }
     (layout, plan)
@@ -686,7 +699,7 @@ async fn write_out(
             flush(&mut pending, &settings, &counters, &mut files).await;
         }
         pending
-            .get_or_insert_with(|| Pending::new(&captured))
+            .get_or_insert_with(|| Pending::new(&captured, settings.exclude.clone()))
             .add(captured);
         if pending
             .as_ref()
@@ -791,7 +804,12 @@ mod tests {
     /// The columns a file of `c` has after `request_id`, `row`, `time`, `model_version`,
     /// and `c`'s values in them.
     fn columns(c: Captured) -> (Vec<String>, Vec<Data>) {
-        let mut p = Pending::new(&c);
+        columns_without(c, &[])
+    }
+
+    fn columns_without(c: Captured, exclude: &[&str]) -> (Vec<String>, Vec<Data>) {
+        let exclude: Arc<[String]> = exclude.iter().map(|e| e.to_string()).collect();
+        let mut p = Pending::new(&c, exclude);
         p.add(c);
         (p.layout.into_iter().map(|(n, _)| n).collect(), p.columns)
     }
@@ -829,6 +847,22 @@ mod tests {
     }
 
     #[test]
+    fn excluded_columns_and_tensors_are_never_written() {
+        let features = ["age".to_string(), "ssn".into(), "income".into()];
+        let inputs = || vec![tensor("input", &[1, 3], vec![40., 123456789., 5e4])];
+        let outputs = || vec![output("score", &[1], Data::F64(vec![0.7]))];
+        let (names, values) = columns_without(
+            of_tensors(Some(&features), inputs(), outputs(), 1),
+            &["ssn", "score"],
+        );
+        assert_eq!(names, ["age", "income"]);
+        assert_eq!(values, [Data::F64(vec![40.]), Data::F64(vec![5e4])]);
+        // A tensor's name leaves out all its columns.
+        let (names, _) = columns_without(of_tensors(None, inputs(), outputs(), 1), &["input"]);
+        assert_eq!(names, ["score"]);
+    }
+
+    #[test]
     fn names_taken_are_told_apart_and_tensors_of_other_rows_left_out() {
         let inputs = vec![
             tensor("predict", &[1], vec![1.]),
@@ -861,6 +895,7 @@ mod tests {
             max_rows,
             queue,
             instance: "pod-0".into(),
+            exclude: Arc::from(Vec::new()),
         }
     }
 
@@ -1018,7 +1053,7 @@ mod tests {
             out(1),
             1,
         );
-        let mut p = Pending::new(&matrix);
+        let mut p = Pending::new(&matrix, Arc::from(Vec::new()));
         p.add(matrix);
         assert!(p.takes(&one_by_one));
         p.add(one_by_one);

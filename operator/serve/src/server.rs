@@ -241,6 +241,12 @@ fn capture_settings(uri: &str, args: &ServeArgs) -> Result<capture::Settings, Er
         max_rows: args.capture_max_rows,
         queue: args.capture_queue,
         instance,
+        exclude: args
+            .capture_exclude
+            .iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect(),
     })
 }
 

@@ -135,6 +135,7 @@ pub fn deployment(
                 "CICLO_CAPTURE_FLUSH_SECONDS",
                 capture.flush_seconds.to_string(),
             ),
+            var("CICLO_CAPTURE_EXCLUDE", capture.exclude.join(",")),
         ]);
     }
     env.extend(workload::store_settings_env(
@@ -447,7 +448,7 @@ spec:
     #[test]
     fn capture_goes_under_the_artifact_store_with_its_settings() {
         let d = deployment(
-            &md("{model: {name: iris}, capture: {ratio: 0.1}}"),
+            &md("{model: {name: iris}, capture: {ratio: 0.1, exclude: [ssn, input]}}"),
             &mv(),
             Some(1),
             "ciclo:dev",
@@ -457,6 +458,7 @@ spec:
         assert_eq!(env["CICLO_CAPTURE_URI"], "s3://a/ml/captures/web");
         assert_eq!(env["CICLO_CAPTURE_RATIO"], "0.1");
         assert_eq!(env["CICLO_CAPTURE_FLUSH_SECONDS"], "60");
+        assert_eq!(env["CICLO_CAPTURE_EXCLUDE"], "ssn,input");
         let off = deployment(
             &md("{model: {name: iris}}"),
             &mv(),
