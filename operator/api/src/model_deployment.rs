@@ -110,6 +110,15 @@ pub struct Capture {
     #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
     #[x_kube(validation = Rule::new("self.all(c, !c.contains(','))").message("an excluded column is a name without ','"))]
     pub exclude: Vec<String>,
+    /// Days a capture file (requests and labels) is kept; the serving pods delete older ones
+    /// every hour.
+    #[serde(default = "month")]
+    #[schemars(range(min = 1, max = 3650))]
+    pub retention_days: i32,
+}
+
+fn month() -> i32 {
+    30
 }
 
 fn all() -> f64 {

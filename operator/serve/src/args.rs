@@ -81,6 +81,10 @@ pub struct ServeArgs {
     /// feature's, `<tensor>_<j>`, an output's), or a tensor's name for all of its columns.
     #[arg(long, env = "CICLO_CAPTURE_EXCLUDE", value_delimiter = ',')]
     pub capture_exclude: Vec<String>,
+    /// Delete capture files (requests and labels) older than this many days, at start and
+    /// every hour. Unset: they are kept.
+    #[arg(long, env = "CICLO_CAPTURE_RETENTION_DAYS")]
+    pub capture_retention_days: Option<u32>,
     /// The most rows in one capture file.
     #[arg(long, env = "CICLO_CAPTURE_MAX_ROWS", default_value_t = 100_000)]
     pub capture_max_rows: usize,

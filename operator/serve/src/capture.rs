@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     /// Columns never written (sensitive ones): a column's name, or a tensor's (all of its
     /// columns).
     pub exclude: Arc<[String]>,
+    /// How long files are kept; unset: for ever.
+    pub retention: Option<Duration>,
 }
 
 /// What the queue and the writer count.
@@ -62,6 +64,8 @@ pub(crate) struct Counters {
     pub dropped: Counter,
     pub files: Counter,
     pub failed: Counter,
+    /// Files deleted at the end of their retention period.
+    pub pruned: Counter,
 }
 
 /// The request side: picks requests and queues them.
@@ -370,8 +374,16 @@ impl Capture {
             ratio: settings.ratio,
             counters: counters.clone(),
         };
+        let prune = settings.retention.map(|retention| {
+            tokio::spawn(prune_forever(
+                settings.store.clone(),
+                settings.prefix.clone(),
+                retention,
+                counters.clone(),
+            ))
+        });
         let task = tokio::spawn(write_out(receiver, stopped, settings, counters));
-        (capture, Writer { stop, task })
+        (capture, Writer { stop, task, prune })
     }
 
     /// Whether to capture this request.
@@ -420,12 +432,16 @@ impl Capture {
 pub(crate) struct Writer {
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
+    prune: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Writer {
     /// Closes the queue (a request offered from now on is dropped and counted) and returns
     /// once every request queued before is written.
     pub async fn finish(self) {
+        if let Some(prune) = &self.prune {
+            prune.abort();
+        }
         let _ = self.stop.send(());
         if let Err(e) = self.task.await {
             tracing::error!("the capture writer stopped: {e}");
@@ -710,6 +726,60 @@ async fn write_out(
     }
 }
 
+/// Deletes the capture's files older than `retention` now, and every hour from now on:
+/// production data is kept no longer than it may be. Every pod of a deployment does it (a
+/// delete is idempotent), with the store credentials it writes with.
+async fn prune_forever(
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    retention: Duration,
+    counters: Counters,
+) {
+    loop {
+        match prune(store.as_ref(), &prefix, retention).await {
+            Ok(0) => {}
+            Ok(n) => {
+                counters.pruned.inc_by(n as u64);
+                tracing::info!(files = n, %prefix, "captured files past their retention deleted");
+            }
+            Err(e) => {
+                tracing::warn!(%prefix, "cannot delete captured files past their retention: {e}")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
+}
+
+/// Deletes the files under `<prefix>/requests/` and `<prefix>/labels/` last written more than
+/// `retention` ago (nothing else under the prefix); returns how many.
+pub(crate) async fn prune(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    retention: Duration,
+) -> Result<usize, object_store::Error> {
+    use futures::TryStreamExt as _;
+    let cutoff = jiff::Timestamp::now().as_millisecond()
+        - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let mut deleted = 0;
+    for kind in [Kind::Request, Kind::Labels] {
+        let folder = match prefix.as_ref() {
+            "" => Path::from(kind.folder()),
+            p => Path::from(format!("{p}/{}", kind.folder())),
+        };
+        let old: Vec<Path> = store
+            .list(Some(&folder))
+            .try_filter(|meta| std::future::ready(meta.last_modified.timestamp_millis() < cutoff))
+            .map_ok(|meta| meta.location)
+            .try_collect()
+            .await?;
+        for path in old {
+            store.delete(&path).await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Writes the pending rows as one Parquet file. A failed write is logged and counted; its
 /// rows are gone (the store is down: holding them would only grow memory without bound).
 async fn flush(
@@ -896,6 +966,7 @@ mod tests {
             queue,
             instance: "pod-0".into(),
             exclude: Arc::from(Vec::new()),
+            retention: None,
         }
     }
 
@@ -1068,5 +1139,42 @@ mod tests {
             1,
         );
         assert!(!p.takes(&other), "other columns: another file");
+    }
+
+    #[tokio::test]
+    async fn files_past_their_retention_are_deleted_and_nothing_else() {
+        let store = InMemory::new();
+        let put = |key: &str| {
+            let key = Path::from(key);
+            let store = &store;
+            async move {
+                store
+                    .put(&key, PutPayload::from_static(b"x"))
+                    .await
+                    .unwrap()
+            }
+        };
+        put("captures/requests/date=2026-01-01/hour=00/old.parquet").await;
+        put("captures/labels/date=2026-01-01/hour=00/old.parquet").await;
+        put("captures/notes.txt").await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        put("captures/requests/date=2026-01-01/hour=01/new.parquet").await;
+        let deleted = prune(&store, &Path::from("captures"), Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2);
+        let left: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(store.list(None))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
+        assert_eq!(
+            left,
+            [
+                "captures/notes.txt",
+                "captures/requests/date=2026-01-01/hour=01/new.parquet"
+            ]
+        );
     }
 }

@@ -119,6 +119,11 @@ impl Default for Metrics {
             ),
             ("capture_files", "Capture files written", &capture.files),
             (
+                "capture_pruned_files",
+                "Capture files deleted at the end of their retention period",
+                &capture.pruned,
+            ),
+            (
                 "capture_failed_files",
                 "Capture files that could not be written (their rows are lost)",
                 &capture.failed,

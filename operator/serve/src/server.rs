@@ -216,9 +216,13 @@ fn capture_settings(uri: &str, args: &ServeArgs) -> Result<capture::Settings, Er
             args.capture_ratio
         )));
     }
-    if args.capture_max_rows == 0 || args.capture_queue == 0 || args.capture_flush_seconds == 0 {
+    if args.capture_max_rows == 0
+        || args.capture_queue == 0
+        || args.capture_flush_seconds == 0
+        || args.capture_retention_days == Some(0)
+    {
         return Err(Error::Invalid(
-            "--capture-max-rows, --capture-queue and --capture-flush-seconds must be at least 1"
+            "--capture-max-rows, --capture-queue, --capture-flush-seconds and --capture-retention-days must be at least 1"
                 .into(),
         ));
     }
@@ -247,6 +251,9 @@ fn capture_settings(uri: &str, args: &ServeArgs) -> Result<capture::Settings, Er
             .map(|c| c.trim().to_string())
             .filter(|c| !c.is_empty())
             .collect(),
+        retention: args
+            .capture_retention_days
+            .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
     })
 }
 

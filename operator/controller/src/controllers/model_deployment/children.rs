@@ -136,6 +136,10 @@ pub fn deployment(
                 capture.flush_seconds.to_string(),
             ),
             var("CICLO_CAPTURE_EXCLUDE", capture.exclude.join(",")),
+            var(
+                "CICLO_CAPTURE_RETENTION_DAYS",
+                capture.retention_days.to_string(),
+            ),
         ]);
     }
     env.extend(workload::store_settings_env(
@@ -459,6 +463,7 @@ spec:
         assert_eq!(env["CICLO_CAPTURE_RATIO"], "0.1");
         assert_eq!(env["CICLO_CAPTURE_FLUSH_SECONDS"], "60");
         assert_eq!(env["CICLO_CAPTURE_EXCLUDE"], "ssn,input");
+        assert_eq!(env["CICLO_CAPTURE_RETENTION_DAYS"], "30");
         let off = deployment(
             &md("{model: {name: iris}}"),
             &mv(),
