@@ -1,15 +1,15 @@
 //! Capture: a sample of the inference requests, kept as Parquet files, so production data can
 //! become the next dataset version.
 //!
-//! Never on the hot path: a request picked by the sampling ratio is copied into a bounded
-//! queue (`try_send`: a full queue drops the request and counts it in
+//! Never on the hot path: a request picked by the sampling ratio moves its answered tensors
+//! into a bounded queue (`try_send`: a full queue drops the request and counts it in
 //! `ciclo_serve_capture_dropped_requests_total`), and one task writes the queue out. A file
 //! holds the rows of consecutive requests of one column layout and is written to
-//! `<uri>/requests/date=YYYY-MM-DD/hour=HH/<instance>-<ms>-<n>.parquet` when it reaches `max_rows`, when its
-//! oldest row is `flush` old, when the layout changes, and when the server stops (after the
-//! requests in flight are answered), so an accepted row is not lost to a rolling update.
-//! Labels sent later for captured rows ([`crate::feedback`]) go the same way, to
-//! `<uri>/labels/…`; requests go to `<uri>/requests/…`.
+//! `<uri>/requests/date=YYYY-MM-DD/hour=HH/<instance>-<ms>-<n>.parquet` when it reaches
+//! `max_rows`, when its oldest row is `flush` old, when the layout changes, and when the
+//! server stops (after the requests in flight are answered), so an accepted row is not lost to
+//! a rolling update. Labels sent later for captured rows ([`crate::feedback`]) go the same
+//! way, to `<uri>/labels/…`. With a retention period, files older than it are deleted.
 //!
 //! One row per row of the request's batch: `request_id`, `row` (its index in the batch),
 //! `time` (UTC, milliseconds), `model_version`, then a column per input value and per output
