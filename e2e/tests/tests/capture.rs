@@ -1,7 +1,7 @@
 //! Capture on the local cluster: a ModelDeployment with `spec.capture` has its `ciclo serve`
 //! pods write the requests they answer, with the ids they answered, as Parquet files to the
-//! real S3 store under `<namespace>/captures/<name>/requests/`, and the labels sent later to
-//! its `feedback` endpoint under `…/labels/`.
+//! real S3 store under `<namespace>/captures/<name>/requests/` (without the columns the spec
+//! excludes), and the labels sent later to its `feedback` endpoint under `…/labels/`.
 
 use arrow::array::{Array, Float64Array, Int64Array, StringArray, UInt32Array};
 use arrow::record_batch::RecordBatch;
@@ -21,7 +21,7 @@ metadata: {name: points}
 spec:
   model: {name: points, track: LatestBlessed}
   replicas: 1
-  capture: {ratio: 1, flushSeconds: 1}
+  capture: {ratio: 1, flushSeconds: 1, exclude: [x2]}
 "#;
 
 /// Every row of the Parquet files of the artifact store under `prefix`.
@@ -72,7 +72,8 @@ fn by_key(batches: &[RecordBatch], column: &str) -> Vec<((String, u32), Value)> 
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]
-async fn served_requests_are_captured_with_their_ids_and_labels_sent_later_land_beside_them() {
+async fn served_requests_are_captured_with_their_ids_without_excluded_columns_and_labels_land_beside_them()
+ {
     let w = start("capture", &points(23, 200, 0)).await;
     let ns = w.ns.name.clone();
     apply(&ns, POINTS_TRAINING_RUN);
@@ -137,6 +138,11 @@ async fn served_requests_are_captured_with_their_ids_and_labels_sent_later_land_
         .collect();
     expected_x1.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(by_key(&requests, "x1"), expected_x1);
+    assert!(
+        requests.iter().all(|b| b.column_by_name("x2").is_none()),
+        "x2 is excluded: {:?}",
+        requests[0].schema()
+    );
     let mut expected_predict: Vec<((String, u32), Value)> = sent
         .iter()
         .flat_map(|(id, _, p)| (0..2).map(move |r| ((id.clone(), r as u32), p[r].clone())))
