@@ -43,6 +43,34 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "uri must start with s3://, gs://, az://, file:// or https://",
         ),
         (
+            "a source with neither a uri nor a capture",
+            format!("{DATASET}spec: {{source: {{include: ['*.csv']}}}}"),
+            "spec.source",
+            "a source is either a uri or a capture, exactly one of them",
+        ),
+        (
+            "a source with both a uri and a capture",
+            format!(
+                "{DATASET}spec: {{source: {{uri: 's3://b/p', capture: {{modelDeployment: web}}}}}}"
+            ),
+            "spec.source",
+            "a source is either a uri or a capture, exactly one of them",
+        ),
+        (
+            "a capture with another store's endpoint",
+            format!(
+                "{DATASET}spec: {{source: {{capture: {{modelDeployment: web}}, endpoint: 'http://minio:9000'}}}}"
+            ),
+            "spec.source",
+            "a capture is read from ciclo's artifact store",
+        ),
+        (
+            "a capture of no ModelDeployment name",
+            format!("{DATASET}spec: {{source: {{capture: {{modelDeployment: 'Web App'}}}}}}"),
+            "spec.source.capture.modelDeployment",
+            "modelDeployment must be a ModelDeployment's name",
+        ),
+        (
             "an endpoint that is not a URL",
             format!("{DATASET}spec: {{source: {{uri: 's3://b/p', endpoint: 'minio:9000'}}}}"),
             "spec.source.endpoint",

@@ -1,7 +1,10 @@
 //! Capture on the local cluster: a ModelDeployment with `spec.capture` has its `ciclo serve`
 //! pods write the requests they answer, with the ids they answered, as Parquet files to the
 //! real S3 store under `<namespace>/captures/<name>/requests/` (without the columns the spec
-//! excludes), and the labels sent later to its `feedback` endpoint under `…/labels/`.
+//! excludes), and the labels sent later to its `feedback` endpoint under `…/labels/`. A
+//! Dataset whose source is that capture joins them into an accepted version of the labelled
+//! rows (inputs and labels only) that names the deployment and model version that answered,
+//! and the built-in trainer's Job trains a ModelVersion on it.
 
 use arrow::array::{Array, Float64Array, Int64Array, StringArray, UInt32Array};
 use arrow::record_batch::RecordBatch;
@@ -154,6 +157,75 @@ async fn served_requests_are_captured_with_their_ids_without_excluded_columns_an
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    let sent_keys: Vec<(String, u32)> = expected_x1.into_iter().map(|(k, _)| k).collect();
+    let sent_keys: Vec<(String, u32)> = expected_x1.iter().map(|(k, _)| k.clone()).collect();
     assert_eq!(keys, sent_keys, "every label joins a captured row");
+
+    // The capture as a Dataset: the labelled rows, their inputs and labels, one accepted
+    // version whose lineage names the deployment and the model version that answered.
+    apply(&ns, CAPTURED_DATASET);
+    let ds = wait_status(
+        &w.datasets,
+        "seen",
+        "an accepted version of the capture",
+        |s| s["latest"]["rows"] == 6,
+    )
+    .await;
+    let latest = &ds["latest"];
+    assert_eq!(latest["capturedFrom"]["modelDeployment"], "points", "{ds}");
+    assert_eq!(latest["capturedFrom"]["capturedRows"], 6, "{ds}");
+    assert_eq!(
+        latest["capturedFrom"]["modelVersions"],
+        json!(["1"]),
+        "{ds}"
+    );
+    let joined = captured(&format!("{ns}/datasets/seen/captured/")).await;
+    let columns: Vec<String> = joined[0]
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    assert_eq!(
+        columns,
+        ["x1", "label"],
+        "inputs and labels, not the answers"
+    );
+    assert_eq!(rows(&joined), 6);
+
+    // A model trained on it, by the built-in trainer in a Job reading the version's file.
+    apply(&ns, CAPTURED_TRAINING_RUN);
+    let tr = wait_status(
+        &w.runs,
+        "seen",
+        "a model version trained on the capture",
+        |s| s["lastModelVersion"] == 1,
+    )
+    .await;
+    assert_eq!(tr["runs"][0]["datasetVersion"], latest["id"], "{tr}");
+    let mv = w.versions.get("seen-1").await.unwrap().data;
+    assert_eq!(mv["spec"]["lineage"]["dataset"]["name"], "seen", "{mv}");
 }
+
+const CAPTURED_DATASET: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: Dataset
+metadata: {name: seen}
+spec:
+  source: {capture: {modelDeployment: points}}
+  interval: 10s
+  schema:
+    minRows: 6
+    columns:
+    - {name: x1, type: float, min: 0, max: 1}
+    - {name: label, type: integer, nullable: false, min: 0, max: 1}
+"#;
+
+const CAPTURED_TRAINING_RUN: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: seen}
+spec:
+  dataset: {name: seen, track: Latest}
+  model: {name: seen}
+  trainer: {algorithm: DecisionTree, target: label, features: [x1], testFraction: 0.5}
+"#;

@@ -96,15 +96,26 @@ fn default_history() -> u32 {
     10
 }
 
-/// The files of a dataset in an object store.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// The files of a dataset: a prefix in an object store, or the capture of a ModelDeployment.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.uri) != has(self.capture)").message("a source is either a uri or a capture, exactly one of them"))]
+// A capture is kept in ciclo's artifact store, with the namespace's own store credentials:
+// no other store's settings apply to it.
+#[x_kube(validation = Rule::new("!has(self.capture) || !has(self.endpoint) && !has(self.region) && !has(self.credentialsSecretRef) && (!has(self.forcePathStyle) || !self.forcePathStyle) && (!has(self.include) || size(self.include) == 0) && (!has(self.exclude) || size(self.exclude) == 0)").message("a capture is read from ciclo's artifact store: endpoint, region, forcePathStyle, credentialsSecretRef, include and exclude apply only to a uri"))]
 pub struct DataSource {
     /// Prefix of the data, as a URI: `s3://bucket/prefix`, `gs://…`, `az://…`,
     /// `file:///path` or `https://host/path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 2048))]
     #[x_kube(validation = Rule::new("self.matches('^(s3|gs|az|file|https)://.+')").message("uri must start with s3://, gs://, az://, file:// or https:// and name a location"))]
-    pub uri: String,
+    pub uri: Option<String>,
+    /// The requests a ModelDeployment in this namespace captured (`spec.capture`), joined
+    /// with the labels sent for them: each check makes one Parquet file of the labelled rows
+    /// (their inputs and labels, never the model's answers) and checks it like any other
+    /// version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureSource>,
     /// Globs (relative to the prefix) a file must match to be part of the dataset; empty
     /// means every file.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,6 +140,16 @@ pub struct DataSource {
     /// `GOOGLE_SERVICE_ACCOUNT_KEY`, `AZURE_STORAGE_ACCOUNT_KEY`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret_ref: Option<SecretRef>,
+}
+
+/// A ModelDeployment's capture, as a dataset source.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CaptureSource {
+    /// The ModelDeployment, in the Dataset's namespace.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("modelDeployment must be a ModelDeployment's name: lowercase letters, digits, '-' and '.'"))]
+    pub model_deployment: String,
 }
 
 /// A Secret in the same namespace.
@@ -221,6 +242,24 @@ pub struct DatasetVersion {
     /// Where the version's manifest, profile and report are stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// For a version made of a ModelDeployment's capture: what it was joined from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured_from: Option<CapturedFrom>,
+}
+
+/// The production traffic a dataset version was made of: the lineage from the models that
+/// served it to the models trained on it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapturedFrom {
+    /// The ModelDeployment whose serving pods captured the rows.
+    pub model_deployment: String,
+    /// The versions of the deployment's model (`spec.version` of its ModelVersions) that
+    /// answered the version's rows, those that answered most first (at most 8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_versions: Vec<String>,
+    /// Request rows in the capture when the version was made, labelled or not.
+    pub captured_rows: i64,
 }
 
 /// The outcome of validating a version.

@@ -40,3 +40,18 @@ pub const ENV_MODEL_VERSION: &str = "CICLO_MODEL_VERSION";
 pub const ENV_MODEL_FORMAT: &str = "CICLO_MODEL_FORMAT";
 /// The port to serve on.
 pub const ENV_PORT: &str = "CICLO_PORT";
+
+/// The captured Parquet files' layout, shared by `ciclo serve` (which writes them) and the
+/// Dataset check (which joins requests with their labels): folders under a capture prefix,
+/// the columns every file has, and the field metadata that says what a column holds
+/// (`input`, `output` or `label`), so a dataset made of a capture takes the inputs and the
+/// labels and never the model's answers.
+pub mod capture {
+    pub const REQUESTS: &str = "requests";
+    pub const LABELS: &str = "labels";
+    pub const REQUEST_ID: &str = "request_id";
+    pub const ROW: &str = "row";
+    pub const TIME: &str = "time";
+    pub const MODEL_VERSION: &str = "model_version";
+    pub const ROLE: &str = "ciclo.dev/role";
+}

@@ -66,6 +66,25 @@ pub struct SnapshotSummary {
     /// Where the version's manifest, profile and report are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// For a capture: what the version was joined from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<CapturedRows>,
+}
+
+/// What a version made of a ModelDeployment's capture was joined from.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CapturedRows {
+    /// Request rows in the capture, labelled or not.
+    pub captured: u64,
+    /// Of those, the rows with a label: the version's rows.
+    pub labelled: u64,
+    pub request_files: u64,
+    pub label_files: u64,
+    /// The model versions that answered the labelled rows, those that answered most first
+    /// (at most 8).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub model_versions: Vec<String>,
 }
 
 impl SnapshotSummary {
@@ -83,6 +102,7 @@ impl SnapshotSummary {
                 message: message.into(),
             }),
             location: None,
+            captured: None,
         }
     }
 
@@ -99,10 +119,19 @@ impl SnapshotSummary {
         }
         loop {
             let json = serde_json::to_string(&short).expect("a summary serializes");
-            if json.len() <= TERMINATION_MESSAGE_LIMIT || short.reasons.is_empty() {
+            if json.len() <= TERMINATION_MESSAGE_LIMIT {
                 return json;
             }
-            short.reasons.pop();
+            // Reasons go first (the report keeps them all), then the model versions named.
+            if short.reasons.pop().is_none()
+                && short
+                    .captured
+                    .as_mut()
+                    .and_then(|c| c.model_versions.pop())
+                    .is_none()
+            {
+                return json;
+            }
         }
     }
 }
@@ -119,6 +148,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_capture_summary_naming_long_model_versions_still_fits() {
+        let s = SnapshotSummary {
+            reasons: vec!["x".repeat(MAX_REASON_CHARS); MAX_REASONS],
+            // The names of ModelVersions are up to 253 characters.
+            captured: Some(CapturedRows {
+                labelled: 9,
+                model_versions: (0..8).map(|i| format!("{i}{}", "m".repeat(252))).collect(),
+                ..Default::default()
+            }),
+            ..SnapshotSummary::failed(FailureReason::SourceUnavailable, "")
+        };
+        let msg = s.to_termination_message();
+        assert!(msg.len() <= TERMINATION_MESSAGE_LIMIT, "{}", msg.len());
+        let back: SnapshotSummary = serde_json::from_str(&msg).unwrap();
+        let captured = back.captured.unwrap();
+        assert_eq!(captured.labelled, 9);
+        // Reasons give way first (the report keeps them all).
+        assert!(back.reasons.len() < MAX_REASONS, "{}", back.reasons.len());
+        assert_eq!(captured.model_versions.len(), 8);
+    }
+
+    #[test]
     fn a_summary_with_many_long_reasons_still_fits_and_reads_back() {
         let s = SnapshotSummary {
             outcome: Outcome::Rejected,
@@ -131,6 +182,7 @@ mod tests {
                 .collect(),
             failure: None,
             location: Some("s3://a/b".into()),
+            captured: None,
         };
         let msg = s.to_termination_message();
         assert!(msg.len() <= TERMINATION_MESSAGE_LIMIT, "{}", msg.len());

@@ -24,6 +24,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use arrow::record_batch::RecordBatch;
+use ciclo_core::contract::capture;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use prometheus_client::metrics::counter::Counter;
@@ -87,8 +88,8 @@ pub(crate) enum Kind {
 impl Kind {
     fn folder(self) -> &'static str {
         match self {
-            Kind::Request => "requests",
-            Kind::Labels => "labels",
+            Kind::Request => capture::REQUESTS,
+            Kind::Labels => capture::LABELS,
         }
     }
 }
@@ -453,7 +454,7 @@ impl Writer {
 struct Pending {
     kind: Kind,
     /// The columns after `request_id`, `row`, `time` (and `model_version`).
-    layout: Vec<(String, DataType)>,
+    layout: Vec<(String, DataType, Role)>,
     /// How a request's tensors become the columns (none for labels).
     plan: Vec<Planned>,
     features: Option<Arc<[String]>>,
@@ -466,8 +467,31 @@ struct Pending {
     since: Instant,
 }
 
+/// What a captured column holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    Input,
+    Output,
+    Label,
+}
+
+impl Role {
+    fn as_str(self) -> &'static str {
+        match self {
+            Role::Input => "input",
+            Role::Output => "output",
+            Role::Label => "label",
+        }
+    }
+}
+
 /// Names no captured column may take.
-const RESERVED: [&str; 4] = ["request_id", "row", "time", "model_version"];
+const RESERVED: [&str; 4] = [
+    capture::REQUEST_ID,
+    capture::ROW,
+    capture::TIME,
+    capture::MODEL_VERSION,
+];
 
 impl Pending {
     /// An empty file for records like `c` ([`plan_of`] its tensors, without `exclude`).
@@ -487,9 +511,13 @@ impl Pending {
         };
         match &c.body {
             Body::Columns(columns) => {
+                let role = match c.kind {
+                    Kind::Request => Role::Input,
+                    Kind::Labels => Role::Label,
+                };
                 pending.layout = columns
                     .iter()
-                    .map(|col| (col.name.clone(), col.values.data_type()))
+                    .map(|col| (col.name.clone(), col.values.data_type(), role))
                     .collect();
                 pending.columns = columns
                     .iter()
@@ -499,7 +527,7 @@ impl Pending {
             Body::Tensors { features, .. } => {
                 pending.features = features.clone();
                 let (layout, plan) = plan_of(c, &pending.exclude);
-                pending.columns = layout.iter().map(|(_, ty)| empty_of(ty)).collect();
+                pending.columns = layout.iter().map(|(_, ty, _)| empty_of(ty)).collect();
                 pending.layout = layout;
                 pending.plan = plan;
             }
@@ -518,11 +546,9 @@ impl Pending {
             Body::Columns(columns) => {
                 self.plan.is_empty()
                     && self.layout.len() == columns.len()
-                    && self
-                        .layout
-                        .iter()
-                        .zip(columns)
-                        .all(|((name, ty), col)| *name == col.name && *ty == col.values.data_type())
+                    && self.layout.iter().zip(columns).all(|((name, ty, _), col)| {
+                        *name == col.name && *ty == col.values.data_type()
+                    })
             }
             Body::Tensors {
                 inputs,
@@ -589,22 +615,23 @@ impl Pending {
 
     fn into_batch(self) -> Result<RecordBatch, arrow::error::ArrowError> {
         let mut fields = vec![
-            Field::new("request_id", DataType::Utf8, false),
-            Field::new("row", DataType::UInt32, false),
+            Field::new(capture::REQUEST_ID, DataType::Utf8, false),
+            Field::new(capture::ROW, DataType::UInt32, false),
             Field::new(
-                "time",
+                capture::TIME,
                 DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
                 false,
             ),
         ];
         if self.kind == Kind::Request {
-            fields.push(Field::new("model_version", DataType::Utf8, true));
+            fields.push(Field::new(capture::MODEL_VERSION, DataType::Utf8, true));
         }
-        fields.extend(
-            self.layout
-                .iter()
-                .map(|(name, ty)| Field::new(name, ty.clone(), false)),
-        );
+        fields.extend(self.layout.iter().map(|(name, ty, role)| {
+            Field::new(name, ty.clone(), false).with_metadata(std::collections::HashMap::from([(
+                capture::ROLE.to_string(),
+                role.as_str().to_string(),
+            )]))
+        }));
         let mut arrays: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from(self.ids)),
             Arc::new(UInt32Array::from(self.row)),
@@ -623,7 +650,7 @@ impl Pending {
 /// taken already (by an input, or by `request_id`, `row`, `time`, `model_version`) gets
 /// `input_` or `output_` before it.
 /// Columns `exclude` names (or whose tensor it names) are left out.
-fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType)>, Vec<Planned>) {
+fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType, Role)>, Vec<Planned>) {
     let Body::Tensors {
         inputs,
         outputs,
@@ -632,7 +659,7 @@ fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType)>, Vec<Pl
     else {
         return (Vec::new(), Vec::new());
     };
-    let mut layout: Vec<(String, DataType)> = Vec::new();
+    let mut layout: Vec<(String, DataType, Role)> = Vec::new();
     let mut plan = Vec::new();
     let mut taken: Vec<String> = RESERVED.map(String::from).to_vec();
     for (name, is_input, shape, values) in tensors_of(inputs, outputs) {
@@ -655,7 +682,8 @@ fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType)>, Vec<Pl
                 }
                 taken.push(column.clone());
                 columns.push(Some(layout.len()));
-                layout.push((column, data_type.clone()));
+                let role = if is_input { Role::Input } else { Role::Output };
+                layout.push((column, data_type.clone(), role));
             }
         }
         plan.push(Planned {
@@ -881,7 +909,7 @@ mod tests {
         let exclude: Arc<[String]> = exclude.iter().map(|e| e.to_string()).collect();
         let mut p = Pending::new(&c, exclude);
         p.add(c);
-        (p.layout.into_iter().map(|(n, _)| n).collect(), p.columns)
+        (p.layout.into_iter().map(|(n, _, _)| n).collect(), p.columns)
     }
 
     fn of_tensors(

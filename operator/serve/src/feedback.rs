@@ -18,6 +18,7 @@ use crate::tensor::Data;
 use axum::extract::{RawPathParams, Request};
 use axum::http::StatusCode;
 use axum::response::Response;
+use ciclo_core::contract::capture;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -41,7 +42,7 @@ struct Label {
 }
 
 /// Columns of the label files that are not labels.
-const RESERVED: [&str; 3] = ["request_id", "row", "time"];
+const RESERVED: [&str; 3] = [capture::REQUEST_ID, capture::ROW, capture::TIME];
 
 /// `POST /v2/models/{name}/feedback`.
 pub(crate) async fn feedback(

@@ -62,6 +62,23 @@ pub struct CheckArgs {
     /// The last accepted version, the baseline of the drift check.
     #[arg(long)]
     pub baseline: Option<String>,
+    /// A ModelDeployment's capture (in the artifact store): its requests joined with their
+    /// labels become one file under `--source`, and that file is the version.
+    #[arg(long)]
+    pub capture: Option<String>,
+}
+
+impl CheckArgs {
+    /// How the artifact store (and a capture, which is kept in it) is opened.
+    fn artifacts_options(&self) -> source::Options {
+        source::Options {
+            endpoint: self.artifacts_endpoint.clone(),
+            region: self.artifacts_region.clone(),
+            force_path_style: self.artifacts_force_path_style,
+            env_prefix: ARTIFACTS_ENV_PREFIX.into(),
+            ..Default::default()
+        }
+    }
 }
 
 /// What the settings parse into.
@@ -147,13 +164,7 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
     })?;
     let (artifacts, root) = source::open(
         &args.artifacts,
-        &source::Options {
-            endpoint: args.artifacts_endpoint.clone(),
-            region: args.artifacts_region.clone(),
-            force_path_style: args.artifacts_force_path_style,
-            env_prefix: ARTIFACTS_ENV_PREFIX.into(),
-            ..Default::default()
-        },
+        &args.artifacts_options(),
     )
     .map_err(|e| {
         (
@@ -167,6 +178,17 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
         uri: args.artifacts.trim_end_matches('/').to_string(),
     };
 
+    let mut selection = checks.selection.clone();
+    let captured = match &args.capture {
+        Some(uri) => {
+            let joined = join_capture(uri, args, data.as_ref(), &prefix).await?;
+            // The version is the joined file alone (or nothing, before any label).
+            selection = Selection::new(&[joined.file.unwrap_or_default()], &[]).map_err(invalid)?;
+            Some(joined.rows)
+        }
+        None => None,
+    };
+
     let previous_manifest: Option<Manifest> = match &args.previous {
         Some(id) => store.read_json(id, report::MANIFEST).await?,
         None => None,
@@ -174,7 +196,7 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
     let snap = crate::snapshot(
         data.clone(),
         &prefix,
-        &checks.selection,
+        &selection,
         previous_manifest.as_ref(),
         source::reads_for(&args.source),
     )
@@ -208,7 +230,17 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
         .await
         .map_err(|e| (FailureReason::SourceUnavailable, e.to_string()))?;
     let mut reasons = Vec::new();
-    if snap.manifest.files.is_empty() {
+    if captured.as_ref().is_some_and(|c| c.captured == 0) {
+        reasons.push(format!(
+            "nothing captured yet under {}: the ModelDeployment captures requests once its spec.capture is set",
+            args.capture.as_deref().unwrap_or_default()
+        ));
+    } else if let Some(c) = captured.as_ref().filter(|c| c.labelled == 0) {
+        reasons.push(format!(
+            "no captured row has a label yet ({} rows captured in {} files, {} label files): send labels to /v2/models/<name>/feedback",
+            c.captured, c.request_files, c.label_files
+        ));
+    } else if snap.manifest.files.is_empty() {
         reasons.push(format!(
             "no files under {} (after include and exclude): the dataset is empty",
             args.source
@@ -255,6 +287,7 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
         checks: checks.digest,
         baseline: args.baseline.clone().filter(|b| b != &id),
         drift,
+        captured,
     };
     // The report goes last: a version directory with a report is complete.
     store
@@ -265,6 +298,38 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
         .await?;
     store.write_json(&id, report::REPORT, &report).await?;
     Ok(report.summary(store.location(&id)))
+}
+
+/// Joins the capture at `uri` (read with the artifact store's settings and credentials) into
+/// one file under `prefix` of `data`.
+async fn join_capture(
+    uri: &str,
+    args: &CheckArgs,
+    data: &dyn ObjectStore,
+    prefix: &Path,
+) -> Result<crate::captured::Joined, Failed> {
+    let (capture, at) = source::open(uri, &args.artifacts_options()).map_err(|e| {
+        (
+            FailureReason::ArtifactStoreUnavailable,
+            format!("the capture: {e}"),
+        )
+    })?;
+    let joined = crate::captured::join(capture, &at, data, prefix)
+        .await
+        .map_err(|e| match e {
+            crate::captured::Error::Store(e) => (
+                FailureReason::SourceUnavailable,
+                format!("the capture {uri}: {e}"),
+            ),
+            e => (FailureReason::SourceUnavailable, format!("{uri}: {e}")),
+        })?;
+    tracing::info!(
+        captured = joined.rows.captured,
+        labelled = joined.rows.labelled,
+        file = joined.file.as_deref().unwrap_or("none"),
+        "joined the capture with its labels"
+    );
+    Ok(joined)
 }
 
 /// The artifact store, at this dataset's prefix.

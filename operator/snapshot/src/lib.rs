@@ -6,6 +6,7 @@
 //! as a stat cache does, so unchanged data is never read again.
 #![forbid(unsafe_code)]
 
+pub mod captured;
 pub mod check;
 pub mod manifest;
 pub mod report;

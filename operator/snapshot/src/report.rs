@@ -1,6 +1,6 @@
 //! What a check leaves in the artifact store under `<artifacts>/<id>/`.
 
-use ciclo_core::snapshot_result::{Outcome, SnapshotSummary};
+use ciclo_core::snapshot_result::{CapturedRows, Outcome, SnapshotSummary};
 use serde::{Deserialize, Serialize};
 
 /// Every file's path, size and BLAKE3 hash: the version's identity.
@@ -38,6 +38,9 @@ pub struct Report {
     /// Per-column drift against the baseline.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub drift: Vec<ciclo_profile::ColumnDrift>,
+    /// For a capture: what the version was joined from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captured: Option<CapturedRows>,
 }
 
 impl Report {
@@ -52,6 +55,7 @@ impl Report {
             reasons: self.reasons.clone(),
             failure: None,
             location: Some(location),
+            captured: self.captured.clone(),
         }
     }
 }

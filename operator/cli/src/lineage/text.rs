@@ -57,6 +57,23 @@ fn write_dataset(out: &mut String, d: &DatasetLink) {
             if let Some(loc) = &v.location {
                 details.line("stored", loc);
             }
+            // Production data: the models that served it come before this one.
+            if let Some(c) = &v.captured_from {
+                let answered = match c.model_versions.as_slice() {
+                    [] => String::new(),
+                    [one] => format!(", answered by version {one}"),
+                    versions => format!(", answered by versions {}", versions.join(", ")),
+                };
+                details.line(
+                    "captured",
+                    &format!(
+                        "by ModelDeployment {}{answered} ({} of {} labelled)",
+                        c.model_deployment,
+                        plural(v.rows, "row"),
+                        plural(c.captured_rows, "captured row"),
+                    ),
+                );
+            }
         }
         (Found::Gone, _) => details.text(&format!(
             "(the Dataset {} is gone: only the version id is known)",
@@ -329,6 +346,21 @@ dataset iris  version {DATASET_VERSION}
 "
         );
         assert_eq!(render_text(&l), expected);
+    }
+
+    #[test]
+    fn lineage_of_a_version_made_of_production_data_names_the_models_that_served_it() {
+        let mut l = chain(&model_version(), None, Some(&recorded_dataset()));
+        l.dataset.record.as_mut().unwrap().captured_from = Some(ciclo_api::dataset::CapturedFrom {
+            model_deployment: "iris".into(),
+            model_versions: vec!["2".into(), "1".into()],
+            captured_rows: 400,
+        });
+        let text = render_text(&l);
+        assert!(
+            text.contains("│  captured   by ModelDeployment iris, answered by versions 2, 1 (150 rows of 400 captured rows labelled)\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -200,6 +200,36 @@ async fn captured_requests_land_as_parquet_with_their_ids_inputs_and_outputs() {
     let p1 = floats(batch, "predict_proba_1");
     let probabilities = a.json()["outputs"][1]["data"].clone();
     assert_eq!(json!([p0[0], p1[0], p0[1], p1[1]]), probabilities);
+    // Each column says what it holds, so a dataset of the capture takes inputs and labels.
+    let roles = |batch: &RecordBatch| -> Vec<(String, Option<String>)> {
+        batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                (
+                    f.name().clone(),
+                    f.metadata().get("ciclo.dev/role").cloned(),
+                )
+            })
+            .collect()
+    };
+    let role = |name: &str, role: Option<&str>| (name.to_string(), role.map(String::from));
+    assert_eq!(
+        roles(batch),
+        [
+            role("request_id", None),
+            role("row", None),
+            role("time", None),
+            role("model_version", None),
+            role("x1", Some("input")),
+            role("x2", Some("input")),
+            role("predict", Some("output")),
+            role("predict_proba_0", Some("output")),
+            role("predict_proba_1", Some("output")),
+        ]
+    );
+    assert_eq!(roles(labelled)[3], role("label", Some("label")));
 }
 
 /// `captures/<folder>/date=YYYY-MM-DD/hour=HH/<name>.parquet`.

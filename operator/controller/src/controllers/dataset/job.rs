@@ -2,7 +2,7 @@
 //! deterministic name, and its spec under the restricted Pod Security Standard.
 
 use crate::args::ArtifactStoreArgs;
-use crate::controllers::pod_security;
+use crate::controllers::{data_source, pod_security};
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
@@ -55,31 +55,27 @@ pub fn requested_at(ds: &Dataset) -> Option<&str> {
         .map(String::as_str)
 }
 
-/// Where this Dataset's versions are kept in the artifact store.
-pub fn artifacts_uri(store: &str, ds: &Dataset) -> String {
-    format!(
-        "{}/{}/datasets/{}",
-        store.trim_end_matches('/'),
-        ds.namespace().unwrap_or_default(),
-        ds.name_any()
-    )
-}
+pub use crate::controllers::data_source::artifacts_uri;
 
 /// The check Job `name` for `ds`, run with `image`, writing to `store` (whose `uri` is set).
 pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -> Job {
     let spec = &ds.spec;
     let status = ds.status.as_ref();
+    let source = data_source::of(ds, store);
     let mut args: Vec<String> = vec!["dataset".into(), "snapshot".into()];
     let mut flag = |name: &str, value: &str| {
         args.push(format!("--{name}"));
         args.push(value.to_string());
     };
-    flag("source", &spec.source.uri);
-    if let Some(e) = &spec.source.endpoint {
+    flag("source", &source.uri);
+    if let Some(e) = &source.endpoint {
         flag("source-endpoint", e);
     }
-    if let Some(r) = &spec.source.region {
+    if let Some(r) = &source.region {
         flag("source-region", r);
+    }
+    if let Some(c) = &source.capture {
+        flag("capture", c);
     }
     for g in &spec.source.include {
         flag("include", g);
@@ -117,7 +113,7 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
     if let Some(v) = status.and_then(|s| s.latest.as_ref()) {
         flag("baseline", &v.id);
     }
-    if spec.source.force_path_style {
+    if source.force_path_style {
         args.push("--source-force-path-style".into());
     }
     if store.force_path_style {
@@ -128,8 +124,8 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
     // from the Secrets: they never appear in the Job's spec, the status or an Event.
     use crate::controllers::workload::secret_env;
     let mut env_from = Vec::new();
-    if let Some(s) = &spec.source.credentials_secret_ref {
-        env_from.push(secret_env(&s.name, SOURCE_ENV_PREFIX));
+    if let Some(s) = &source.secret {
+        env_from.push(secret_env(s, SOURCE_ENV_PREFIX));
     }
     if let Some(s) = &store.secret {
         env_from.push(secret_env(s, ARTIFACTS_ENV_PREFIX));
@@ -317,6 +313,42 @@ versions:
         assert_eq!(
             job.metadata.labels.as_ref().unwrap()[labels::DATASET],
             "iris"
+        );
+    }
+
+    #[test]
+    fn a_capture_is_joined_from_and_into_the_artifact_store_with_its_secret() {
+        let ds = dataset(
+            "apiVersion: ciclo.dev/v1alpha1\nkind: Dataset\nmetadata: {name: seen, namespace: ml}\nspec: {source: {capture: {modelDeployment: web}}}",
+        );
+        let job = build(&ds, "seen-check-1", "ghcr.io/ciclo-dev/ciclo:v1", &store());
+        let c = &job.spec.unwrap().template.spec.unwrap().containers[0];
+        let args = c.args.as_ref().unwrap().join(" ");
+        for part in [
+            "--source s3://ciclo/ml/datasets/seen/captured",
+            "--source-endpoint http://127.0.0.1:18333",
+            "--capture s3://ciclo/ml/captures/web",
+            "--artifacts s3://ciclo/ml/datasets/seen",
+            "--source-force-path-style",
+        ] {
+            assert!(args.contains(part), "{part:?} not in {args}");
+        }
+        let env_from = c.env_from.as_ref().unwrap();
+        let secrets: Vec<(&str, &str)> = env_from
+            .iter()
+            .map(|e| {
+                (
+                    e.prefix.as_deref().unwrap(),
+                    e.secret_ref.as_ref().unwrap().name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            secrets,
+            [
+                ("CICLO_SOURCE_", "ciclo-artifacts"),
+                ("CICLO_ARTIFACTS_", "ciclo-artifacts")
+            ]
         );
     }
 }

@@ -265,6 +265,12 @@ async fn record_check(
             requested_at: job_requested_at(job),
             now: jiff::Timestamp::now(),
             history_limit: ds.spec.history_limit as usize,
+            capture: ds
+                .spec
+                .source
+                .capture
+                .as_ref()
+                .map(|c| c.model_deployment.as_str()),
         },
         summary,
     );

@@ -2,7 +2,9 @@
 //! an unchanged source, or a failure. `latest` only ever moves to an accepted version, and
 //! no recorded version is lost except by the history limit.
 
-use ciclo_api::dataset::{DatasetCheck, DatasetStatus, DatasetVersion, Outcome, Verdict};
+use ciclo_api::dataset::{
+    CapturedFrom, DatasetCheck, DatasetStatus, DatasetVersion, Outcome, Verdict,
+};
 use ciclo_core::snapshot_result::SnapshotSummary;
 use jiff::Timestamp;
 
@@ -25,6 +27,8 @@ pub struct Check<'a> {
     /// When the result is recorded.
     pub now: Timestamp,
     pub history_limit: usize,
+    /// The ModelDeployment whose capture the Dataset is made of, if it is.
+    pub capture: Option<&'a str>,
 }
 
 /// Folds `summary` into `status`; returns the Event to record, if the check found anything.
@@ -95,6 +99,14 @@ pub fn record(
         verdict,
         reasons: summary.reasons.clone(),
         location: summary.location.clone(),
+        captured_from: check
+            .capture
+            .zip(summary.captured.as_ref())
+            .map(|(md, rows)| CapturedFrom {
+                model_deployment: md.to_string(),
+                model_versions: rows.model_versions.clone(),
+                captured_rows: saturating(rows.captured),
+            }),
     };
     status.versions.retain(|v| v.id != id);
     status.versions.insert(0, version.clone());
@@ -142,6 +154,7 @@ mod tests {
             reasons: reasons.iter().map(|r| r.to_string()).collect(),
             failure: None,
             location: Some(format!("s3://store/ml/datasets/d/{id}")),
+            captured: None,
         }
     }
 
@@ -157,6 +170,7 @@ mod tests {
             requested_at: None,
             now: t(n),
             history_limit: 3,
+            capture: None,
         }
     }
 
@@ -190,6 +204,32 @@ mod tests {
         );
         assert_eq!(s.versions[0].reasons.len(), 1);
         assert_eq!(s.last_check.as_ref().unwrap().outcome, Outcome::Rejected);
+    }
+
+    #[test]
+    fn a_version_of_a_capture_names_the_deployment_and_the_models_that_answered() {
+        let mut s = DatasetStatus::default();
+        let mut joined = summary(Outcome::Accepted, A, &[]);
+        joined.captured = Some(ciclo_core::snapshot_result::CapturedRows {
+            captured: 40,
+            labelled: 10,
+            request_files: 3,
+            label_files: 1,
+            model_versions: vec!["2".into(), "1".into()],
+        });
+        let from_capture = Check {
+            capture: Some("web"),
+            ..check(1)
+        };
+        record(&mut s, &from_capture, &joined).unwrap();
+        assert_eq!(
+            s.latest.unwrap().captured_from,
+            Some(CapturedFrom {
+                model_deployment: "web".into(),
+                model_versions: vec!["2".into(), "1".into()],
+                captured_rows: 40,
+            })
+        );
     }
 
     #[test]

@@ -67,11 +67,10 @@ fn meta(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) ->
 
 /// Where the serving pods of `md` write the requests they capture.
 pub fn capture_uri(store: &str, md: &ModelDeployment) -> String {
-    format!(
-        "{}/{}/captures/{}",
-        store.trim_end_matches('/'),
-        md.namespace().unwrap_or_default(),
-        md.name_any()
+    crate::controllers::data_source::capture_uri(
+        store,
+        &md.namespace().unwrap_or_default(),
+        &md.name_any(),
     )
 }
 

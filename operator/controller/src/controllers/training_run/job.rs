@@ -3,7 +3,7 @@
 //! plus a headless Service with the environment torchrun expects.
 
 use crate::args::ArtifactStoreArgs;
-use crate::controllers::{pod_security, workload};
+use crate::controllers::{data_source, pod_security, workload};
 use ciclo_api::dataset::{Dataset, DatasetVersion};
 use ciclo_api::labels;
 use ciclo_api::training_run::TrainingRun;
@@ -182,7 +182,7 @@ fn env(run: &Run, job_name: &str) -> Vec<EnvVar> {
         value: Some(value),
         ..Default::default()
     };
-    let source = &run.dataset.spec.source;
+    let source = data_source::of(run.dataset, run.store);
     let location = run.version.location.clone().unwrap_or_default();
     let mut env = vec![
         var(ENV_DATASET_URI, source.uri.clone()),
@@ -254,8 +254,8 @@ fn env(run: &Run, job_name: &str) -> Vec<EnvVar> {
 
 fn env_from(run: &Run) -> Vec<k8s_openapi::api::core::v1::EnvFromSource> {
     let mut from = Vec::new();
-    if let Some(s) = &run.dataset.spec.source.credentials_secret_ref {
-        from.push(workload::secret_env(&s.name, SOURCE_ENV_PREFIX));
+    if let Some(s) = data_source::of(run.dataset, run.store).secret {
+        from.push(workload::secret_env(&s, SOURCE_ENV_PREFIX));
     }
     if let Some(s) = &run.store.secret {
         from.push(workload::secret_env(s, ARTIFACTS_ENV_PREFIX));
