@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod contract;
+pub mod distance;
 pub mod expectations;
 pub mod metrics;
 pub mod snapshot_result;

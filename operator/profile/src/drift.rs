@@ -7,9 +7,7 @@
 //! - text and booleans: one bin per value among either profile's most frequent values, plus
 //!   one for all other values.
 //!
-//! PSI = Σ (q - p) ln(q / p), with empty bins given a share of [`EPSILON`] so that it stays
-//! finite. Jensen-Shannon distance = sqrt(½ KL(p‖m) + ½ KL(q‖m)), m = (p + q) / 2, in base 2,
-//! so it lies in [0, 1]. L-infinity distance = max |q - p|, in [0, 1].
+//! The distances are [`ciclo_core::distance`]'s: PSI, Jensen-Shannon and L-infinity.
 
 use crate::profile::{ColumnProfile, Profile};
 use crate::sketch::Kll;
@@ -20,8 +18,7 @@ use datasketches::kll::KllFloat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
-/// The share PSI gives an empty bin.
-pub const EPSILON: f64 = 1e-4;
+pub use ciclo_core::distance::EPSILON;
 
 /// One column's drift against the limit.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -56,11 +53,7 @@ pub fn drift(limit: &DriftLimit, baseline: &Profile, current: &Profile) -> Vec<C
         .filter_map(|name| {
             let (b, c) = (baseline.column(name)?, current.column(name)?);
             let (p, q) = shares(b, c)?;
-            let distance = match limit.measure {
-                DriftMeasure::Psi => psi(&p, &q),
-                DriftMeasure::JensenShannon => jensen_shannon(&p, &q),
-                DriftMeasure::LInfinity => l_infinity(&p, &q),
-            };
+            let distance = ciclo_core::distance::distance(limit.measure, &p, &q);
             Some(ColumnDrift {
                 column: name.to_string(),
                 measure: limit.measure,
@@ -90,7 +83,7 @@ fn shares(baseline: &ColumnProfile, current: &ColumnProfile) -> Option<(Vec<f64>
 
 /// The sketch's share of values in each bin of `edges`, the outer bins open-ended. A
 /// baseline with one value gets three bins: below, at and above it.
-fn bin_shares(sketch: &Kll, edges: &[f64]) -> Option<Vec<f64>> {
+pub(crate) fn bin_shares(sketch: &Kll, edges: &[f64]) -> Option<Vec<f64>> {
     let at = |x: f64| KllFloat::<f64>::new(x).ok();
     let cdf = if edges.len() < 3 || edges[0] >= edges[edges.len() - 1] {
         let v = at(edges[0])?;
@@ -145,45 +138,13 @@ fn category_shares(baseline: &ColumnProfile, current: &ColumnProfile) -> (Vec<f6
     (side(baseline), side(current))
 }
 
-/// Population Stability Index of `q` against the baseline `p`.
-pub(crate) fn psi(p: &[f64], q: &[f64]) -> f64 {
-    p.iter()
-        .zip(q)
-        .map(|(&p, &q)| {
-            let (p, q) = (p.max(EPSILON), q.max(EPSILON));
-            (q - p) * (q / p).ln()
-        })
-        .sum()
-}
-
-/// Jensen-Shannon distance, base 2.
-pub(crate) fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
-    let kl = |a: f64, m: f64| if a > 0.0 { a * (a / m).log2() } else { 0.0 };
-    let divergence: f64 = p
-        .iter()
-        .zip(q)
-        .map(|(&p, &q)| {
-            let m = (p + q) / 2.0;
-            0.5 * kl(p, m) + 0.5 * kl(q, m)
-        })
-        .sum();
-    divergence.clamp(0.0, 1.0).sqrt()
-}
-
-/// L-infinity (Chebyshev) distance: the largest difference in any one bin's share.
-pub(crate) fn l_infinity(p: &[f64], q: &[f64]) -> f64 {
-    p.iter()
-        .zip(q)
-        .map(|(p, q)| (q - p).abs())
-        .fold(0.0, f64::max)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::column::ColumnStats;
     use crate::profile::{ValueCount, column_profile};
     use arrow::array::Float64Array;
+    use ciclo_core::distance::{jensen_shannon, l_infinity, psi};
 
     #[test]
     fn psi_matches_a_hand_computed_value() {

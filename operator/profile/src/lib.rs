@@ -22,6 +22,7 @@
 //! through a sampler on large units (see `sketch` for why and for the error it adds).
 #![forbid(unsafe_code)]
 
+mod bins;
 mod check;
 mod column;
 mod drift;
@@ -36,6 +37,7 @@ mod sketch;
 mod types;
 mod values;
 
+pub use bins::Baseline;
 pub use drift::{ColumnDrift, EPSILON, drift};
 pub use format::Format;
 pub use profile::{

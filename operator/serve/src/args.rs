@@ -92,6 +92,14 @@ pub struct ServeArgs {
     /// `ciclo_serve_capture_dropped_requests_total`) rather than slow inference down.
     #[arg(long, env = "CICLO_CAPTURE_QUEUE", default_value_t = 10_000)]
     pub capture_queue: usize,
+    /// The profile (`profile.json`) of the dataset version the model was trained on, in the
+    /// artifact store: each input named like one of its numeric columns is also counted into
+    /// that column's bins (`ciclo_serve_input_baseline_bin_values_total`, beside the
+    /// training data's `ciclo_serve_input_baseline_share`), from which the skew between
+    /// what is served and what was trained on is measured. Unreadable: served all the same,
+    /// without those counts (a warning says why).
+    #[arg(long, env = "CICLO_BASELINE_PROFILE")]
+    pub baseline_profile: Option<String>,
     /// Log as JSON lines (for log collectors); human-readable otherwise. Levels from RUST_LOG.
     #[arg(long, env = "CICLO_LOG_JSON")]
     pub log_json: bool,

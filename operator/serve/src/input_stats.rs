@@ -7,15 +7,28 @@
 //! for every value), a tenth of the time a request takes. The statistics are encoded at
 //! scrape time as prometheus-client encodes its own histograms and gauges, labelled only with
 //! the loaded model's input names: a request never creates a label.
+//!
+//! With the profile of the data the model was trained on ([`InputStats::set_baselines`]),
+//! each value of an input named like one of its numeric columns is also counted into that
+//! column's bins ([`ciclo_profile::Baseline`]): `input_baseline_bin_values` beside the
+//! baseline's own `input_baseline_share` per bin. The counts of all serving pods add up, and
+//! their shares against the baseline's are the skew, measured as Dataset drift is.
 
+use ciclo_profile::Baseline;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, NoLabelSet};
 use prometheus_client::metrics::MetricType;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InputLabel {
     input: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BinLabel {
+    input: String,
+    bin: u32,
 }
 
 /// The statistics of each input, by the input's position in the model. Made empty with the
@@ -38,6 +51,14 @@ struct Stat {
     /// shows no made-up 0).
     least: f64,
     greatest: f64,
+    /// The training data's bins of this input, and the values counted in each.
+    skew: Option<Skew>,
+}
+
+#[derive(Debug, Clone)]
+struct Skew {
+    baseline: Arc<Baseline>,
+    counts: Vec<u64>,
 }
 
 /// A histogram's buckets, and a fast way to the bucket of a value. A binary search over the
@@ -134,6 +155,9 @@ impl Recorder<'_> {
         for v in values.into_iter().filter(|v| v.is_finite()) {
             // Prometheus buckets count values at or under their bound.
             stat.counts[self.buckets.of(v)] += 1;
+            if let Some(skew) = &mut stat.skew {
+                skew.counts[skew.baseline.bin(v)] += 1;
+            }
             sum += v;
             count += 1;
             least = least.min(v);
@@ -169,9 +193,32 @@ impl InputStats {
                 counts: vec![0; self.buckets.bounds.len() + 1],
                 least: f64::INFINITY,
                 greatest: f64::NEG_INFINITY,
+                skew: None,
             };
             *self.lock() = vec![empty; names.len()];
         }
+    }
+
+    /// Counts each named input's values into the bins of the profile's column of its name
+    /// too, from now on; returns the inputs that have one. Only numeric columns with values
+    /// have bins.
+    pub fn set_baselines(&self, profile: &ciclo_profile::Profile) -> Vec<String> {
+        let Some(names) = self.names.get() else {
+            return Vec::new();
+        };
+        let mut stats = self.lock();
+        let mut matched = Vec::new();
+        for (label, stat) in names.iter().zip(stats.iter_mut()) {
+            let baseline = profile.column(&label.input).and_then(Baseline::of);
+            stat.skew = baseline.map(|b| Skew {
+                counts: vec![0; b.len()],
+                baseline: Arc::new(b),
+            });
+            if stat.skew.is_some() {
+                matched.push(label.input.clone());
+            }
+        }
+        matched
     }
 
     /// Adds one request's values of any inputs, all under one lock.
@@ -234,6 +281,44 @@ impl Collector for InputStats {
                 for (label, stat) in labelled().filter(|(_, s)| s.count > 0) {
                     let value = if least { stat.least } else { stat.greatest };
                     family.encode_family(label)?.encode_gauge(&value)?;
+                }
+            }
+        }
+        // Skew: the served values per bin of the training data, and the training data's own
+        // share per bin, for the inputs that have them.
+        if stats.iter().any(|s| s.skew.is_some()) {
+            let with_bins =
+                || labelled().filter_map(|(label, stat)| stat.skew.as_ref().map(|s| (label, s)));
+            let mut family = encoder.encode_descriptor(
+                "input_baseline_bin_values",
+                "Values received per model input, per bin of the data the model was trained on.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (label, skew) in with_bins() {
+                for (bin, count) in skew.counts.iter().enumerate() {
+                    let labels = BinLabel {
+                        input: label.input.clone(),
+                        bin: bin as u32,
+                    };
+                    family
+                        .encode_family(&labels)?
+                        .encode_counter::<NoLabelSet, _, f64>(count, None)?;
+                }
+            }
+            let mut family = encoder.encode_descriptor(
+                "input_baseline_share",
+                "The share of values per bin of the data the model was trained on, per model input.",
+                None,
+                MetricType::Gauge,
+            )?;
+            for (label, skew) in with_bins() {
+                for (bin, share) in skew.baseline.shares.iter().enumerate() {
+                    let labels = BinLabel {
+                        input: label.input.clone(),
+                        bin: bin as u32,
+                    };
+                    family.encode_family(&labels)?.encode_gauge(share)?;
                 }
             }
         }

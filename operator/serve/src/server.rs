@@ -33,6 +33,8 @@ pub struct Server {
     drain: Duration,
     /// Where captured requests go, when asked for.
     capture: Option<capture::Settings>,
+    /// The training data's profile, for skew counts.
+    baseline: Option<String>,
 }
 
 impl Server {
@@ -94,6 +96,10 @@ impl Server {
             onnxruntime: args.onnxruntime.clone(),
             drain: Duration::from_secs(args.drain_seconds),
             capture,
+            baseline: args
+                .baseline_profile
+                .clone()
+                .filter(|u| !u.trim().is_empty()),
         })
     }
 
@@ -121,6 +127,7 @@ impl Server {
             onnxruntime,
             drain,
             capture,
+            baseline,
         } = self;
         tracing::info!(address = %listener.local_addr().map_err(Error::Serve)?, model = %uri, format = format.name(), "listening; loading the model");
         let failed = Arc::new(tokio::sync::Notify::new());
@@ -188,7 +195,11 @@ impl Server {
         match loaded {
             Ok((runtime, digest)) => {
                 tracing::info!(model = %state.name, version = state.version.as_deref().unwrap_or(""), %digest, "loaded and verified");
-                state.set_loaded(runtime, format, digest);
+                let profile = match &baseline {
+                    Some(uri) => read_profile(uri).await,
+                    None => None,
+                };
+                state.set_loaded(runtime, format, digest, profile.as_ref());
             }
             Err(e) => {
                 tracing::error!("{e}");
@@ -324,4 +335,18 @@ async fn metrics_text(axum::extract::State(state): axum::extract::State<Arc<Stat
         state.metrics.encode(),
     )
         .into_response()
+}
+
+/// The training data's profile at `uri`, or none and a warning saying why.
+async fn read_profile(uri: &str) -> Option<ciclo_profile::Profile> {
+    let profile = match load::fetch(uri).await {
+        Ok(bytes) => serde_json::from_slice::<ciclo_profile::Profile>(&bytes)
+            .map_err(|e| format!("not a dataset profile: {e}")),
+        Err(e) => Err(e.to_string()),
+    };
+    profile
+        .inspect_err(|e| {
+            tracing::warn!(profile = %uri, "the training data's profile: {e}; serving without skew counts")
+        })
+        .ok()
 }

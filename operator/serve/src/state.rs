@@ -64,8 +64,16 @@ impl State {
         Ok(admitted)
     }
 
-    /// Makes the model servable (and the server ready, unless it is already draining).
-    pub fn set_loaded(&self, runtime: Runtime, format: Format, digest: String) {
+    /// Makes the model servable (and the server ready, unless it is already draining); with
+    /// the training data's `profile`, its inputs are counted into their columns' bins from
+    /// the first request on.
+    pub fn set_loaded(
+        &self,
+        runtime: Runtime,
+        format: Format,
+        digest: String,
+        profile: Option<&ciclo_profile::Profile>,
+    ) {
         let stats = self.metrics.model_loaded(
             ModelLabels {
                 name: self.name.clone(),
@@ -75,6 +83,16 @@ impl State {
             },
             &runtime.input_names(),
         );
+        if let Some(profile) = profile {
+            let inputs = stats.set_baselines(profile);
+            if inputs.is_empty() {
+                tracing::warn!(
+                    "no input is named like a numeric column of the training data's profile: no skew counts"
+                );
+            } else {
+                tracing::info!(?inputs, "counting inputs into the training data's bins");
+            }
+        }
         let features = runtime.feature_names().map(Arc::from);
         let loaded = Loaded {
             runtime,

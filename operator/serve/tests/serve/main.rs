@@ -10,6 +10,7 @@ mod lifecycle;
 mod metrics;
 mod onnx;
 mod overload;
+mod skew;
 mod tritonclient;
 mod v1;
 mod v2;
