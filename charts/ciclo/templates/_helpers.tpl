@@ -57,6 +57,12 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [ciclo.dev]
   resources: [datasets/status, trainingruns/status, modelversions/status, modeldeployments/status]
   verbs: [patch]
+# A ModelDeployment with `spec.skew.onSkew: Retrain` asks the Datasets made of its capture for
+# a new check: one annotation, ciclo.dev/reconcile-requested-at, applied server-side under
+# ciclo's own field manager (a GitOps tool's fields stay its own). Nothing else of a spec.
+- apiGroups: [ciclo.dev]
+  resources: [datasets]
+  verbs: [patch]
 # Check that the credentials Secret a Dataset names exists. Only `get`: the operator never
 # lists or watches Secrets, and reads only the ones resources name.
 - apiGroups: [""]

@@ -53,6 +53,7 @@ pub use crate::runtime_metrics::{
 #[x_kube(validation = Rule::new("!has(self.autoscaling) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))").message("autoscaling on CPU utilisation needs resources.requests.cpu (or resources.limits.cpu)").field_path(".autoscaling"))]
 // Capture is the built-in server's.
 #[x_kube(validation = Rule::new("!has(self.capture) || !has(self.runtime) || !has(self.runtime.image)").message("capture is done by the built-in server: it cannot be set with runtime.image").field_path(".capture"))]
+#[x_kube(validation = Rule::new("!has(self.skew) || !has(self.runtime) || !has(self.runtime.image)").message("skew is counted by the built-in server: it cannot be set with runtime.image").field_path(".skew"))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
     /// The model and version to serve.
@@ -89,6 +90,84 @@ pub struct ModelDeploymentSpec {
     /// credentials: the data the next dataset version can be made of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Measure how far the serving version's inputs are from the data it was trained on,
+    /// feature by feature (the built-in server counts them into that data's bins), and act
+    /// when they are too far: the `Skewed` condition, an Event and a metric, and with
+    /// `onSkew: Retrain` a new check of the Datasets made of this deployment's capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.measure) || self.measure == 'PSI' || self.maxDistance <= 1.0").message("a Jensen-Shannon or L-infinity distance is at most 1, so a maxDistance above 1 would never be reached").field_path(".maxDistance"))]
+    #[x_kube(validation = Rule::new("!has(self.recoverBelow) || self.recoverBelow < self.maxDistance").message("recoverBelow must be under maxDistance (the skew must fall below it before it can be reported again)").field_path(".recoverBelow"))]
+    pub skew: Option<Skew>,
+}
+
+/// When the served inputs are too far from the training data, and what to do then.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Skew {
+    /// PSI (default), JensenShannon or LInfinity, as a Dataset's drift.
+    #[serde(default)]
+    pub measure: ciclo_core::expectations::DriftMeasure,
+    /// A feature whose distance is over this is skewed.
+    #[schemars(range(min = 0.0))]
+    #[x_kube(validation = Rule::new("self > 0.0").message("maxDistance must be over 0"))]
+    pub max_distance: f64,
+    /// Once skewed, the deployment stays so until every feature is below this (default half
+    /// of maxDistance): a skew that hovers at the limit is reported once, not on every
+    /// window.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0))]
+    pub recover_below: Option<f64>,
+    /// The served values compared: those of the last window, hours, minutes and seconds
+    /// ("10m", "1h"); a window with fewer than minSamples values per feature goes on until it
+    /// has them.
+    #[serde(default = "default_window")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && self != '' && duration(self) >= duration('10s')").message("window must be hours, minutes and seconds, largest first, such as 10m or 1h, and at least 10s"))]
+    pub window: String,
+    /// Values of a feature a window needs before its distance counts.
+    #[serde(default = "default_min_samples")]
+    #[schemars(range(min = 1))]
+    pub min_samples: i64,
+    /// The features measured; empty: every input the training data has a numeric column of.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Alert: the condition, an Event and the metric. Retrain: also ask the Datasets whose
+    /// source is this deployment's capture for a new check, at most once per cooldown;
+    /// training follows only when the check accepts a new version.
+    #[serde(default)]
+    pub on_skew: OnSkew,
+    /// The least time between two retrain requests.
+    #[serde(default = "default_cooldown")]
+    #[schemars(length(max = 32))]
+    #[x_kube(validation = Rule::new("self.matches('^([0-9]{1,6}h)?([0-9]{1,6}m)?([0-9]{1,6}s)?$') && self != ''").message("cooldown must be hours, minutes and seconds, largest first, such as 30m or 1h"))]
+    pub cooldown: String,
+}
+
+fn default_window() -> String {
+    "10m".into()
+}
+
+fn default_min_samples() -> i64 {
+    1000
+}
+
+fn default_cooldown() -> String {
+    "1h".into()
+}
+
+impl Skew {
+    /// The bound the skew must fall below to clear.
+    pub fn recover_below(&self) -> f64 {
+        self.recover_below.unwrap_or(self.max_distance / 2.0)
+    }
+}
+
+/// What a skew leads to.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnSkew {
+    #[default]
+    Alert,
+    Retrain,
 }
 
 /// How much of the traffic to keep, and how soon it is written.
@@ -378,6 +457,48 @@ pub struct ModelDeploymentStatus {
     /// Recent rollouts, newest first (at most 10).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<RolloutRecord>,
+    /// How far the serving version's inputs are from its training data (`spec.skew`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skew: Option<SkewStatus>,
+}
+
+/// The skew of the serving version's inputs from the data it was trained on.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SkewStatus {
+    /// The serving version measured.
+    pub version: i64,
+    /// When the window being filled began.
+    #[schemars(with = "crate::time::Rfc3339")]
+    pub window_started: Timestamp,
+    /// The values counted when it began, summed over the serving pods: per feature, per bin
+    /// of the training data. The window's values are the counts now minus these.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub window_start: std::collections::BTreeMap<String, Vec<i64>>,
+    /// When a window was last measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub measured: Option<Timestamp>,
+    /// The last window's distance per feature, the farthest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<FeatureSkew>,
+    /// Whether the inputs are skewed (the condition `Skewed`).
+    #[serde(default)]
+    pub skewed: bool,
+    /// When a new check of the capture's Datasets was last asked for (`onSkew: Retrain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<crate::time::Rfc3339>")]
+    pub retrain_requested: Option<Timestamp>,
+}
+
+/// One feature's distance over a window.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FeatureSkew {
+    pub feature: String,
+    pub distance: f64,
+    /// The window's values of the feature.
+    pub samples: i64,
 }
 
 /// Where a ModelDeployment's rollout is.

@@ -9,6 +9,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -22,8 +23,17 @@ pub struct FailureLabels {
     pub error: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SkewLabels {
+    pub namespace: String,
+    pub name: String,
+    pub feature: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
+    /// The last measured skew of each feature of each ModelDeployment.
+    pub skew: Family<SkewLabels, Gauge<f64, AtomicU64>>,
     pub reconcile_runs: Family<KindLabel, Counter>,
     pub reconcile_failures: Family<FailureLabels, Counter>,
     pub reconcile_duration: Family<KindLabel, Histogram>,
@@ -44,6 +54,13 @@ impl Default for Metrics {
         });
         let leader = Gauge::default();
         let kube_requests = Family::<RequestLabels, Counter>::default();
+        let skew = Family::<SkewLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "model_deployment_skew",
+            "The distance (spec.skew.measure) of each feature a ModelDeployment's serving \
+             version received over the last measured window from the data it was trained on",
+            skew.clone(),
+        );
         registry.register(
             "reconcile_runs",
             "Reconciliations started",
@@ -74,6 +91,7 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            skew,
             reconcile_runs,
             reconcile_failures,
             reconcile_duration,

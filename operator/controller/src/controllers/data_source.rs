@@ -30,11 +30,14 @@ pub fn capture_uri(store: &str, namespace: &str, name: &str) -> String {
 
 /// Where this Dataset's versions are kept in the artifact store.
 pub fn artifacts_uri(store: &str, ds: &Dataset) -> String {
+    dataset_uri(store, &ds.namespace().unwrap_or_default(), &ds.name_any())
+}
+
+/// Where the versions of the Dataset `name` in `namespace` are kept: each under `<id>/`.
+pub fn dataset_uri(store: &str, namespace: &str, name: &str) -> String {
     format!(
-        "{}/{}/datasets/{}",
-        store.trim_end_matches('/'),
-        ds.namespace().unwrap_or_default(),
-        ds.name_any()
+        "{}/{namespace}/datasets/{name}",
+        store.trim_end_matches('/')
     )
 }
 

@@ -141,6 +141,23 @@ pub fn deployment(
             ),
         ]);
     }
+    // Skew: the built-in server counts inputs into the bins of the profile of the dataset
+    // version this model was trained on (kept where that Dataset's check wrote it).
+    if let (Some(_), Some(root), None) = (&md.spec.skew, &store.uri, &runtime.image) {
+        let dataset = &mv.spec.lineage.dataset;
+        env.push(var(
+            "CICLO_BASELINE_PROFILE",
+            format!(
+                "{}/{}/profile.json",
+                crate::controllers::data_source::dataset_uri(
+                    root,
+                    &md.namespace().unwrap_or_default(),
+                    &dataset.name
+                ),
+                dataset.version
+            ),
+        ));
+    }
     env.extend(workload::store_settings_env(
         ARTIFACTS_ENV_PREFIX,
         store.endpoint.as_deref(),
@@ -471,6 +488,33 @@ spec:
             &store(),
         );
         assert!(!self::env(&off).contains_key("CICLO_CAPTURE_URI"));
+    }
+
+    #[test]
+    fn skew_gives_the_server_the_profile_of_the_data_the_model_was_trained_on() {
+        let d = deployment(
+            &md("{model: {name: iris}, skew: {maxDistance: 0.2}}"),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        let lineage = &mv().spec.lineage.dataset;
+        assert_eq!(
+            env(&d)["CICLO_BASELINE_PROFILE"],
+            format!(
+                "s3://a/ml/datasets/{}/{}/profile.json",
+                lineage.name, lineage.version
+            )
+        );
+        let off = deployment(
+            &md("{model: {name: iris}}"),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        assert!(!env(&off).contains_key("CICLO_BASELINE_PROFILE"));
     }
 
     #[test]

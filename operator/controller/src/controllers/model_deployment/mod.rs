@@ -9,6 +9,8 @@ mod deployed_by;
 mod rollout;
 mod routing;
 mod select;
+mod skew;
+mod skew_watch;
 mod traffic;
 
 use super::{
@@ -285,12 +287,31 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
             .await;
     }
-    let conditions = select::conditions(
+    let mut conditions = select::conditions(
         selection.conditions,
         plan.conditions,
         routing_problem,
         held_back,
     );
+    let mut requeue = plan.requeue;
+    next.skew = match &md.spec.skew {
+        Some(spec) => {
+            let watched = skew_watch::watch(
+                &ctx,
+                &md,
+                spec,
+                &pods,
+                next.serving_version,
+                md.status.as_ref().and_then(|s| s.skew.as_ref()),
+                view.now,
+            )
+            .await;
+            conditions.push(skew::condition(spec, watched.as_ref()));
+            requeue = Some(requeue.map_or(skew::poll(spec), |r| r.min(skew::poll(spec))));
+            watched
+        }
+        None => None,
+    };
     next.endpoint = Some(format!(
         "http://{}.{ns}.svc:{}",
         md.name_any(),
@@ -311,9 +332,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         .chain(next.canary_version)
         .collect();
     deployed_by::sync(&ctx, &ns, &md.name_any(), &versions, &served).await?;
-    Ok(plan
-        .requeue
-        .map_or_else(Action::await_change, Action::requeue))
+    Ok(requeue.map_or_else(Action::await_change, Action::requeue))
 }
 
 fn version_of(pod: &Pod) -> Option<i64> {

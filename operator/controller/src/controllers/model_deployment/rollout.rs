@@ -305,7 +305,7 @@ impl<'a, 'v> Rollout<'a, 'v> {
             return;
         };
         let held = since(self.v.now, started);
-        if held < pause(&step.pause) {
+        if held < duration(&step.pause) {
             self.s.phase = Some(Phase::Progressing);
             self.plan.conditions = progressing(format!(
                 "step {} of {}: version {} at weight {}",
@@ -314,7 +314,7 @@ impl<'a, 'v> Rollout<'a, 'v> {
                 c.canary,
                 step.weight
             ));
-            self.plan.requeue = Some(pause(&step.pause) - held);
+            self.plan.requeue = Some(duration(&step.pause) - held);
             return;
         }
         self.judge_step(c, index);
@@ -370,7 +370,7 @@ impl<'a, 'v> Rollout<'a, 'v> {
             step.weight,
             step.pause
         ));
-        self.plan.requeue = Some(pause(&step.pause));
+        self.plan.requeue = Some(duration(&step.pause));
     }
 
     /// Judges step `index`'s traffic once its pause is over: the next step, promotion, a
@@ -495,8 +495,9 @@ fn serving_conditions(version: i64) -> Vec<Set> {
     conditions::ready("Serving", format!("version {version} serves all traffic"))
 }
 
-/// A step's pause ("30s", "5m"); admission checked it is a duration.
-fn pause(s: &str) -> Duration {
+/// A duration of the spec (a step's pause "30s", a window "10m"); admission checked it is
+/// one.
+pub(super) fn duration(s: &str) -> Duration {
     s.parse::<SignedDuration>()
         .ok()
         .and_then(|d| Duration::try_from(d).ok())

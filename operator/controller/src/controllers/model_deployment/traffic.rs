@@ -14,7 +14,7 @@ use std::time::Duration;
 /// One sample line of the Prometheus text format: `name{label="value",…} value [timestamp]`.
 /// (Parsed here because label values hold route templates with braces, which the
 /// prometheus-parse crate's pattern cuts short.)
-fn sample_line(line: &str) -> Option<(&str, BTreeMap<String, String>, f64)> {
+pub(super) fn sample_line(line: &str) -> Option<(&str, BTreeMap<String, String>, f64)> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return None;
@@ -176,30 +176,39 @@ impl Reader {
 
     /// Sums the counters of `pods` (those with an address), read over HTTP.
     pub async fn sample(&self, pods: &[Pod]) -> Result<TrafficSample, String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .no_proxy()
-            .build()
-            .map_err(|e| e.to_string())?;
         let mut total = TrafficSample::default();
-        for pod in pods {
-            let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
-                continue;
-            };
-            let url = format!("http://{ip}:{}{}", self.port, self.path);
-            let text = client
-                .get(&url)
-                .send()
-                .await
-                .and_then(|r| r.error_for_status())
-                .map_err(|e| format!("reading {url}: {e}"))?
-                .text()
-                .await
-                .map_err(|e| format!("reading {url}: {e}"))?;
+        for text in scrape(pods, self.port, &self.path).await? {
             add(&mut total, &self.parse(&text));
         }
         Ok(total)
     }
+}
+
+/// The metrics text of each of `pods` that has an address, read at `http://<pod IP>:<port><path>`.
+pub(super) async fn scrape(pods: &[Pod], port: i32, path: &str) -> Result<Vec<String>, String> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .no_proxy()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut texts = Vec::new();
+    for pod in pods {
+        let Some(ip) = pod.status.as_ref().and_then(|s| s.pod_ip.as_deref()) else {
+            continue;
+        };
+        let url = format!("http://{ip}:{port}{path}");
+        let text = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| format!("reading {url}: {e}"))?
+            .text()
+            .await
+            .map_err(|e| format!("reading {url}: {e}"))?;
+        texts.push(text);
+    }
+    Ok(texts)
 }
 
 /// A histogram bucket's upper bound as the text of its seconds: as exposed when the unit is
