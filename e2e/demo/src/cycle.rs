@@ -12,6 +12,8 @@ use std::time::Duration;
 
 /// The name of the example's Dataset, TrainingRun, model and ModelDeployment.
 pub const NAME: &str = "wdbc";
+/// The Dataset made of the deployment's capture, and the TrainingRun over it.
+pub const PRODUCTION: &str = "wdbc-production";
 /// The bucket and prefix the example's Dataset reads.
 const EXAMPLE_SOURCE: &str = "s3://ciclo-demo/";
 const EXAMPLE_ENDPOINT: &str = "http://10.200.0.1:18333";
@@ -44,11 +46,17 @@ impl Cycle {
         }
     }
 
-    /// Applies the example's three resources, as committed, into this namespace; only the
-    /// bucket (and the S3 port, when moved) differ from the committed files.
+    /// Applies the example's resources, as committed, into this namespace; only the bucket
+    /// (and the S3 port, when moved) differ from the committed files.
     pub fn apply_example(&self) -> anyhow::Result<()> {
         let dir = ciclo_e2e::repo_root().join("examples/gitops/ml-team");
-        for file in ["dataset.yaml", "trainingrun.yaml", "modeldeployment.yaml"] {
+        for file in [
+            "dataset.yaml",
+            "trainingrun.yaml",
+            "modeldeployment.yaml",
+            "production-dataset.yaml",
+            "production-trainingrun.yaml",
+        ] {
             let yaml = std::fs::read_to_string(dir.join(file))?
                 .replace(EXAMPLE_SOURCE, &format!("s3://{}/", self.bucket))
                 .replace(EXAMPLE_ENDPOINT, &ciclo_e2e::s3::endpoint());
@@ -100,15 +108,82 @@ impl Cycle {
 
     /// Waits until the TrainingRun has registered model version `n`, and returns the run.
     pub async fn trained(&self, n: i64) -> anyhow::Result<Value> {
+        self.trained_by(NAME, n).await
+    }
+
+    /// Waits until the TrainingRun `run` has registered model version `n`; returns its run.
+    pub async fn trained_by(&self, run: &str, n: i64) -> anyhow::Result<Value> {
         wait_for(
             STEP_TIMEOUT,
-            &format!("model version {n} registered"),
+            &format!("model version {n} registered by {run}"),
             || async {
-                Ok(Self::status(&self.runs, NAME).await["lastModelVersion"].as_i64() >= Some(n))
+                Ok(Self::status(&self.runs, run).await["lastModelVersion"].as_i64() >= Some(n))
             },
         )
         .await?;
-        Ok(Self::status(&self.runs, NAME).await["runs"][0].clone())
+        Ok(Self::status(&self.runs, run).await["runs"][0].clone())
+    }
+
+    /// Asks the deployment about `rows` in requests of `batch` rows with the ids
+    /// `<prefix>-<k>`, then sends their true labels to its feedback endpoint, as the team's
+    /// application does once diagnoses are confirmed; returns how many were accepted.
+    pub async fn labelled_requests(
+        &self,
+        rows: &Rows,
+        batch: usize,
+        prefix: &str,
+    ) -> anyhow::Result<u64> {
+        let target =
+            ciclo_e2e::load::routed_target(&self.pods, NAME, Duration::from_secs(60)).await?;
+        let http = reqwest::Client::new();
+        let mut labels = Vec::new();
+        for (k, start) in (0..rows.rows.len()).step_by(batch).enumerate() {
+            let range = start..(start + batch).min(rows.rows.len());
+            let id = format!("{prefix}-{k}");
+            let mut body = rows.infer_body(range.clone());
+            body["id"] = id.clone().into();
+            http.post(format!("{target}/v2/models/{NAME}/infer"))
+                .json(&body)
+                .send()
+                .await?
+                .error_for_status()?;
+            for (row, (label, _)) in rows.rows[range].iter().enumerate() {
+                labels.push(
+                    serde_json::json!({"id": id, "row": row, "values": {"diagnosis": label}}),
+                );
+            }
+        }
+        let reply: Value = http
+            .post(format!("{target}/v2/models/{NAME}/feedback"))
+            .json(&serde_json::json!({ "labels": labels }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(reply["accepted"].as_u64().unwrap_or_default())
+    }
+
+    /// Waits until the deployment reports its inputs skewed, and returns its status.
+    pub async fn skewed(&self) -> anyhow::Result<Value> {
+        wait_for(STEP_TIMEOUT, "the skew reported", || async {
+            Ok(Self::status(&self.deployments, NAME).await["skew"]["skewed"] == true)
+        })
+        .await?;
+        Ok(Self::status(&self.deployments, NAME).await)
+    }
+
+    /// Waits until the Dataset made of the capture has an accepted version; returns it.
+    pub async fn production_accepted(&self) -> anyhow::Result<Value> {
+        wait_for(
+            STEP_TIMEOUT,
+            "an accepted version of production's rows",
+            || async {
+                Ok(Self::status(&self.datasets, PRODUCTION).await["latest"]["id"].is_string())
+            },
+        )
+        .await?;
+        Ok(Self::status(&self.datasets, PRODUCTION).await["latest"].clone())
     }
 
     /// Waits until ModelVersion `n` is judged against its gates, and returns it.

@@ -16,6 +16,7 @@ pub fn batch(file: &str) -> String {
 }
 
 /// Labelled rows of a batch: the diagnosis and the 30 measurements by column name.
+#[derive(Clone)]
 pub struct Rows {
     pub columns: Vec<String>,
     pub rows: Vec<(String, Vec<f64>)>,
@@ -41,6 +42,28 @@ impl Rows {
             .collect();
         Self {
             columns: header.into_iter().skip(1).collect(),
+            rows,
+        }
+    }
+
+    /// The rows as another instrument reads them: every column whose name holds `part`
+    /// multiplied by `factor`.
+    pub fn scaled(&self, part: &str, factor: f64) -> Self {
+        let scaled: Vec<bool> = self.columns.iter().map(|c| c.contains(part)).collect();
+        let rows = self
+            .rows
+            .iter()
+            .map(|(label, values)| {
+                let values = values
+                    .iter()
+                    .zip(&scaled)
+                    .map(|(v, s)| if *s { v * factor } else { *v })
+                    .collect();
+                (label.clone(), values)
+            })
+            .collect();
+        Self {
+            columns: self.columns.clone(),
             rows,
         }
     }

@@ -43,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let mut terminal = Terminal {
         started: Instant::now(),
     };
-    println!("\n== ciclo demo: the ML cycle, twice, with no human step\n");
+    println!(
+        "\n== ciclo demo: the ML cycle three times, the third started by production, with no human step\n"
+    );
     println!(
         "(live, in another terminal: KUBECONFIG={} target/debug/ciclo get -n {NAMESPACE} -w)\n",
         ciclo_e2e::kubeconfig().display()
@@ -118,14 +120,21 @@ async fn fresh_start(client: &kube::Client) -> anyhow::Result<()> {
 fn report(outcome: &Outcome) {
     for (i, it) in outcome.iterations.iter().enumerate() {
         let n = i + 1;
-        println!("\n-- iteration {n}: the served model (version {n}) on rows it never saw\n");
+        let unseen = if n == 3 { ", shifted" } else { "" };
+        println!(
+            "\n-- iteration {n}: the served model (version {n}) on rows it never saw{unseen}\n"
+        );
         println!("           predicted  true");
         for (predicted, truth) in &it.predictions {
             let mark = if predicted == truth { "" } else { "  ✗" };
             println!("           {predicted:<9}  {truth}{mark}");
         }
         println!();
-        print_timing(n, it);
+        if n == 3 {
+            print_production_timing(it);
+        } else {
+            print_timing(n, it);
+        }
         if let Some(load) = &it.load {
             println!(
                 "           requests during the canary: {} sent, {} failed",
@@ -138,6 +147,30 @@ fn report(outcome: &Outcome) {
     for line in outcome.lineage.lines() {
         println!("  {line}");
     }
+    println!("\n-- where version 3 came from, production: ciclo lineage {NAME}:3 -n {NAMESPACE}\n");
+    for line in outcome.production_lineage.lines() {
+        println!("  {line}");
+    }
+}
+
+fn print_production_timing(it: &Iteration) {
+    let seconds = |stage| {
+        it.time_of(stage)
+            .map(|t| format!("{:.1} s", t.as_secs_f64()))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!(
+        "           timing from the shifted stream's start: skew reported {}, labelled captured version accepted {}, trained {}, judged {}, serving {}",
+        seconds(Stage::Skewed),
+        seconds(Stage::Accepted),
+        seconds(Stage::Trained),
+        seconds(Stage::Judged),
+        seconds(Stage::Serving),
+    );
+    println!(
+        "           ITERATION LATENCY 3 (shifted stream started → version 3 serving 100%): {:.1} s",
+        it.latency().as_secs_f64()
+    );
 }
 
 fn print_timing(n: usize, it: &Iteration) {

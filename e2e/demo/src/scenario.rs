@@ -1,7 +1,10 @@
 //! The demo's scenario, once, for both `make demo` (which narrates it) and the e2e test
 //! (which asserts on what it returns): two iterations of the cycle — data lands, is checked,
 //! trains a model that is gated, served, and the next one rolled out by canary under load —
-//! then a broken batch that must stop at the Dataset.
+//! then a broken batch that must stop at the Dataset, then a third iteration that starts in
+//! production: the requests shift, the deployment reports the skew, the labels sent for the
+//! shifted requests become a version of the Dataset made of the capture, and a model trained
+//! on it is canaried in under the shifted load.
 
 use crate::cycle::{Cycle, is_blessed, metric};
 use crate::data::{self, Rows};
@@ -25,6 +28,8 @@ pub trait Narrator {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
     Landed,
+    /// The deployment reported its inputs skewed (iteration 3).
+    Skewed,
     Accepted,
     Trained,
     Judged,
@@ -71,8 +76,16 @@ pub struct Rejection {
 pub struct Outcome {
     pub iterations: Vec<Iteration>,
     pub rejection: Rejection,
+    /// `ciclo lineage` of version 2 and of version 3.
     pub lineage: String,
+    pub production_lineage: String,
+    /// Iteration 3's skew: the deployment's status when it reported it.
+    pub skew: Value,
 }
+
+/// How the third iteration's requests differ from the data: another scanner reads every
+/// texture measurement 30 % higher.
+pub const SHIFTED: (&str, f64) = ("texture", 1.3);
 
 /// How long to watch for anything downstream of a rejected batch moving.
 const QUIET: Duration = Duration::from_secs(10);
@@ -106,8 +119,178 @@ pub async fn run(cycle: &Cycle, narrator: &mut impl Narrator) -> anyhow::Result<
     narrator.part("a broken batch arrives");
     outcome.rejection = reject(cycle, narrator, "broken-batch.csv").await?;
     narrator.part_done();
+    narrator.part(
+        "iteration 3: production shifts while version 2 serves (a new scanner reads texture 30 % higher)",
+    );
+    let (iteration, skew) = shift(cycle, narrator).await?;
+    narrator.part_done();
+    outcome.iterations.push(iteration);
+    outcome.skew = skew;
     outcome.lineage = cycle.lineage(2)?;
+    outcome.production_lineage = cycle.lineage(3)?;
     Ok(outcome)
+}
+
+/// Iteration 3: the shifted requests, their labels, the skew, the production data's version,
+/// the model trained on it, its canary.
+async fn shift(cycle: &Cycle, narrator: &mut impl Narrator) -> anyhow::Result<(Iteration, Value)> {
+    let (part, factor) = SHIFTED;
+    let shifted = Rows::parse(&data::batch("batch-3.csv")).scaled(part, factor);
+    let mut it = Iteration {
+        batch: "batch-3.csv, shifted".into(),
+        ..Default::default()
+    };
+    let load = cycle.start_load(shifted.clone());
+    let started = Instant::now();
+    step(
+        &mut it,
+        narrator,
+        started,
+        Stage::Landed,
+        "shifted requests start: steady load of batch-3's rows with every texture column × 1.3"
+            .into(),
+    );
+    let accepted = cycle.labelled_requests(&shifted, 10, "scan").await?;
+    narrator.note(&format!(
+        "{} shifted rows asked about (ids scan-0 …), and their confirmed diagnoses sent to /v2/models/wdbc/feedback ({accepted} accepted)",
+        shifted.rows.len()
+    ));
+    let s = cycle.skewed().await?;
+    let limit =
+        cycle.deployments.get(crate::cycle::NAME).await?.data["spec"]["skew"]["maxDistance"]
+            .as_f64()
+            .unwrap_or_default();
+    let distances = s["skew"]["features"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let (over, under): (Vec<&Value>, Vec<&Value>) = distances
+        .iter()
+        .partition(|f| f["distance"].as_f64().unwrap_or_default() > limit);
+    let named = |f: &&Value| {
+        format!(
+            "{} {:.2}",
+            f["feature"].as_str().unwrap_or("?"),
+            f["distance"].as_f64().unwrap_or(f64::NAN)
+        )
+    };
+    step(
+        &mut it,
+        narrator,
+        started,
+        Stage::Skewed,
+        format!(
+            "ModelDeployment reports its inputs Skewed, PSI over {limit}: {}; asked Dataset {} for a new check",
+            over.iter().map(named).collect::<Vec<_>>().join(", "),
+            crate::cycle::PRODUCTION
+        ),
+    );
+    narrator.note(&format!(
+        "the other {} features stay under it, the farthest {}",
+        under.len(),
+        under.first().map(named).unwrap_or_default()
+    ));
+    it.dataset_version = cycle.production_accepted().await?;
+    let v = &it.dataset_version;
+    let what = format!(
+        "Dataset {} version {} accepted: {} labelled rows of {} captured, answered by version {}",
+        crate::cycle::PRODUCTION,
+        short(&v["id"]),
+        v["rows"],
+        v["capturedFrom"]["capturedRows"],
+        v["capturedFrom"]["modelVersions"][0]
+            .as_str()
+            .unwrap_or("?")
+    );
+    step(&mut it, narrator, started, Stage::Accepted, what);
+    it.run = cycle.trained_by(crate::cycle::PRODUCTION, 3).await?;
+    let what = format!(
+        "TrainingRun {} trained on it (Job {}): ModelVersion wdbc-3 registered",
+        crate::cycle::PRODUCTION,
+        it.run["job"].as_str().unwrap_or("?")
+    );
+    step(&mut it, narrator, started, Stage::Trained, what);
+    it.model_version = cycle.judged(3).await?;
+    let mv = &it.model_version;
+    anyhow::ensure!(is_blessed(mv), "wdbc-3 was not blessed: {mv}");
+    let what = format!(
+        "wdbc-3 blessed: accuracy {:.3}, roc_auc {:.3}{}",
+        metric(mv, "accuracy").unwrap_or(f64::NAN),
+        metric(mv, "roc_auc").unwrap_or(f64::NAN),
+        gates(mv)
+    );
+    step(&mut it, narrator, started, Stage::Judged, what);
+    follow_rollout(cycle, narrator, &mut it, started, 3).await?;
+    it.load = Some(stop_load(load, narrator, "shifted load").await);
+    // Rows version 3 never saw (it was trained on batch-3's), shifted as production is now.
+    let unseen = Rows::parse(&data::batch("batch-1.csv")).scaled(part, factor);
+    it.predictions = cycle.predict(&unseen, 0..8).await?;
+    Ok((it, s))
+}
+
+/// Follows the rollout of version `n` (a canary) until it serves all traffic, telling each
+/// change.
+async fn follow_rollout(
+    cycle: &Cycle,
+    narrator: &mut impl Narrator,
+    it: &mut Iteration,
+    landed: Instant,
+    n: i64,
+) -> anyhow::Result<()> {
+    let s = cycle.canary(n).await?;
+    it.rollout.push(rollout_state(&s));
+    step(
+        it,
+        narrator,
+        landed,
+        Stage::Rollout,
+        format!("canary of version {n}: {}", rollout_state(&s)),
+    );
+    loop {
+        let s = cycle.deployment().await;
+        let state = rollout_state(&s);
+        if it.rollout.last() != Some(&state) {
+            step(
+                it,
+                narrator,
+                landed,
+                Stage::Rollout,
+                format!("rollout: {state}"),
+            );
+            it.rollout.push(state);
+        }
+        if s["servingVersion"] == n && s["phase"] == "Promoted" {
+            break;
+        }
+        anyhow::ensure!(
+            s["phase"] != "RolledBack" && landed.elapsed() < crate::cycle::STEP_TIMEOUT,
+            "the rollout of version {n} did not promote: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    served(cycle, narrator, it, landed, n).await
+}
+
+/// Waits until version `n` serves all traffic, and tells `narrator`.
+async fn served(
+    cycle: &Cycle,
+    narrator: &mut impl Narrator,
+    it: &mut Iteration,
+    landed: Instant,
+    n: i64,
+) -> anyhow::Result<()> {
+    let s = cycle.serving(n).await?;
+    step(
+        it,
+        narrator,
+        landed,
+        Stage::Serving,
+        format!(
+            "ModelDeployment serves version {n} with all traffic at {}",
+            s["endpoint"].as_str().unwrap_or("?")
+        ),
+    );
+    Ok(())
 }
 
 async fn iterate(
@@ -172,66 +355,35 @@ async fn iterate(
     step(&mut it, narrator, landed, Stage::Judged, what);
 
     if n > 1 {
-        let s = cycle.canary(n).await?;
-        it.rollout.push(rollout_state(&s));
-        step(
-            &mut it,
-            narrator,
-            landed,
-            Stage::Rollout,
-            format!("canary of version {n}: {}", rollout_state(&s)),
-        );
-        // Follow the rollout until it is over, telling each change.
-        loop {
-            let s = cycle.deployment().await;
-            let state = rollout_state(&s);
-            if it.rollout.last() != Some(&state) {
-                step(
-                    &mut it,
-                    narrator,
-                    landed,
-                    Stage::Rollout,
-                    format!("rollout: {state}"),
-                );
-                it.rollout.push(state);
-            }
-            if s["servingVersion"] == n && s["phase"] == "Promoted" {
-                break;
-            }
-            anyhow::ensure!(
-                s["phase"] != "RolledBack" && landed.elapsed() < crate::cycle::STEP_TIMEOUT,
-                "the rollout of version {n} did not promote: {s}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        follow_rollout(cycle, narrator, &mut it, landed, n).await?;
+    } else {
+        served(cycle, narrator, &mut it, landed, n).await?;
     }
-    let s = cycle.serving(n).await?;
-    step(
-        &mut it,
-        narrator,
-        landed,
-        Stage::Serving,
-        format!(
-            "ModelDeployment serves version {n} with all traffic at {}",
-            s["endpoint"].as_str().unwrap_or("?")
-        ),
-    );
     if let Some(load) = load {
-        let load = load.stop().await;
-        narrator.note(&format!(
-            "steady load: {} requests, answered by version {}, {} failed",
-            load.total(),
-            load.answered
-                .iter()
-                .map(|(v, c)| format!("{v}: {c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            load.failed.len()
-        ));
-        it.load = Some(load);
+        it.load = Some(stop_load(load, narrator, "steady load").await);
     }
     it.predictions = cycle.predict(unseen, 0..8).await?;
     Ok(it)
+}
+
+/// Stops `load` and tells `narrator` what it saw.
+async fn stop_load(
+    load: ciclo_e2e::load::Running,
+    narrator: &mut impl Narrator,
+    what: &str,
+) -> Load {
+    let load = load.stop().await;
+    narrator.note(&format!(
+        "{what}: {} requests, answered by version {}, {} failed",
+        load.total(),
+        load.answered
+            .iter()
+            .map(|(v, c)| format!("{v}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        load.failed.len()
+    ));
+    load
 }
 
 /// Tells `narrator` a step ended, and records it.

@@ -20,14 +20,15 @@ impl Narrator for Log {
 
 #[tokio::test]
 #[ignore = "needs the local cluster and the S3 server: make e2e"]
-async fn two_iterations_of_the_cycle_run_by_themselves_and_a_broken_batch_stops_at_the_dataset() {
+async fn three_iterations_of_the_cycle_run_by_themselves_the_third_from_production_and_a_broken_batch_stops_at_the_dataset()
+ {
     let (client, ns) = restricted_namespace("demo").await;
     let bucket = ciclo_e2e::s3::new_bucket(&ns.name).await;
     let cycle = Cycle::new(client, &ns.name, &bucket);
     let outcome = scenario::run(&cycle, &mut Log).await.unwrap();
 
-    let [first, second] = &outcome.iterations[..] else {
-        panic!("two iterations: {outcome:?}")
+    let [first, second, third] = &outcome.iterations[..] else {
+        panic!("three iterations: {outcome:?}")
     };
     // More data, a better model: version 2 was judged against version 1 and beat it.
     assert!(is_blessed(&first.model_version) && is_blessed(&second.model_version));
@@ -92,4 +93,50 @@ async fn two_iterations_of_the_cycle_run_by_themselves_and_a_broken_batch_stops_
     // The lineage of the serving version leads back to its data.
     let version = second.dataset_version["id"].as_str().unwrap();
     assert!(outcome.lineage.contains(version), "{}", outcome.lineage);
+
+    // Iteration 3, from production: the skew names the texture features and only them.
+    let skew = &outcome.skew["skew"];
+    assert_eq!(skew["skewed"], true, "{skew}");
+    let limit = 1.0;
+    let over: Vec<&str> = skew["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["distance"].as_f64().unwrap() > limit)
+        .map(|f| f["feature"].as_str().unwrap())
+        .collect();
+    assert!(over.contains(&"mean_texture"), "{skew}");
+    assert!(over.iter().all(|f| f.contains("texture")), "{skew}");
+    // The labelled shifted rows, answered by version 2, became the production Dataset's
+    // version, and version 3 was trained on it, blessed, and canaried in under the shifted
+    // load with no failed request.
+    let v = &third.dataset_version;
+    assert_eq!(v["rows"], 189, "batch-3's rows, labelled: {v}");
+    assert_eq!(v["capturedFrom"]["modelDeployment"], "wdbc", "{v}");
+    assert_eq!(
+        v["capturedFrom"]["modelVersions"],
+        serde_json::json!(["2"]),
+        "{v}"
+    );
+    let lineage = &third.model_version["spec"]["lineage"]["dataset"];
+    assert_eq!(lineage["name"], "wdbc-production");
+    assert_eq!(lineage["version"], v["id"]);
+    assert!(is_blessed(&third.model_version));
+    assert!(
+        third.rollout.iter().any(|s| s.contains("version 3 at")),
+        "{:?}",
+        third.rollout
+    );
+    let load = third.load.as_ref().unwrap();
+    assert!(load.failed.is_empty(), "{:?}", load.failed);
+    assert!(load.answered.get("3").is_some_and(|&c| c > 0), "{load:?}");
+    let right = third.predictions.iter().filter(|(p, t)| p == t).count();
+    assert!(right >= 6, "{:?}", third.predictions);
+    assert!(
+        outcome
+            .production_lineage
+            .contains("captured   by ModelDeployment wdbc, answered by version 2"),
+        "{}",
+        outcome.production_lineage
+    );
 }

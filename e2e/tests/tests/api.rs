@@ -539,6 +539,8 @@ async fn the_examples_are_accepted() {
         "gitops/ml-team/dataset.yaml",
         "gitops/ml-team/trainingrun.yaml",
         "gitops/ml-team/modeldeployment.yaml",
+        "gitops/ml-team/production-dataset.yaml",
+        "gitops/ml-team/production-trainingrun.yaml",
         "trainers/sklearn/trainingrun.yaml",
         "runtimes/mlserver/modeldeployment.yaml",
     ] {
@@ -557,7 +559,7 @@ async fn the_examples_are_accepted() {
         None,
     );
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 8, "{out}");
+    assert_eq!(out.lines().count(), 10, "{out}");
 }
 
 #[test]
