@@ -9,7 +9,9 @@
 //! than once takes its latest label. Columns are matched by name across files; a column some
 //! files lack is null there, and one typed differently in different files becomes Float64 when
 //! every type is a number, text otherwise. A label named like an input replaces that input.
-//! A column without the role metadata `ciclo serve` writes is taken as an input.
+//! A column without the role metadata `ciclo serve` writes is taken as an input. Label files
+//! put under `labels/` by other tools join too: their keys are read leniently (any text id,
+//! any integer row or none, a time in any unit or none).
 //!
 //! Every file of the capture is read whole into memory at each check: the capture's
 //! retention period bounds it.
@@ -208,12 +210,56 @@ async fn read_all(store: Arc<dyn ObjectStore>, prefix: &Path) -> Result<Vec<Capt
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| unreadable(e.to_string()))?;
                 let batch = concat_batches(&schema, &batches)?;
+                let batch = with_keys(batch).map_err(|e| unreadable(e.to_string()))?;
                 Ok(CapturedFile { path, batch })
             }
         })
         .buffered(PARALLEL_FILES)
         .try_collect()
         .await
+}
+
+/// `batch` with its keys as `ciclo serve` writes them, so label files made by other tools
+/// (pandas, Spark) join too: `request_id` as text, `row` as uint32 (0 when there is none:
+/// one label per request), `time` as UTC milliseconds (0 when there is none: older than any
+/// label `ciclo serve` wrote).
+fn with_keys(batch: RecordBatch) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let millis = DataType::Timestamp(arrow::datatypes::TimeUnit::Millisecond, Some("UTC".into()));
+    let n = batch.num_rows();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    for (key, ty) in [
+        (capture::REQUEST_ID, DataType::Utf8),
+        (capture::ROW, DataType::UInt32),
+        (capture::TIME, millis.clone()),
+    ] {
+        let column = match batch.column_by_name(key) {
+            Some(c) if *c.data_type() == ty => c.clone(),
+            // An integer time is taken as milliseconds.
+            Some(c) if key == capture::TIME && c.data_type().is_integer() => {
+                cast(&cast(c, &DataType::Int64)?, &ty)?
+            }
+            Some(c) => cast(c, &ty)?,
+            None if key == capture::REQUEST_ID => {
+                return Err(arrow::error::ArrowError::SchemaError(format!(
+                    "column {key:?} is missing"
+                )));
+            }
+            None if key == capture::ROW => Arc::new(UInt32Array::from(vec![0; n])),
+            None => Arc::new(
+                arrow::array::TimestampMillisecondArray::from(vec![0; n]).with_timezone("UTC"),
+            ),
+        };
+        fields.push(Field::new(key, ty, true));
+        columns.push(column);
+    }
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        if ![capture::REQUEST_ID, capture::ROW, capture::TIME].contains(&field.name().as_str()) {
+            fields.push(field.as_ref().clone());
+            columns.push(column.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// A file's `request_id`, `row` and `time` (milliseconds) columns.
@@ -568,6 +614,55 @@ mod tests {
         assert_eq!(f64s(&batch, "n"), [Some(7.), Some(2.5)]);
         // A column without role metadata is an input; null where a file lacks it.
         assert_eq!(f64s(&batch, "only_a"), [Some(0.5), None]);
+    }
+
+    #[tokio::test]
+    async fn label_files_dropped_by_other_tools_join_too() {
+        let store = Arc::new(InMemory::new());
+        requests(&store).await;
+        // As pandas writes a DataFrame: int64 rows, large text ids, no time, no metadata.
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("request_id", DataType::LargeUtf8, true),
+                Field::new("row", DataType::Int64, true),
+                Field::new("y", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(arrow::array::LargeStringArray::from(vec!["r1", "r3"])),
+                Arc::new(Int64Array::from(vec![1, 0])),
+                Arc::new(StringArray::from(vec!["from-a-file", "from-a-file"])),
+            ],
+        )
+        .unwrap();
+        store
+            .put(
+                &Path::from("capture/labels/from-the-lab.parquet"),
+                encode(&batch).unwrap().into(),
+            )
+            .await
+            .unwrap();
+        // A label sent to the server for r3 later: the newer one counts.
+        put(
+            &store,
+            "capture/labels/date=2026-12-06/hour=12/a-3-0.parquet",
+            &[("r3", 0, 5000)],
+            None,
+            vec![column(
+                "y",
+                Some("label"),
+                Arc::new(StringArray::from(vec!["from-feedback"])),
+            )],
+        )
+        .await;
+        let joined = join_in(&store).await;
+        let batch = read(&store, joined.file.as_deref().unwrap()).await;
+        assert_eq!(f64s(&batch, "x"), [Some(11.), Some(30.)]);
+        let y = batch.column_by_name("y").unwrap();
+        let y = y.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(
+            y.iter().collect::<Vec<_>>(),
+            [Some("from-a-file"), Some("from-feedback")]
+        );
     }
 
     #[tokio::test]
