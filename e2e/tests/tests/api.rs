@@ -379,6 +379,36 @@ fn bad_objects() -> Vec<(&'static str, String, &'static str, &'static str)> {
             "an excluded column is a name without ','",
         ),
         (
+            "hashed columns without a key",
+            deployment("capture: {hash: [ssn]}"),
+            "spec.capture.hashKeySecretRef",
+            "hashed columns need hashKeySecretRef",
+        ),
+        (
+            "skew with a runtime of one's own",
+            deployment("runtime: {image: 'mlserver:1'}, skew: {maxDistance: 0.2}"),
+            "spec.skew",
+            "skew is counted by the built-in server",
+        ),
+        (
+            "a Jensen-Shannon skew limit above 1",
+            deployment("skew: {measure: JensenShannon, maxDistance: 2}"),
+            "spec.skew.maxDistance",
+            "a Jensen-Shannon or L-infinity distance is at most 1",
+        ),
+        (
+            "a skew that recovers above its limit",
+            deployment("skew: {maxDistance: 0.2, recoverBelow: 0.3}"),
+            "spec.skew.recoverBelow",
+            "recoverBelow must be under maxDistance",
+        ),
+        (
+            "a skew window too short",
+            deployment("skew: {maxDistance: 0.2, window: 5s}"),
+            "spec.skew.window",
+            "at least 10s",
+        ),
+        (
             "a capture ratio above 1",
             deployment("capture: {ratio: 2}"),
             "spec.capture.ratio",

@@ -173,6 +173,7 @@ pub enum OnSkew {
 /// How much of the traffic to keep, and how soon it is written.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.hash) || size(self.hash) == 0 || has(self.hashKeySecretRef)").message("hashed columns need hashKeySecretRef: the key the hashes are made with").field_path(".hashKeySecretRef"))]
 pub struct Capture {
     /// The share of requests kept, from 0 to 1.
     #[serde(default = "all")]
@@ -189,6 +190,17 @@ pub struct Capture {
     #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
     #[x_kube(validation = Rule::new("self.all(c, !c.contains(','))").message("an excluded column is a name without ','"))]
     pub exclude: Vec<String>,
+    /// Columns kept only as a keyed hash (32 hex digits of BLAKE3 keyed with the Secret's
+    /// key), named as for exclude: equal values keep equal hashes, so rows can still be
+    /// grouped or joined by them, but the values cannot be read back without the key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 253)))]
+    #[x_kube(validation = Rule::new("self.all(c, !c.contains(','))").message("a hashed column is a name without ','"))]
+    pub hash: Vec<String>,
+    /// The key of the hashes: a key of a Secret in the deployment's namespace, given to the
+    /// serving pods as an environment variable (never in a spec, status, Event or log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_key_secret_ref: Option<SecretKeyRef>,
     /// Days a capture file (requests and labels) is kept; the serving pods delete older ones
     /// every hour.
     #[serde(default = "month")]
@@ -198,6 +210,18 @@ pub struct Capture {
 
 fn month() -> i32 {
     30
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct SecretKeyRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("name must be a Secret's name: lowercase letters, digits, '-' and '.'"))]
+    pub name: String,
+    /// The key within the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 fn all() -> f64 {

@@ -81,6 +81,12 @@ pub struct ServeArgs {
     /// feature's, `<tensor>_<j>`, an output's), or a tensor's name for all of its columns.
     #[arg(long, env = "CICLO_CAPTURE_EXCLUDE", value_delimiter = ',')]
     pub capture_exclude: Vec<String>,
+    /// Columns captured only as a keyed hash (32 hex digits of BLAKE3 keyed with the secret
+    /// in the environment variable `CICLO_CAPTURE_HASH_KEY`, never a flag), comma-separated,
+    /// named as for `--capture-exclude`: the same value always gives the same hash, so
+    /// captured rows can still be grouped by it, but it cannot be read back.
+    #[arg(long, env = "CICLO_CAPTURE_HASH", value_delimiter = ',')]
+    pub capture_hash: Vec<String>,
     /// Delete capture files (requests and labels) older than this many days, at start and
     /// every hour. Unset: they are kept.
     #[arg(long, env = "CICLO_CAPTURE_RETENTION_DAYS")]

@@ -49,11 +49,38 @@ pub(crate) struct Settings {
     pub queue: usize,
     /// This server's name in file names (the pod's), so servers never write the same file.
     pub instance: String,
-    /// Columns never written (sensitive ones): a column's name, or a tensor's (all of its
-    /// columns).
-    pub exclude: Arc<[String]>,
+    /// Columns never written, and columns written hashed.
+    pub privacy: Privacy,
     /// How long files are kept; unset: for ever.
     pub retention: Option<Duration>,
+}
+
+/// What production data a capture must not keep as it came: columns left out, and columns
+/// kept only as a keyed hash (the same value gives the same hash with the same key, so rows
+/// can still be grouped or joined by it, but the value cannot be read back without the key).
+/// Each names a column, or a tensor (all of its columns).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Privacy {
+    pub exclude: Arc<[String]>,
+    pub hash: Arc<[String]>,
+    /// The BLAKE3 key the hashes are made with (derived from the Secret's bytes).
+    pub key: [u8; 32],
+}
+
+impl Privacy {
+    /// The key of `secret`: BLAKE3's key derivation, so any length of secret makes a key.
+    pub fn key_of(secret: &[u8]) -> [u8; 32] {
+        blake3::derive_key("ciclo capture hash v1", secret)
+    }
+
+    fn names(list: &[String], column: &str, tensor: &str) -> bool {
+        list.iter().any(|e| e == column || e == tensor)
+    }
+
+    /// `value` as it is written when hashed: 32 hex digits of its keyed BLAKE3.
+    fn hashed(&self, value: &str) -> String {
+        blake3::keyed_hash(&self.key, value.as_bytes()).to_hex()[..32].to_string()
+    }
 }
 
 /// What the queue and the writer count.
@@ -309,6 +336,25 @@ impl Flat<'_> {
             ),
         }
     }
+
+    /// Like [`Flat::append`], each value written as the keyed hash of its text.
+    fn append_hashed(&self, into: &mut Data, j: usize, width: usize, privacy: &Privacy) {
+        let Data::Bytes(v) = into else {
+            unreachable!("a hashed column is text");
+        };
+        fn each<T: ToString>(s: &[T], j: usize, width: usize) -> impl Iterator<Item = String> {
+            s.iter().skip(j).step_by(width).map(ToString::to_string)
+        }
+        let texts: Box<dyn Iterator<Item = String>> = match self {
+            Flat::Bool(s) => Box::new(each(s, j, width)),
+            Flat::I64(s) => Box::new(each(s, j, width)),
+            Flat::U64(s) => Box::new(each(s, j, width)),
+            Flat::F32(s) => Box::new(each(s, j, width)),
+            Flat::F64(s) => Box::new(each(s, j, width)),
+            Flat::Text(s) => Box::new(each(s, j, width)),
+        };
+        v.extend(texts.map(|t| privacy.hashed(&t)));
+    }
 }
 
 /// A request's tensors, inputs first, each with its name, whether it is an input, and its
@@ -339,8 +385,9 @@ struct Planned {
     data_type: DataType,
     /// Whether it has a value per row of its request (else it is left out).
     fits: bool,
-    /// The column of each value of a row; none for a value left out.
-    columns: Vec<Option<usize>>,
+    /// The column of each value of a row, and whether it is hashed; none for a value left
+    /// out.
+    columns: Vec<Option<(usize, bool)>>,
 }
 
 impl Planned {
@@ -458,7 +505,7 @@ struct Pending {
     /// How a request's tensors become the columns (none for labels).
     plan: Vec<Planned>,
     features: Option<Arc<[String]>>,
-    exclude: Arc<[String]>,
+    privacy: Privacy,
     ids: Vec<String>,
     row: Vec<u32>,
     time: Vec<i64>,
@@ -494,14 +541,14 @@ const RESERVED: [&str; 4] = [
 ];
 
 impl Pending {
-    /// An empty file for records like `c` ([`plan_of`] its tensors, without `exclude`).
-    fn new(c: &Captured, exclude: Arc<[String]>) -> Self {
+    /// An empty file for records like `c` ([`plan_of`] its tensors, under `privacy`).
+    fn new(c: &Captured, privacy: Privacy) -> Self {
         let mut pending = Pending {
             kind: c.kind,
             layout: Vec::new(),
             plan: Vec::new(),
             features: None,
-            exclude,
+            privacy,
             ids: Vec::new(),
             row: Vec::new(),
             time: Vec::new(),
@@ -526,7 +573,7 @@ impl Pending {
             }
             Body::Tensors { features, .. } => {
                 pending.features = features.clone();
-                let (layout, plan) = plan_of(c, &pending.exclude);
+                let (layout, plan) = plan_of(c, &pending.privacy);
                 pending.columns = layout.iter().map(|(_, ty, _)| empty_of(ty)).collect();
                 pending.layout = layout;
                 pending.plan = plan;
@@ -568,7 +615,7 @@ impl Pending {
                 if fits {
                     return true;
                 }
-                let (layout, plan) = plan_of(c, &self.exclude);
+                let (layout, plan) = plan_of(c, &self.privacy);
                 if layout != self.layout {
                     return false;
                 }
@@ -600,8 +647,17 @@ impl Pending {
                     self.plan.iter().zip(tensors_of(&inputs, &outputs))
                 {
                     for (j, column) in planned.columns.iter().enumerate() {
-                        if let Some(column) = column {
-                            values.append(&mut self.columns[*column], j, planned.width);
+                        match column {
+                            Some((column, false)) => {
+                                values.append(&mut self.columns[*column], j, planned.width)
+                            }
+                            Some((column, true)) => values.append_hashed(
+                                &mut self.columns[*column],
+                                j,
+                                planned.width,
+                                &self.privacy,
+                            ),
+                            None => {}
                         }
                     }
                 }
@@ -649,8 +705,8 @@ impl Pending {
 /// a tensor whose rows are not the request's rows (a scalar output) is left out, and a name
 /// taken already (by an input, or by `request_id`, `row`, `time`, `model_version`) gets
 /// `input_` or `output_` before it.
-/// Columns `exclude` names (or whose tensor it names) are left out.
-fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType, Role)>, Vec<Planned>) {
+/// Columns `privacy` excludes are left out; those it hashes are text.
+fn plan_of(c: &Captured, privacy: &Privacy) -> (Vec<(String, DataType, Role)>, Vec<Planned>) {
     let Body::Tensors {
         inputs,
         outputs,
@@ -669,10 +725,11 @@ fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType, Role)>, 
         if fits {
             let features = features.as_deref().filter(|_| is_input);
             for mut column in column_names(name, width, features) {
-                if exclude.iter().any(|e| *e == column || e == name) {
+                if Privacy::names(&privacy.exclude, &column, name) {
                     columns.push(None);
                     continue;
                 }
+                let hashed = Privacy::names(&privacy.hash, &column, name);
                 if taken.contains(&column) {
                     let kind = if is_input { "input_" } else { "output_" };
                     column = format!("{kind}{column}");
@@ -681,9 +738,14 @@ fn plan_of(c: &Captured, exclude: &[String]) -> (Vec<(String, DataType, Role)>, 
                     column.push('_');
                 }
                 taken.push(column.clone());
-                columns.push(Some(layout.len()));
+                columns.push(Some((layout.len(), hashed)));
                 let role = if is_input { Role::Input } else { Role::Output };
-                layout.push((column, data_type.clone(), role));
+                let ty = if hashed {
+                    DataType::Utf8
+                } else {
+                    data_type.clone()
+                };
+                layout.push((column, ty, role));
             }
         }
         plan.push(Planned {
@@ -743,7 +805,7 @@ async fn write_out(
             flush(&mut pending, &settings, &counters, &mut files).await;
         }
         pending
-            .get_or_insert_with(|| Pending::new(&captured, settings.exclude.clone()))
+            .get_or_insert_with(|| Pending::new(&captured, settings.privacy.clone()))
             .add(captured);
         if pending
             .as_ref()
@@ -906,8 +968,17 @@ mod tests {
     }
 
     fn columns_without(c: Captured, exclude: &[&str]) -> (Vec<String>, Vec<Data>) {
-        let exclude: Arc<[String]> = exclude.iter().map(|e| e.to_string()).collect();
-        let mut p = Pending::new(&c, exclude);
+        columns_under(
+            c,
+            Privacy {
+                exclude: exclude.iter().map(|e| e.to_string()).collect(),
+                ..Default::default()
+            },
+        )
+    }
+
+    fn columns_under(c: Captured, privacy: Privacy) -> (Vec<String>, Vec<Data>) {
+        let mut p = Pending::new(&c, privacy);
         p.add(c);
         (p.layout.into_iter().map(|(n, _, _)| n).collect(), p.columns)
     }
@@ -961,6 +1032,65 @@ mod tests {
     }
 
     #[test]
+    fn hashed_columns_keep_equal_values_equal_and_nothing_readable() {
+        let features = ["age".to_string(), "ssn".into(), "income".into()];
+        let inputs = |ssn: f64| vec![tensor("input", &[2, 3], vec![40., ssn, 5e4, 41., 7., 6e4])];
+        let privacy = |secret: &str| Privacy {
+            hash: Arc::from(vec!["ssn".to_string()]),
+            key: Privacy::key_of(secret.as_bytes()),
+            ..Default::default()
+        };
+        let hashed = |ssn: f64, secret: &str| {
+            let (names, values) = columns_under(
+                of_tensors(Some(&features), inputs(ssn), vec![], 2),
+                privacy(secret),
+            );
+            assert_eq!(names, ["age", "ssn", "income"]);
+            assert_eq!(
+                values[0],
+                Data::F64(vec![40., 41.]),
+                "other columns as they came"
+            );
+            match &values[1] {
+                Data::Bytes(v) => v.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let a = hashed(123456789., "k1");
+        assert!(
+            a.iter()
+                .all(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        );
+        assert!(!a[0].contains("123456789"));
+        assert_ne!(a[0], a[1], "different values, different hashes");
+        assert_eq!(
+            hashed(123456789., "k1"),
+            a,
+            "the same value and key, the same hash"
+        );
+        assert_ne!(
+            hashed(123456789., "k2")[0],
+            a[0],
+            "another key, another hash"
+        );
+        // A whole tensor, and text values, by the tensor's name.
+        let text = vec![Tensor {
+            name: "email".into(),
+            shape: vec![1],
+            datatype: Datatype::Bytes,
+            values: Values::Bytes(vec!["a@example.com".into()]),
+        }];
+        let p = Privacy {
+            hash: Arc::from(vec!["email".to_string()]),
+            key: Privacy::key_of(b"k1"),
+            ..Default::default()
+        };
+        let expected = p.hashed("a@example.com");
+        let (_, values) = columns_under(of_tensors(None, text, vec![], 1), p);
+        assert_eq!(values[0], Data::Bytes(vec![expected]));
+    }
+
+    #[test]
     fn names_taken_are_told_apart_and_tensors_of_other_rows_left_out() {
         let inputs = vec![
             tensor("predict", &[1], vec![1.]),
@@ -993,7 +1123,7 @@ mod tests {
             max_rows,
             queue,
             instance: "pod-0".into(),
-            exclude: Arc::from(Vec::new()),
+            privacy: Privacy::default(),
             retention: None,
         }
     }
@@ -1152,7 +1282,7 @@ mod tests {
             out(1),
             1,
         );
-        let mut p = Pending::new(&matrix, Arc::from(Vec::new()));
+        let mut p = Pending::new(&matrix, Privacy::default());
         p.add(matrix);
         assert!(p.takes(&one_by_one));
         p.add(one_by_one);

@@ -256,17 +256,39 @@ fn capture_settings(uri: &str, args: &ServeArgs) -> Result<capture::Settings, Er
         max_rows: args.capture_max_rows,
         queue: args.capture_queue,
         instance,
-        exclude: args
-            .capture_exclude
-            .iter()
-            .map(|c| c.trim().to_string())
-            .filter(|c| !c.is_empty())
-            .collect(),
+        privacy: privacy(args)?,
         retention: args
             .capture_retention_days
             .map(|days| Duration::from_secs(u64::from(days) * 86_400)),
     })
 }
+
+/// The columns left out and hashed, and the hashes' key (from the environment only: a flag
+/// would show it in the process list).
+fn privacy(args: &ServeArgs) -> Result<capture::Privacy, Error> {
+    let names = |list: &[String]| -> Arc<[String]> {
+        list.iter()
+            .map(|c| c.trim().to_string())
+            .filter(|c| !c.is_empty())
+            .collect()
+    };
+    let hash = names(&args.capture_hash);
+    let secret = std::env::var(CAPTURE_HASH_KEY).unwrap_or_default();
+    if !hash.is_empty() && secret.is_empty() {
+        return Err(Error::Invalid(format!(
+            "--capture-hash {} needs the key in {CAPTURE_HASH_KEY} (a ModelDeployment's spec.capture.hashKeySecretRef)",
+            hash.join(",")
+        )));
+    }
+    Ok(capture::Privacy {
+        exclude: names(&args.capture_exclude),
+        hash,
+        key: capture::Privacy::key_of(secret.as_bytes()),
+    })
+}
+
+/// The environment variable holding the key of `--capture-hash`.
+const CAPTURE_HASH_KEY: &str = "CICLO_CAPTURE_HASH_KEY";
 
 /// The gRPC port's connections, each with Nagle's algorithm off: tonic sets TCP_NODELAY only
 /// on listeners it binds itself, and with it on, a small answer waited for the client's

@@ -277,6 +277,21 @@ async fn without_capture_no_id_is_made_up_no_label_is_taken_and_a_bad_ratio_is_r
     ]);
     let e = ciclo_serve::Server::bind(&args).await.err().unwrap();
     assert!(e.to_string().contains("--capture-ratio 1.5"), "{e}");
+    // Hashing without a key would write values anyone can hash again: refused.
+    let args = crate::common::server::args(&[
+        "--model-uri",
+        "file:///nonexistent/model.json",
+        "--capture-uri",
+        "file:///tmp/captures",
+        "--capture-hash",
+        "ssn",
+    ]);
+    let e = ciclo_serve::Server::bind(&args).await.err().unwrap();
+    assert!(
+        e.to_string()
+            .contains("--capture-hash ssn needs the key in CICLO_CAPTURE_HASH_KEY"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

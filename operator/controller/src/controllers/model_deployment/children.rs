@@ -135,11 +135,27 @@ pub fn deployment(
                 capture.flush_seconds.to_string(),
             ),
             var("CICLO_CAPTURE_EXCLUDE", capture.exclude.join(",")),
+            var("CICLO_CAPTURE_HASH", capture.hash.join(",")),
             var(
                 "CICLO_CAPTURE_RETENTION_DAYS",
                 capture.retention_days.to_string(),
             ),
         ]);
+        // The hashes' key, straight from the Secret: never a literal value in the spec.
+        if let Some(key) = &capture.hash_key_secret_ref {
+            env.push(EnvVar {
+                name: "CICLO_CAPTURE_HASH_KEY".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(k8s_openapi::api::core::v1::SecretKeySelector {
+                        name: key.name.clone(),
+                        key: key.key.clone(),
+                        optional: Some(false),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        }
     }
     // Skew: the built-in server counts inputs into the bins of the profile of the dataset
     // version this model was trained on (kept where that Dataset's check wrote it).
@@ -480,6 +496,36 @@ spec:
         assert_eq!(env["CICLO_CAPTURE_FLUSH_SECONDS"], "60");
         assert_eq!(env["CICLO_CAPTURE_EXCLUDE"], "ssn,input");
         assert_eq!(env["CICLO_CAPTURE_RETENTION_DAYS"], "30");
+        let hashed = deployment(
+            &md(
+                "{model: {name: iris}, capture: {hash: [ssn], hashKeySecretRef: {name: capture-key, key: key}}}",
+            ),
+            &mv(),
+            Some(1),
+            "ciclo:dev",
+            &store(),
+        );
+        assert_eq!(self::env(&hashed)["CICLO_CAPTURE_HASH"], "ssn");
+        let container = &hashed.spec.unwrap().template.spec.unwrap().containers[0];
+        let key = container
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "CICLO_CAPTURE_HASH_KEY")
+            .unwrap();
+        assert_eq!(key.value, None, "the key is never a literal value");
+        let from = key
+            .value_from
+            .as_ref()
+            .unwrap()
+            .secret_key_ref
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            (from.name.as_str(), from.key.as_str()),
+            ("capture-key", "key")
+        );
         let off = deployment(
             &md("{model: {name: iris}}"),
             &mv(),
