@@ -1,7 +1,7 @@
 //! Capture on the local cluster: a ModelDeployment with `spec.capture` has its `ciclo serve`
 //! pods write the requests they answer, with the ids they answered, as Parquet files to the
 //! real S3 store under `<namespace>/captures/<name>/requests/` (without the columns the spec
-//! excludes), and the labels sent later to its `feedback` endpoint under `…/labels/`. A
+//! excludes, and the column it hashes only as its keyed hash), and the labels sent later to its `feedback` endpoint under `…/labels/`. A
 //! Dataset whose source is that capture joins them into an accepted version of the labelled
 //! rows (inputs and labels only) that names the deployment and model version that answered,
 //! and the built-in trainer's Job trains a ModelVersion on it.
@@ -18,14 +18,32 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
 
 const DEPLOYMENT: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: capture-key}
+stringData: {key: "not in git, not in a log"}
+---
 apiVersion: ciclo.dev/v1alpha1
 kind: ModelDeployment
 metadata: {name: points}
 spec:
   model: {name: points, track: LatestBlessed}
   replicas: 1
-  capture: {ratio: 1, flushSeconds: 1, exclude: [x2]}
+  capture:
+    ratio: 1
+    flushSeconds: 1
+    exclude: [x2]
+    hash: [predict]
+    hashKeySecretRef: {name: capture-key, key: key}
 "#;
+
+/// What the capture writes for a hashed `value`: 32 hex digits of BLAKE3 keyed with the key
+/// derived from the Secret's (docs/serving.md).
+fn hashed(value: &Value) -> Value {
+    let key = blake3::derive_key("ciclo capture hash v1", b"not in git, not in a log");
+    let text = value.as_str().map_or_else(|| value.to_string(), String::from);
+    json!(blake3::keyed_hash(&key, text.as_bytes()).to_hex()[..32])
+}
 
 /// Every row of the Parquet files of the artifact store under `prefix`.
 async fn captured(prefix: &str) -> Vec<RecordBatch> {
@@ -146,9 +164,10 @@ async fn served_requests_are_captured_with_their_ids_without_excluded_columns_an
         "x2 is excluded: {:?}",
         requests[0].schema()
     );
+    // The answers only as their keyed hashes, made with the Secret's key.
     let mut expected_predict: Vec<((String, u32), Value)> = sent
         .iter()
-        .flat_map(|(id, _, p)| (0..2).map(move |r| ((id.clone(), r as u32), p[r].clone())))
+        .flat_map(|(id, _, p)| (0..2).map(move |r| ((id.clone(), r as u32), hashed(&p[r]))))
         .collect();
     expected_predict.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(by_key(&requests, "predict"), expected_predict);
