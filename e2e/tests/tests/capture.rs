@@ -41,7 +41,9 @@ spec:
 /// derived from the Secret's (docs/serving.md).
 fn hashed(value: &Value) -> Value {
     let key = blake3::derive_key("ciclo capture hash v1", b"not in git, not in a log");
-    let text = value.as_str().map_or_else(|| value.to_string(), String::from);
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), String::from);
     json!(blake3::keyed_hash(&key, text.as_bytes()).to_hex()[..32])
 }
 
