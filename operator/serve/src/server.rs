@@ -336,8 +336,8 @@ fn router(state: Arc<State>) -> Track<Router> {
         })
         .fallback(not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
-        .with_state(state);
-    Track::new(router, labels)
+        .with_state(state.clone());
+    Track::new(router, labels, state)
 }
 
 async fn not_found(request: Request) -> ApiError {

@@ -165,6 +165,16 @@ pub(crate) async fn infer(
     body::answer(state, request, answer).await
 }
 
+/// `POST /v2/models/{name}/infer` as [`infer`] answers it, for the model `name` the path
+/// named: the route [`crate::track`] takes past the router.
+pub(crate) async fn infer_named(state: Arc<State>, name: String, request: Request) -> Response {
+    let answered = match state.check_model(&name, None) {
+        Ok(()) => body::answer(state, request, answer).await,
+        Err(e) => Err(e),
+    };
+    answered.unwrap_or_else(axum::response::IntoResponse::into_response)
+}
+
 fn answer(state: &State, headers: &HeaderMap, bytes: &[u8]) -> Result<Response, ApiError> {
     let (json_part, mut binary) = binary::split(headers, bytes)?;
     let request: InferRequest = body::parse(json_part)?;
