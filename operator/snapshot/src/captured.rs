@@ -666,6 +666,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn label_files_written_by_pandas_and_pyarrow_join() {
+        // tests/fixtures/labels/generate.py: pandas' to_parquet (int64 rows, no time) and
+        // pyarrow's write_table (no row, a nanosecond time, a float label).
+        let store = Arc::new(InMemory::new());
+        requests(&store).await;
+        for (name, bytes) in [
+            (
+                "pandas.parquet",
+                &include_bytes!("../tests/fixtures/labels/pandas.parquet")[..],
+            ),
+            (
+                "pyarrow.parquet",
+                &include_bytes!("../tests/fixtures/labels/pyarrow.parquet")[..],
+            ),
+        ] {
+            store
+                .put(
+                    &Path::from(format!("capture/labels/{name}")),
+                    bytes.to_vec().into(),
+                )
+                .await
+                .unwrap();
+        }
+        let joined = join_in(&store).await;
+        assert_eq!(joined.rows.labelled, 3);
+        let batch = read(&store, joined.file.as_deref().unwrap()).await;
+        // r1 row 1, r2 row 0, r3 row 0, by the requests' time.
+        assert_eq!(f64s(&batch, "x"), [Some(11.), Some(20.), Some(30.)]);
+        // Text in one file, a float in the other: one text column.
+        let y = batch.column_by_name("y").unwrap();
+        let y = cast(y, &DataType::Utf8).unwrap();
+        let y = y.as_any().downcast_ref::<StringArray>().unwrap();
+        assert_eq!(
+            y.iter().collect::<Vec<_>>(),
+            [Some("from-pandas"), Some("0.5"), Some("from-pandas")]
+        );
+    }
+
+    #[tokio::test]
+    async fn more_model_versions_than_a_summary_names_keep_those_that_answered_most() {
+        let store = Arc::new(InMemory::new());
+        // Versions 1..=12, version v answering v rows, every row labelled.
+        for v in 1..=12usize {
+            let keys: Vec<(String, u32, i64)> = (0..v)
+                .map(|r| (format!("v{v}"), r as u32, v as i64))
+                .collect();
+            let keys: Vec<(&str, u32, i64)> = keys
+                .iter()
+                .map(|(id, r, t)| (id.as_str(), *r, *t))
+                .collect();
+            let version = v.to_string();
+            put(
+                &store,
+                &format!("capture/requests/{v:02}.parquet"),
+                &keys,
+                Some(&version),
+                vec![column("x", Some("input"), floats(&vec![1.0; v]))],
+            )
+            .await;
+            put(
+                &store,
+                &format!("capture/labels/{v:02}.parquet"),
+                &keys,
+                None,
+                vec![column("y", Some("label"), floats(&vec![0.0; v]))],
+            )
+            .await;
+        }
+        let joined = join_in(&store).await;
+        assert_eq!(joined.rows.labelled, (1..=12).sum::<u64>());
+        assert_eq!(
+            joined.rows.model_versions,
+            ["12", "11", "10", "9", "8", "7", "6", "5"]
+        );
+    }
+
+    #[tokio::test]
     async fn a_file_without_the_keys_is_named_in_the_error() {
         let store = Arc::new(InMemory::new());
         let batch = RecordBatch::try_new(
