@@ -130,11 +130,7 @@ fn report(outcome: &Outcome) {
             println!("           {predicted:<9}  {truth}{mark}");
         }
         println!();
-        if n == 3 {
-            print_production_timing(it);
-        } else {
-            print_timing(n, it);
-        }
+        print_timing(n, it);
         if let Some(load) = &it.load {
             println!(
                 "           requests during the canary: {} sent, {} failed",
@@ -153,41 +149,35 @@ fn report(outcome: &Outcome) {
     }
 }
 
-fn print_production_timing(it: &Iteration) {
-    let seconds = |stage| {
-        it.time_of(stage)
-            .map(|t| format!("{:.1} s", t.as_secs_f64()))
-            .unwrap_or_else(|| "-".into())
-    };
-    println!(
-        "           timing from the shifted stream's start: skew reported {}, labelled captured version accepted {}, trained {}, judged {}, serving {}",
-        seconds(Stage::Skewed),
-        seconds(Stage::Accepted),
-        seconds(Stage::Trained),
-        seconds(Stage::Judged),
-        seconds(Stage::Serving),
-    );
-    println!(
-        "           ITERATION LATENCY 3 (shifted stream started → version 3 serving 100%): {:.1} s",
-        it.latency().as_secs_f64()
-    );
-}
-
+/// Each timed step of iteration `n` and its latency: from the data landing, or for the third
+/// iteration from the shifted stream's start (when the skew is reported first).
 fn print_timing(n: usize, it: &Iteration) {
     let seconds = |stage| {
         it.time_of(stage)
             .map(|t| format!("{:.1} s", t.as_secs_f64()))
             .unwrap_or_else(|| "-".into())
     };
+    let (from, first, start) = if n == 3 {
+        (
+            "the shifted stream's start",
+            format!(
+                "skew reported {}, labelled captured version ",
+                seconds(Stage::Skewed)
+            ),
+            "shifted stream started",
+        )
+    } else {
+        ("the data landing", String::new(), "new data landed")
+    };
     println!(
-        "           timing from the data landing: accepted {}, trained {}, judged {}, serving {}",
+        "           timing from {from}: {first}accepted {}, trained {}, judged {}, serving {}",
         seconds(Stage::Accepted),
         seconds(Stage::Trained),
         seconds(Stage::Judged),
         seconds(Stage::Serving),
     );
     println!(
-        "           ITERATION LATENCY {n} (new data landed → version {n} serving 100%): {:.1} s",
+        "           ITERATION LATENCY {n} ({start} → version {n} serving 100%): {:.1} s",
         it.latency().as_secs_f64()
     );
 }

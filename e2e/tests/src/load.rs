@@ -108,6 +108,21 @@ pub async fn infer(http: &reqwest::Client, target: &str, model: &str, body: &Val
         .unwrap()
 }
 
+/// Sends `labels` (`{"id", "row", "values"}` each) to the feedback endpoint of `model` at
+/// `target`, and checks all were accepted.
+pub async fn feedback(http: &reqwest::Client, target: &str, model: &str, labels: Vec<Value>) {
+    let sent = labels.len();
+    let reply = http
+        .post(format!("{target}/v2/models/{model}/feedback"))
+        .json(&serde_json::json!({ "labels": labels }))
+        .send()
+        .await
+        .unwrap();
+    assert!(reply.status().is_success(), "{reply:?}");
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["accepted"], sent, "{body}");
+}
+
 /// The output `name` of a v2 inference answer.
 pub fn output<'a>(answer: &'a Value, name: &str) -> &'a Value {
     answer["outputs"]

@@ -33,6 +33,16 @@ pub fn points(seed: u64, rows: usize, first_id: usize) -> String {
     csv
 }
 
+/// A v2 inference request to the `points` model for `rows` of (x1, x2): one tensor per
+/// feature.
+pub fn points_request(rows: &[(f64, f64)]) -> serde_json::Value {
+    let column = |f: fn(&(f64, f64)) -> f64| rows.iter().map(f).collect::<Vec<_>>();
+    serde_json::json!({"inputs": [
+        {"name": "x1", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.0)},
+        {"name": "x2", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.1)},
+    ]})
+}
+
 pub const BAD_LABELS: &str = "id,x1,x2,label\n9001,0.5,0.5,yes\n9002,0.1,0.2,no\n";
 
 /// The expectations of the Dataset `points`.

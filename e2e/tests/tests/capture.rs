@@ -11,7 +11,7 @@ use arrow::record_batch::RecordBatch;
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, wait_status};
 use ciclo_e2e::s3::{ARTIFACTS, get, list};
 use ciclo_e2e::wait_for;
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, points_request, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -114,9 +114,7 @@ async fn served_requests_are_captured_with_their_ids_without_excluded_columns_an
     let mut sent = Vec::new();
     for (i, id) in [Some("client-7"), None, None].into_iter().enumerate() {
         let x1 = [0.1 * i as f64, 0.9];
-        let mut body = json!({"inputs": [
-            {"name": "x1", "shape": [2], "datatype": "FP64", "data": x1},
-            {"name": "x2", "shape": [2], "datatype": "FP64", "data": [0.5, 0.25]}]});
+        let mut body = points_request(&[(x1[0], 0.5), (x1[1], 0.25)]);
         if let Some(id) = id {
             body["id"] = id.into();
         }
@@ -137,13 +135,7 @@ async fn served_requests_are_captured_with_their_ids_without_excluded_columns_an
             (0..2).map(move |row| json!({"id": id, "row": row, "values": {"label": (row as i64)}}))
         })
         .collect();
-    let reply = http
-        .post(format!("{target}/v2/models/points/feedback"))
-        .json(&json!({"labels": labels}))
-        .send()
-        .await
-        .unwrap();
-    assert!(reply.status().is_success(), "{reply:?}");
+    ciclo_e2e::load::feedback(&http, &target, "points", labels).await;
 
     // Written within the flush period, to the namespace's captures in the artifact store.
     let prefix = format!("{ns}/captures/points");

@@ -6,7 +6,7 @@
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
 use ciclo_e2e::wait_for;
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, World, points, start};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, World, points, points_request, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -53,18 +53,10 @@ async fn endpoints(pods: &Api<Pod>) -> Vec<String> {
     ciclo_e2e::load::endpoints(pods, "points").await
 }
 
-fn infer_body(rows: &[(f64, f64)]) -> Value {
-    let column = |f: fn(&(f64, f64)) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-    json!({"inputs": [
-        {"name": "x1", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.0)},
-        {"name": "x2", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.1)},
-    ]})
-}
-
 /// One request at a time, every ~20 ms, to the serving pods (see `ciclo_e2e::load`).
 fn steady_load(pods: &Api<Pod>) -> ciclo_e2e::load::Running {
     ciclo_e2e::load::start(pods.clone(), "points", "points", |_| {
-        infer_body(&[(0.9, 0.8)])
+        points_request(&[(0.9, 0.8)])
     })
 }
 
@@ -88,7 +80,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
     assert_eq!(s["endpoint"], format!("http://points.{ns}.svc:8080"));
     let target = ciclo_e2e::load::serving_target(&pods, "points", 2).await;
     let http = reqwest::Client::new();
-    let body = infer_body(&[(0.9, 0.9), (0.05, 0.1)]);
+    let body = points_request(&[(0.9, 0.9), (0.05, 0.1)]);
     let answer = ciclo_e2e::load::infer(&http, &target, "points", &body).await;
     assert_eq!(
         ciclo_e2e::load::output(&answer, "predict")["data"],
@@ -168,7 +160,7 @@ async fn a_blessed_version_is_served_a_better_one_canaried_in_without_errors_and
                 .await
                 .unwrap()
         ))
-        .json(&infer_body(&[(0.9, 0.9)]))
+        .json(&points_request(&[(0.9, 0.9)]))
         .send()
         .await
         .unwrap();

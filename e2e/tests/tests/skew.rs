@@ -7,7 +7,7 @@
 //! request failing. The times from the shift's start to each step are printed.
 
 use ciclo_e2e::resources::{apply, ciclo, condition, status, wait_status};
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, points_request, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
@@ -68,12 +68,11 @@ fn rows(n: usize, low: f64, span: f64, seed: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A request for `rows` with the client's own `id`.
 fn body(id: &str, rows: &[(f64, f64)]) -> Value {
-    let column = |f: fn(&(f64, f64)) -> f64| rows.iter().map(f).collect::<Vec<_>>();
-    json!({"id": id, "inputs": [
-        {"name": "x1", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.0)},
-        {"name": "x2", "shape": [rows.len()], "datatype": "FP64", "data": column(|r| r.1)},
-    ]})
+    let mut body = points_request(rows);
+    body["id"] = id.into();
+    body
 }
 
 fn skew_of<'a>(s: &'a Value, feature: &str) -> &'a Value {
@@ -135,13 +134,7 @@ async fn a_shifted_population_is_reported_retrained_on_and_the_new_version_canar
                 .push(json!({"id": id, "row": row, "values": {"label": i64::from(x1 + x2 > 1.0)}}));
         }
     }
-    let reply = http
-        .post(format!("{target}/v2/models/points/feedback"))
-        .json(&json!({"labels": labels}))
-        .send()
-        .await
-        .unwrap();
-    assert!(reply.status().is_success(), "{reply:?}");
+    ciclo_e2e::load::feedback(&http, &target, "points", labels).await;
     // Steady shifted traffic from here on, unlabelled: it keeps the skew and carries the
     // canary's analysis.
     let load = ciclo_e2e::load::start(pods.clone(), "points", "points", |i| {

@@ -481,29 +481,22 @@ spec:
         );
     }
 
+    /// The Deployment of version `mv()` under the ModelDeployment spec `spec`.
+    fn built(spec: &str) -> Deployment {
+        deployment(&md(spec), &mv(), Some(1), "ciclo:dev", &store())
+    }
+
     #[test]
     fn capture_goes_under_the_artifact_store_with_its_settings() {
-        let d = deployment(
-            &md("{model: {name: iris}, capture: {ratio: 0.1, exclude: [ssn, input]}}"),
-            &mv(),
-            Some(1),
-            "ciclo:dev",
-            &store(),
-        );
+        let d = built("{model: {name: iris}, capture: {ratio: 0.1, exclude: [ssn, input]}}");
         let env = env(&d);
         assert_eq!(env["CICLO_CAPTURE_URI"], "s3://a/ml/captures/web");
         assert_eq!(env["CICLO_CAPTURE_RATIO"], "0.1");
         assert_eq!(env["CICLO_CAPTURE_FLUSH_SECONDS"], "60");
         assert_eq!(env["CICLO_CAPTURE_EXCLUDE"], "ssn,input");
         assert_eq!(env["CICLO_CAPTURE_RETENTION_DAYS"], "30");
-        let hashed = deployment(
-            &md(
-                "{model: {name: iris}, capture: {hash: [ssn], hashKeySecretRef: {name: capture-key, key: key}}}",
-            ),
-            &mv(),
-            Some(1),
-            "ciclo:dev",
-            &store(),
+        let hashed = built(
+            "{model: {name: iris}, capture: {hash: [ssn], hashKeySecretRef: {name: capture-key, key: key}}}",
         );
         assert_eq!(self::env(&hashed)["CICLO_CAPTURE_HASH"], "ssn");
         let container = &hashed.spec.unwrap().template.spec.unwrap().containers[0];
@@ -526,25 +519,13 @@ spec:
             (from.name.as_str(), from.key.as_str()),
             ("capture-key", "key")
         );
-        let off = deployment(
-            &md("{model: {name: iris}}"),
-            &mv(),
-            Some(1),
-            "ciclo:dev",
-            &store(),
-        );
+        let off = built("{model: {name: iris}}");
         assert!(!self::env(&off).contains_key("CICLO_CAPTURE_URI"));
     }
 
     #[test]
     fn skew_gives_the_server_the_profile_of_the_data_the_model_was_trained_on() {
-        let d = deployment(
-            &md("{model: {name: iris}, skew: {maxDistance: 0.2}}"),
-            &mv(),
-            Some(1),
-            "ciclo:dev",
-            &store(),
-        );
+        let d = built("{model: {name: iris}, skew: {maxDistance: 0.2}}");
         let lineage = &mv().spec.lineage.dataset;
         assert_eq!(
             env(&d)["CICLO_BASELINE_PROFILE"],
@@ -553,13 +534,7 @@ spec:
                 lineage.name, lineage.version
             )
         );
-        let off = deployment(
-            &md("{model: {name: iris}}"),
-            &mv(),
-            Some(1),
-            "ciclo:dev",
-            &store(),
-        );
+        let off = built("{model: {name: iris}}");
         assert!(!env(&off).contains_key("CICLO_BASELINE_PROFILE"));
     }
 
