@@ -18,9 +18,13 @@
 #   generator can do before any JSON, model or metrics work. Measured on the same requests at
 #   every concurrency.
 #
-# Every figure is the median over BENCH_RUNS rounds (the servers' order alternates) of a
-# BENCH_SECONDS run after BENCH_WARMUP seconds of warm-up, the server pinned to
-# BENCH_SERVER_CPUS and the load generator to BENCH_LOAD_CPUS. A run with any non-2xx answer,
+# Every figure is the median over BENCH_RUNS rounds of a BENCH_SECONDS run after
+# BENCH_WARMUP seconds of warm-up, the servers pinned to BENCH_SERVER_CPUS and the load
+# generator to BENCH_LOAD_CPUS. In a round all servers of a model are up at once and each cell
+# is measured on each of them back to back (their order alternating from cell to cell), so a
+# ratio is the median of ratios of figures taken within seconds of each other: this shared
+# machine's speed drifts by up to 2x over minutes, which a ratio of medians taken minutes
+# apart carried into the result. A run with any non-2xx answer,
 # socket error or gRPC error does not count: ciclo's fails the benchmark, MLServer's shows as
 # n/a with the reason. Batch-100 figures are rows/s.
 #
@@ -144,13 +148,14 @@ EOF
 fi
 
 # Starts `server` for `model` in a process group of its own, pinned to the server's cores,
-# and waits until it is ready. Sets pid, url (REST) and grpc (host:port).
+# and waits until it is ready. Records its pid, url (REST) and grpc address (host:port) under
+# its name.
+declare -A pids urls grpcs
 start() {
-    local server=$1 model=$2 port gport i
+    local server=$1 model=$2 port gport i pid url
     port=$(free_port)
     gport=$(free_port)
     url=http://127.0.0.1:$port
-    grpc=127.0.0.1:$gport
     case $server in
     bare)
         setsid taskset -c "$server_cpus" "$bare" "$port" "$gport" >>"$work/bare.log" 2>&1 &
@@ -160,8 +165,8 @@ start() {
         [[ $model == json ]] || uri=file://$onnx_file
         if [[ $server == ciclo-capture-* ]]; then
             local percent=${server#ciclo-capture-}
-            rm -rf "$work/capture"
-            capture=(--capture-uri "file://$work/capture" --capture-ratio "$(calc "$percent / 100")"
+            rm -rf "$work/$server"
+            capture=(--capture-uri "file://$work/$server" --capture-ratio "$(calc "$percent / 100")"
                 --capture-max-rows 10000)
         fi
         setsid taskset -c "$server_cpus" "$bin" serve --model-uri "$uri" --model-name wdbc \
@@ -181,6 +186,7 @@ start() {
     esac
     pid=$!
     running+=("$pid")
+    pids[$server]=$pid urls[$server]=$url grpcs[$server]=127.0.0.1:$gport
     for ((i = 0; i < 600; i++)); do
         curl -sf "$url/v2/models/wdbc/ready" >/dev/null 2>&1 && return 0
         kill -0 "$pid" 2>/dev/null || return 1
@@ -189,13 +195,29 @@ start() {
     return 1
 }
 
-# One load run: "req/s p50_ms p99_ms", or "fail <why>" on any non-2xx answer or error.
+# Waits (at most 15 s) until the servers up have used no CPU for 0.3 s: one that is still
+# answering a load's last requests (MLServer after a thousand connections) must not take the
+# core from the next measured run.
+settle() {
+    local i before after
+    ticks() { for p in "${pids[@]}"; do awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null; done | awk '{t += $1} END {print t + 0}'; }
+    before=$(ticks)
+    for ((i = 0; i < 50; i++)); do
+        sleep 0.3
+        after=$(ticks)
+        [[ $after != "$before" ]] || return 0
+        before=$after
+    done
+}
+
+# One load run against `server`: "req/s p50_ms p99_ms", or "fail <why>" on any non-2xx
+# answer or error.
 load() {
-    local protocol=$1 model=$2 b=$3 c=$4 secs=$5 out
+    local server=$1 protocol=$2 model=$3 b=$4 c=$5 secs=$6 out
     case $protocol in
     rest)
         out=$(BODIES=$work/rest-$model-$b.txt taskset -c "$load_cpus" wrk -t1 -c"$c" -d"${secs}s" \
-            --timeout 10s --latency -s "$work/rotate.lua" "$url/v2/models/wdbc/infer" 2>&1) ||
+            --timeout 10s --latency -s "$work/rotate.lua" "${urls[$server]}/v2/models/wdbc/infer" 2>&1) ||
             { echo "fail wrk: $(tail -1 <<<"$out")"; return; }
         if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
             echo "fail $(grep -E 'Non-2xx|Socket errors' <<<"$out" | tr -s ' ' | paste -sd';')"
@@ -210,7 +232,7 @@ load() {
         out=$(taskset -c "$load_cpus" "$ghz" --insecure --proto "$proto" \
             --call inference.GRPCInferenceService/ModelInfer -D "$work/grpc-$model-$b.json" \
             -c "$c" --connections "$c" -z "${secs}s" --duration-stop=wait --cpus 1 \
-            --format json "$grpc" 2>&1) || { echo "fail ghz: $(tail -1 <<<"$out")"; return; }
+            --format json "${grpcs[$server]}" 2>&1) || { echo "fail ghz: $(tail -1 <<<"$out")"; return; }
         "$python" -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -226,39 +248,88 @@ else:
     esac
 }
 
-declare -A rps p50 p99 why
-# One round of one server on one model: every protocol, batch and concurrency.
+# Figures by "server,model,protocol,batch,connections": each round's req/s, p50 and p99, and
+# ciclo's ratio to each peer measured right beside it in the same round ("ciclo/bare,…").
+declare -A rps p50 p99 why ratio
+# One round of one model: every server up at once (idle but for its turn), and every cell
+# measured on each in turn, back to back, so each ciclo figure has its ceiling and its peer
+# measured within seconds of it, whatever the shared machine does over minutes. The servers'
+# order alternates from cell to cell and between rounds.
 measure() {
-    local server=$1 model=$2 protocol b c r m n
-    start "$server" "$model" || { stop; return 1; }
-    local -a on=("${protocols[@]}") sizes=("${batches[@]}") conns=("${concurrencies[@]}")
-    if [[ $server == ciclo-capture-* ]]; then
-        on=(rest) sizes=(1) conns=(64)
-    fi
-    for protocol in "${on[@]}"; do
-        for b in "${sizes[@]}"; do
-            for c in "${conns[@]}"; do
-                local k=$server,$model,$protocol,$b,$c
-                load "$protocol" "$model" "$b" "$c" "$warmup" >/dev/null
-                read -r r m n < <(load "$protocol" "$model" "$b" "$c" "$seconds")
-                if [[ $r == fail || -z $r ]]; then
-                    why[$k]="$m $n"
-                    log "  $k: FAILED: $m $n"
-                    [[ $server != ciclo* ]] || { stop; return 1; }
-                    continue
-                fi
-                rps[$k]+=" $r"
-                p50[$k]+=" $m"
-                p99[$k]+=" $n"
-                log "  $k: $r req/s, p50 $m ms, p99 $n ms"
+    local round=$1 model=$2 protocol b c r m n s cell=0
+    local -a up=()
+    for s in "${servers[@]}" "${capturing[@]}"; do
+        [[ $s != ciclo-capture-* || $model == json ]] || continue
+        if start "$s" "$model"; then
+            up+=("$s")
+            continue
+        fi
+        if [[ $s == mlserver ]]; then
+            peer="n/a (MLServer did not start for $model in round $round; see its log above)"
+            tail -20 "$work/mlserver.log" >&2
+            servers=(bare ciclo)
+            stop_server "$s"
+            continue
+        fi
+        log "ERROR: $s did not start for $model in round $round; its log ends with:"
+        tail -20 "$work/${s%%-*}.log" >&2
+        exit 1
+    done
+    for protocol in "${protocols[@]}"; do
+        for b in "${batches[@]}"; do
+            for c in "${concurrencies[@]}"; do
+                local k=$model,$protocol,$b,$c
+                local -a order=("${up[@]}")
+                (((round + cell++) % 2 == 1)) || order=($(printf '%s\n' "${up[@]}" | tac))
+                declare -A now=()
+                for s in "${order[@]}"; do
+                    # Capture is measured on the one cell where it is compared.
+                    [[ $s != ciclo-capture-* || $k == json,rest,1,64 ]] || continue
+                    settle
+                    load "$s" "$protocol" "$model" "$b" "$c" "$warmup" >/dev/null
+                    read -r r m n < <(load "$s" "$protocol" "$model" "$b" "$c" "$seconds")
+                    if [[ $r == fail || -z $r ]]; then
+                        why[$s,$k]="$m $n"
+                        log "  $s,$k: FAILED: $m $n"
+                        if [[ $s == ciclo* ]]; then
+                            log "ERROR: $s failed on $k in round $round; its log ends with:"
+                            tail -20 "$work/${s%%-*}.log" >&2
+                            exit 1
+                        fi
+                        continue
+                    fi
+                    now[$s]=$r
+                    rps[$s,$k]+=" $r"
+                    p50[$s,$k]+=" $m"
+                    p99[$s,$k]+=" $n"
+                    log "  $s,$k: $r req/s, p50 $m ms, p99 $n ms"
+                done
+                for s in "${!now[@]}"; do
+                    [[ $s != ciclo ]] || continue
+                    if [[ $s == ciclo-capture-* ]]; then
+                        ratio[$s/ciclo,$k]+=" $(calc "${now[$s]} / ${now[ciclo]}")"
+                    else
+                        ratio[ciclo/$s,$k]+=" $(calc "${now[ciclo]} / ${now[$s]}")"
+                    fi
+                done
+                unset now
             done
         done
     done
-    if [[ $server == ciclo-capture-* ]]; then
-        log "  $server: $(curl -s "$url/metrics" | awk '/^ciclo_serve_capture_(requests|dropped_requests|files)_total/ {printf "%s %s ", $1, $2}')"
-    fi
-    [[ $server == bare ]] || log "  $server $model: RSS after load $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0) / 1024)) MiB, $(ls "/proc/$pid/task" 2>/dev/null | wc -l) threads"
+    for s in "${up[@]}"; do
+        if [[ $s == ciclo-capture-* ]]; then
+            log "  $s: $(curl -s "${urls[$s]}/metrics" | awk '/^ciclo_serve_capture_(requests|dropped_requests|files)_total/ {printf "%s %s ", $1, $2}')"
+        fi
+        [[ $s == bare ]] || log "  $s $model: RSS after load $(($(awk '/VmRSS/ {print $2}' "/proc/${pids[$s]}/status" 2>/dev/null || echo 0) / 1024)) MiB, $(ls "/proc/${pids[$s]}/task" 2>/dev/null | wc -l) threads"
+        stop_server "$s"
+    done
+}
+
+# Stops one server started by `start`.
+stop_server() {
+    pid=${pids[$1]}
     stop
+    unset "pids[$1]" "urls[$1]" "grpcs[$1]"
 }
 
 servers=(bare ciclo)
@@ -269,22 +340,8 @@ if [[ " ${models[*]} " == *" json "* && " ${protocols[*]} " == *" rest "* ]]; th
 fi
 for ((i = 1; i <= runs; i++)); do
     log "round $i of $runs"
-    order=("${servers[@]}" "${capturing[@]}")
-    ((i % 2 == 1)) || order=($(printf '%s\n' "${order[@]}" | tac))
-    for s in "${order[@]}"; do
-        for model in "${models[@]}"; do
-            [[ $s != ciclo-capture-* || $model == json ]] || continue
-            measure "$s" "$model" && continue
-            if [[ $s != mlserver ]]; then
-                log "ERROR: $s failed on $model in round $i; its log ends with:"
-                tail -20 "$work/${s%%-*}.log" >&2
-                exit 1
-            fi
-            peer="n/a (MLServer did not start for $model in round $i; see its log above)"
-            tail -20 "$work/mlserver.log" >&2
-            servers=(bare ciclo)
-            break
-        done
+    for model in "${models[@]}"; do
+        measure "$i" "$model"
     done
 done
 
@@ -298,9 +355,10 @@ cell() {
     p99) printf '%.2f' "$(med "${p99[$k]}")" ;;
     esac
 }
+# The median of a ratio's rounds (each measured side by side in its round), or n/a.
 share() {
-    if [[ -z "${rps[$1]:-}" || -z "${rps[$2]:-}" ]]; then echo n/a; return; fi
-    printf '%.2fx' "$(calc "$(med "${rps[$1]}") / $(med "${rps[$2]}")")"
+    if [[ -z "${ratio[$1]:-}" ]]; then echo n/a; return; fi
+    printf '%.2fx' "$(med "${ratio[$1]}")"
 }
 
 ciclo_version=$("$bin" --version | awk '{print $2}')
@@ -314,9 +372,22 @@ echo "  onnx: skl2onnx export of a scikit-learn LogisticRegression, both through
 echo "load: REST wrk $(wrk -v 2>&1 | awk 'NR == 1 {print $2}') (one thread), gRPC ghz $ghz_version (one connection per client); server on CPU $server_cpus, generator on CPU $load_cpus; ${seconds} s after ${warmup} s of warm-up; medians of $runs rounds"
 echo "machine: $(nproc) cores, ${cpu:-unknown CPU}"
 [[ -z "$peer" ]] || echo "MLServer: $peer"
-row='%-5s %-5s %5s %5s | %9s | %9s %7s %7s %7s | %9s %7s %7s %7s\n'
+# ciclo's rate at a concurrency as a share of its best median rate over the concurrencies of
+# the same model, protocol and batch: how flat it stays as connections grow.
+of_best() {
+    local k=$1 c best=0 v
+    for c in "${concurrencies[@]}"; do
+        [[ -n "${rps[ciclo,${k%,*},$c]:-}" ]] || continue
+        v=$(med "${rps[ciclo,${k%,*},$c]}")
+        best=$(calc "($v > $best) ? $v : $best")
+    done
+    if [[ -z "${rps[ciclo,$k]:-}" ]]; then echo n/a; return; fi
+    printf '%.0f%%' "$(calc "100 * $(med "${rps[ciclo,$k]}") / $best")"
+}
+
+row='%-5s %-5s %5s %5s | %9s | %9s %7s %7s %7s %5s | %9s %7s %7s %7s\n'
 # shellcheck disable=SC2059
-printf "$row" model proto batch conns "bare" "ciclo" p50ms p99ms "/bare" "$peer_name" p50ms p99ms "ciclo/"
+printf "$row" model proto batch conns "bare" "ciclo" p50ms p99ms "/bare" "/best" "$peer_name" p50ms p99ms "ciclo/"
 for model in "${models[@]}"; do
     for protocol in "${protocols[@]}"; do
         for b in "${batches[@]}"; do
@@ -325,9 +396,9 @@ for model in "${models[@]}"; do
                 # shellcheck disable=SC2059
                 printf "$row" "$model" "$protocol" "$b" "$c" "$(cell "bare,$k" "$b" rate)" \
                     "$(cell "ciclo,$k" "$b" rate)" "$(cell "ciclo,$k" "$b" p50)" "$(cell "ciclo,$k" "$b" p99)" \
-                    "$(share "ciclo,$k" "bare,$k")" \
+                    "$(share "ciclo/bare,$k")" "$(of_best "$k")" \
                     "$(cell "mlserver,$k" "$b" rate)" "$(cell "mlserver,$k" "$b" p50)" "$(cell "mlserver,$k" "$b" p99)" \
-                    "$(share "ciclo,$k" "mlserver,$k")"
+                    "$(share "ciclo/mlserver,$k")"
                 [[ -z "${why[mlserver,$k]:-}" ]] || echo "      MLServer $k: ${why[mlserver,$k]}"
             done
         done
@@ -337,7 +408,7 @@ if ((${#capturing[@]})); then
     echo "capture (json, REST, batch 1, 64 connections; files of 10,000 rows to a local directory): req/s and share of ciclo without capture"
     line="  off $(cell "ciclo,json,rest,1,64" 1 rate)"
     for s in "${capturing[@]}"; do
-        line+=" | ${s#ciclo-capture-} % $(cell "$s,json,rest,1,64" 1 rate) ($(share "$s,json,rest,1,64" "ciclo,json,rest,1,64"))"
+        line+=" | ${s#ciclo-capture-} % $(cell "$s,json,rest,1,64" 1 rate) ($(share "$s/ciclo,json,rest,1,64"))"
     done
     echo "$line"
 fi

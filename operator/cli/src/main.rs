@@ -62,14 +62,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Cli::Dataset(command) => dataset::run(command),
         Cli::Train(args) => train::run(&args),
         Cli::Serve(args) => {
-            // Large batches are answered on the blocking pool: CPU work, so no more threads
-            // than cores (tokio's default of 512 grew a thread per connection under load);
-            // how many wait is bounded by --max-concurrent-requests.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .max_blocking_threads(cores)
-                .enable_all()
-                .build()?;
+            let runtime = ciclo_serve::serving_runtime()?;
             // A model that cannot be loaded or verified is an error: a non-zero exit.
             runtime.block_on(ciclo_serve::run(args))?;
             Ok(ExitCode::SUCCESS)

@@ -32,6 +32,7 @@ mod metrics;
 mod model;
 mod onnx;
 mod runtime;
+mod scheduler;
 mod server;
 mod state;
 mod tensor;
@@ -41,6 +42,7 @@ mod v2;
 
 pub use args::{DEFAULT_MAX_BODY_BYTES, ServeArgs};
 pub use drain::termination;
+pub use scheduler::serving_runtime;
 pub use server::Server;
 
 /// Why the server did not start, or stopped other than by a signal.

@@ -18,6 +18,10 @@ use ciclo_serve::grpc::proto::model_infer_response::InferOutputTensor;
 use ciclo_serve::grpc::proto::*;
 use tonic::{Request, Response, Status};
 
+/// The allocator of the `ciclo` binary: the ceiling is built as ciclo serve is.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The answer ciclo gives the logistic regression for one row, as JSON.
 const ANSWER: &str = r#"{"model_name":"wdbc","outputs":[{"name":"output_label","datatype":"INT64","shape":[1],"data":[1]},{"name":"output_probability","datatype":"FP32","shape":[1,2],"data":[0.25,0.75]}]}"#;
 
@@ -113,31 +117,28 @@ fn main() -> std::io::Result<()> {
     };
     let http = port(1).expect("bench-bare HTTP_PORT [GRPC_PORT]");
     let grpc = port(2);
-    // The runtime `ciclo serve` builds: multi-threaded, as many workers as the cores it may use.
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            if let Some(grpc) = grpc {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", grpc)).await?;
-                tokio::spawn(
-                    tonic::transport::Server::builder()
-                        .add_service(GrpcInferenceServiceServer::new(Bare))
-                        .serve_with_incoming(
-                            // As ciclo serve's: without TCP_NODELAY, answers wait on ACKs.
-                            tonic::transport::server::TcpIncoming::from(listener)
-                                .with_nodelay(Some(true)),
-                        ),
-                );
-            }
-            let app = Router::new()
-                .route("/v2/health/ready", get(|| async { "{\"ready\":true}" }))
-                .route(
-                    "/v2/models/{name}/ready",
-                    get(|| async { "{\"ready\":true}" }),
-                )
-                .route("/v2/models/{name}/infer", post(infer));
-            let listener = tokio::net::TcpListener::bind(("127.0.0.1", http)).await?;
-            axum::serve(listener, app).await
-        })
+    // The runtime `ciclo serve` builds for the cores it may use.
+    ciclo_serve::serving_runtime()?.block_on(async {
+        if let Some(grpc) = grpc {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", grpc)).await?;
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(GrpcInferenceServiceServer::new(Bare))
+                    .serve_with_incoming(
+                        // As ciclo serve's: without TCP_NODELAY, answers wait on ACKs.
+                        tonic::transport::server::TcpIncoming::from(listener)
+                            .with_nodelay(Some(true)),
+                    ),
+            );
+        }
+        let app = Router::new()
+            .route("/v2/health/ready", get(|| async { "{\"ready\":true}" }))
+            .route(
+                "/v2/models/{name}/ready",
+                get(|| async { "{\"ready\":true}" }),
+            )
+            .route("/v2/models/{name}/infer", post(infer));
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", http)).await?;
+        axum::serve(listener, app).await
+    })
 }
