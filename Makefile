@@ -9,7 +9,7 @@ KUBECTL = $(shell e2e/cluster/build.sh --dir)/kubectl
 HELM = $(shell e2e/tools/build.sh --dir)/helm
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down control-plane tools image example-images demo demo-down crds docs health-checks manifests manifests-check deploy
+.PHONY: help build test unit e2e bench lint fmt cluster-up cluster-down cluster-purge objectstore-up objectstore-down flux-up flux-down control-plane tools image example-images demo demo-down crds docs health-checks manifests manifests-check deploy
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -25,7 +25,7 @@ test: unit manifests-check e2e ## unit tests, the install manifests' checks, the
 unit: ## unit tests only (no cluster)
 	$(CARGO) test --workspace
 
-e2e: cluster-up objectstore-up deploy example-images ## end-to-end tests (starts the control plane and the S3 store, installs ciclo from its chart)
+e2e: cluster-up objectstore-up deploy example-images flux-up ## end-to-end tests (starts the control plane, the S3 store, the git server and Flux; installs ciclo from its chart)
 	@# Built first, on the host: inside the cluster's network namespace nothing can be fetched.
 	$(CARGO) test --workspace --tests --no-run
 	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests -- --ignored --test-threads=4
@@ -60,10 +60,12 @@ cluster-up: control-plane ## start the local cluster: etcd, the control plane an
 	$(CARGO) build --workspace --bins
 	e2e/cluster/up.sh
 
-cluster-down: ## stop everything cluster-up started (keeps .cluster/ state)
+cluster-down: ## stop everything cluster-up started (keeps .cluster/ state), and Flux first if it runs
+	e2e/flux/down.sh
 	e2e/cluster/down.sh
 
 cluster-purge: ## stop the cluster and delete .cluster/
+	e2e/flux/down.sh
 	e2e/cluster/down.sh --purge
 
 objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on port 18333: in the kubelet node's network namespace (10.200.0.1), else on 127.0.0.1
@@ -71,6 +73,12 @@ objectstore-up: ## start the S3-compatible store (SeaweedFS, built once) on port
 
 objectstore-down: ## stop the S3-compatible store
 	e2e/objectstore/down.sh
+
+flux-up: cluster-up ## start a git server (port 18419) and Flux's source-controller and kustomize-controller (built once from their pinned Go modules) beside the local cluster
+	e2e/flux/up.sh
+
+flux-down: ## stop the git server and Flux's controllers (keeps .flux/: the repositories)
+	e2e/flux/down.sh
 
 image: ## the container image: operator/Dockerfile's final stage built with buildah (cached OCI archive), then checked
 	e2e/image/build.sh
@@ -82,6 +90,7 @@ demo: ## the whole ML cycle, three times, on the local control plane (or KUBECON
 demo-down: ## stop everything `make demo` started (the demo's namespace, the local cluster, the S3 store)
 	-$(KUBECTL) delete namespace ml-team --ignore-not-found --wait=false --request-timeout=10s 2>/dev/null
 	e2e/objectstore/down.sh
+	e2e/flux/down.sh
 	e2e/cluster/down.sh
 
 crds: ## regenerate crds/ from the Rust API types

@@ -105,6 +105,16 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [""]
   resources: [pods]
   verbs: [list, watch]
+# A TrainingRun Flux applied names its code in lineage by the revision its Kustomization was
+# applying and its GitRepository's URL: read those two objects, by name, when a run starts
+# (no list or watch). Without Flux, or in namespaced mode where the Kustomization lives in
+# another namespace, runs start without a revision.
+- apiGroups: [kustomize.toolkit.fluxcd.io]
+  resources: [kustomizations]
+  verbs: [get]
+- apiGroups: [source.toolkit.fluxcd.io]
+  resources: [gitrepositories]
+  verbs: [get]
 # Record an Event for every transition (events.k8s.io/v1; repeats are patched into a series).
 - apiGroups: [events.k8s.io]
   resources: [events]

@@ -2,6 +2,7 @@
 //! a fresh namespace per test that is deleted afterwards, and waiting with a deadline.
 #![forbid(unsafe_code)]
 
+pub mod gitops;
 pub mod images;
 pub mod load;
 pub mod operator;

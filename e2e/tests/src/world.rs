@@ -46,7 +46,7 @@ pub fn points_request(rows: &[(f64, f64)]) -> serde_json::Value {
 pub const BAD_LABELS: &str = "id,x1,x2,label\n9001,0.5,0.5,yes\n9002,0.1,0.2,no\n";
 
 /// The expectations of the Dataset `points`.
-const POINTS_SCHEMA: &str = r#"    minRows: 20
+pub const POINTS_SCHEMA: &str = r#"    minRows: 20
     columns:
     - {name: id, type: integer, nullable: false}
     - {name: x1, type: float, min: 0, max: 1}

@@ -64,6 +64,8 @@ pub struct Run<'a> {
     /// ciclo's own image, for the built-in trainer.
     pub image: &'a str,
     pub store: &'a ArtifactStoreArgs,
+    /// Where its code and configuration came from, kept on the Job for its lineage.
+    pub code: &'a super::code_source::CodeSource,
 }
 
 /// The run's Job, and the headless Service its workers find each other by when distributed.
@@ -78,7 +80,7 @@ pub fn build(run: &Run) -> (Job, Option<Service>) {
         ("app.kubernetes.io/managed-by".into(), "ciclo".into()),
         ("app.kubernetes.io/component".into(), "training-run".into()),
     ]);
-    let annotations = BTreeMap::from([
+    let mut annotations = BTreeMap::from([
         (super::record::RUN_ID.to_string(), run.run_id.to_string()),
         (
             super::record::DATASET_VERSION.to_string(),
@@ -89,6 +91,7 @@ pub fn build(run: &Run) -> (Job, Option<Service>) {
             tr.metadata.generation.unwrap_or_default().to_string(),
         ),
     ]);
+    annotations.extend(run.code.annotations());
     let meta = |name: &str| ObjectMeta {
         name: Some(name.into()),
         namespace: tr.namespace(),
@@ -362,8 +365,17 @@ spec:
             run_id: "r1",
             image: "ghcr.io/ciclo-dev/ciclo:v1",
             store: &store(),
+            code: &super::super::code_source::CodeSource {
+                repository: Some("http://git.example/ml-team.git".into()),
+                revision: Some("main@sha1:4f1c".into()),
+            },
         });
         assert!(service.is_none(), "one worker: no Service");
+        assert_eq!(
+            job.annotations()[labels::GIT_REVISION],
+            "main@sha1:4f1c",
+            "the run's code source, resolved when it started, stays on its Job"
+        );
         let env = env_of(&job);
         assert_eq!(env[ENV_DATASET_URI], "s3://data/customers/");
         assert_eq!(env[ENV_DATASET_VERSION], v.id);
@@ -429,6 +441,7 @@ spec:
             run_id: "r1",
             image: "ciclo:v1",
             store: &store(),
+            code: &Default::default(),
         });
         let c = container(&job);
         assert_eq!(c.image.as_deref(), Some("ciclo:v1"));
@@ -448,6 +461,7 @@ spec:
             run_id: "r1",
             image: "i",
             store: &store(),
+            code: &Default::default(),
         });
         let spec = job.spec.as_ref().unwrap();
         assert_eq!(spec.completion_mode.as_deref(), Some("Indexed"));

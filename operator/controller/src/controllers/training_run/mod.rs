@@ -2,6 +2,7 @@
 //! (registering their ModelVersions) → decide (resolve the dataset version, the run due) →
 //! start it → status → mark or delete the recorded runs' Jobs.
 
+mod code_source;
 mod decide;
 mod job;
 mod outcome;

@@ -6,6 +6,7 @@
 //! the run id in its lineage — so a restarted operator finds what the previous one started
 //! or registered instead of doing it again.
 
+use super::code_source::{self, CodeSource};
 use super::job;
 use super::outcome::{self, Phase, Registration};
 use super::{decide, record};
@@ -123,7 +124,10 @@ async fn result(ctx: &Context, tr: &TrainingRun, j: &Job) -> Result<(RunRecord, 
         (Phase::Succeeded, Some(s))
             if s.outcome == TrainOutcome::Succeeded && s.digest.is_some() =>
         {
-            let number = register(ctx, tr, &record, &s, image_id.flatten()).await?;
+            // What the run's Job recorded when it started; a Job an older operator started
+            // recorded nothing, and the TrainingRun says it.
+            let code = CodeSource::of_job(j).unwrap_or_else(|| CodeSource::declared(tr));
+            let number = register(ctx, tr, &record, &s, image_id.flatten(), &code).await?;
             record.metrics = s.metrics.clone();
             record.model_version = Some(number);
             (
@@ -178,6 +182,7 @@ pub async fn start(
 ) -> Result<()> {
     let ns = tr.namespace().unwrap_or_default();
     let run_id = &start.record.id;
+    let code = code_source::resolve(&ctx.client, tr).await;
     let (job, service) = job::build(&job::Run {
         tr,
         dataset,
@@ -185,6 +190,7 @@ pub async fn start(
         run_id,
         image: &ctx.image,
         store: &ctx.artifact_store,
+        code: &code,
     });
     if let Some(service) = service {
         ignore_exists(
@@ -222,6 +228,7 @@ async fn register(
     run: &RunRecord,
     summary: &TrainSummary,
     image_id: Option<String>,
+    code: &CodeSource,
 ) -> Result<i64> {
     let ns = tr.namespace().unwrap_or_default();
     let api: Api<ModelVersion> = Api::namespaced(ctx.client.clone(), &ns);
@@ -247,7 +254,7 @@ async fn register(
             Registration::Existing(n) => return Ok(n),
             Registration::New(n) => n,
         };
-        let mv = model_version(tr, run, summary, image_id.clone(), number)?;
+        let mv = model_version(tr, run, summary, image_id.clone(), number, code)?;
         match api.create(&PostParams::default(), &mv).await {
             Ok(_) => return Ok(number),
             Err(kube::Error::Api(e)) if e.is_already_exists() => continue,
@@ -262,9 +269,9 @@ fn model_version(
     summary: &TrainSummary,
     image_id: Option<String>,
     number: i64,
+    code: &CodeSource,
 ) -> Result<ModelVersion> {
     let model = &tr.spec.model.name;
-    let (git_repository, git_revision) = git_source(tr);
     let gates = RegisteredGates {
         gates: tr.spec.gates.clone(),
         metrics: tr.spec.metrics.clone(),
@@ -298,8 +305,8 @@ fn model_version(
                     .unwrap_or_else(|| "ciclo (built-in trainer)".into()),
                 // As the node reported it (`imageID` of the container status).
                 image_digest: image_id,
-                git_repository,
-                git_revision,
+                git_repository: code.repository.clone(),
+                git_revision: code.revision.clone(),
                 params: tr.spec.params.clone(),
                 metrics: summary.metrics.clone(),
             },
@@ -319,18 +326,6 @@ fn model_version(
         serde_json::to_string(&gates)?,
     )]));
     Ok(mv)
-}
-
-/// The code's repository and revision: `spec.git`, else the annotations a GitOps tool put
-/// on the TrainingRun.
-fn git_source(tr: &TrainingRun) -> (Option<String>, Option<String>) {
-    match &tr.spec.git {
-        Some(g) => (Some(g.repository.clone()), Some(g.revision.clone())),
-        None => {
-            let get = |k| tr.annotations().get(k).filter(|v| !v.is_empty()).cloned();
-            (get(labels::GIT_REPOSITORY), get(labels::GIT_REVISION))
-        }
-    }
 }
 
 /// Ok when done or when the object is already gone.
@@ -374,17 +369,21 @@ spec: {dataset: {name: d}, model: {name: churn}, image: trainer}
         )
         .unwrap();
         assert_eq!(
-            git_source(&tr),
-            (
-                Some("https://git.example/ml.git".into()),
-                Some("f913b6c".into())
-            )
+            CodeSource::declared(&tr),
+            CodeSource {
+                repository: Some("https://git.example/ml.git".into()),
+                revision: Some("f913b6c".into())
+            }
         );
         tr.spec.git = Some(ciclo_api::training_run::GitSource {
             repository: "https://git.example/other.git".into(),
             revision: "v2".into(),
         });
-        assert_eq!(git_source(&tr).1.as_deref(), Some("v2"), "the spec wins");
+        assert_eq!(
+            CodeSource::declared(&tr).revision.as_deref(),
+            Some("v2"),
+            "the spec wins"
+        );
     }
 
     #[test]
@@ -412,7 +411,11 @@ spec:
             r#"{"outcome": "Succeeded", "metrics": {"auc": 0.91}, "model": "s3://a/m.onnx", "digest": "blake3:0f"}"#,
         )
         .unwrap();
-        let mv = model_version(&tr, &run, &summary, Some("sha256:1".into()), 3).unwrap();
+        let code = CodeSource {
+            repository: Some("http://git.example/ml-team.git".into()),
+            revision: Some("main@sha1:4f1c".into()),
+        };
+        let mv = model_version(&tr, &run, &summary, Some("sha256:1".into()), 3, &code).unwrap();
         assert_eq!(mv.name_any(), "churn-3");
         assert_eq!(mv.namespace().as_deref(), Some("ml"));
         assert_eq!(mv.labels()[labels::VERSION], "3");
@@ -425,6 +428,14 @@ spec:
         assert_eq!(l.image, "registry.example/train:1");
         assert_eq!(l.image_digest.as_deref(), Some("sha256:1"));
         assert_eq!(l.params["depth"], "4");
+        assert_eq!(
+            (l.git_repository.as_deref(), l.git_revision.as_deref()),
+            (
+                Some("http://git.example/ml-team.git"),
+                Some("main@sha1:4f1c")
+            ),
+            "the code source the run's Job recorded"
+        );
         assert_eq!(l.metrics["auc"], 0.91);
         assert_eq!(
             mv.spec.artifact.format, None,

@@ -1,0 +1,7 @@
+//go:build tools
+
+// Package tools pins Flux's kustomize-controller, which e2e/flux/build.sh compiles; building it from this
+// module makes go.mod and go.sum alone decide its version and every dependency's.
+package tools
+
+import _ "github.com/fluxcd/kustomize-controller"

@@ -1,0 +1,152 @@
+//! GitOps for real: the team's repository on the local git server, Flux's source-controller
+//! and kustomize-controller applying it (make flux-up), and ciclo acting on what Flux applied —
+//! a commit is the only way the training changes, and each ModelVersion's lineage names the
+//! commit its TrainingRun came from.
+
+use ciclo_e2e::gitops::{TeamRepo, reconcile_now};
+use ciclo_e2e::resources::{
+    STORE_KEYS, TIMEOUT, apply, ciclo, condition, restricted_namespace, s3_dataset,
+};
+use ciclo_e2e::s3::{endpoint, new_bucket, put};
+use ciclo_e2e::world::{POINTS_SCHEMA, points};
+use ciclo_e2e::{ciclo_cli, wait_for};
+use kube::api::{Api, DynamicObject};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::Value;
+
+/// The built-in trainer on the points data, with `iterations` as its one parameter.
+fn training_run(iterations: u32) -> String {
+    format!(
+        r#"apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {{name: points}}
+spec:
+  dataset: {{name: points, track: Latest}}
+  model: {{name: points}}
+  trainer: {{algorithm: LogisticRegression, target: label, features: [x1, x2]}}
+  params: {{max_iterations: "{iterations}"}}
+  metrics: [{{name: accuracy, direction: Maximize}}]
+  gates: [{{metric: accuracy, threshold: 0.6}}]
+"#
+    )
+}
+
+/// ModelVersion `name` once it exists.
+async fn registered(versions: &Api<DynamicObject>, name: &str) -> Value {
+    wait_for(TIMEOUT, &format!("{name} registered"), || async {
+        Ok(versions.get_opt(name).await?.is_some())
+    })
+    .await
+    .unwrap();
+    versions.get(name).await.unwrap().data
+}
+
+fn kustomizations(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
+    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
+}
+
+/// Waits until Flux's Kustomization is Ready for `commit` (applied, and every object it
+/// applied healthy by its kstatus conditions), and returns its status.
+async fn applied(api: &Api<DynamicObject>, commit: &str) -> Value {
+    let revision = format!("main@sha1:{commit}");
+    wait_for(TIMEOUT, &format!("Flux applied {revision}"), || async {
+        let k = api.get("team").await?;
+        let s = &k.data["status"];
+        let ready = condition(s, "Ready").is_some_and(|c| c["status"] == "True");
+        if ready && s["lastAppliedRevision"] == revision.as_str() {
+            Ok(true)
+        } else {
+            anyhow::bail!("Kustomization status now: {s}")
+        }
+    })
+    .await
+    .unwrap();
+    api.get("team").await.unwrap().data["status"].clone()
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
+async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit() {
+    let (client, ns) = restricted_namespace("gitops").await;
+    let ns = ns.name.clone();
+    let bucket = new_bucket(&ns).await;
+    put(&bucket, "data/batch-1.csv", points(19, 60, 0)).await;
+    // The store's keys are a Secret: never in git.
+    apply(&ns, STORE_KEYS);
+
+    // The team's first commit: the data and how to train on it.
+    let repo = TeamRepo::new(&ns);
+    repo.write(
+        "team/kustomization.yaml",
+        "resources: [dataset.yaml, trainingrun.yaml]\n",
+    );
+    repo.write(
+        "team/dataset.yaml",
+        &s3_dataset("points", &bucket, &endpoint(), "*.csv", POINTS_SCHEMA),
+    );
+    repo.write("team/trainingrun.yaml", &training_run(100));
+    let first = repo.commit("points: the data and a logistic regression on it");
+    apply(&ns, &repo.flux_objects("./team", &ns));
+
+    let versions = ciclo(&client, &ns, "ModelVersion");
+    let v1 = registered(&versions, "points-1").await;
+    let lineage = &v1["spec"]["lineage"];
+    assert_eq!(
+        lineage["gitRevision"],
+        format!("main@sha1:{first}"),
+        "{lineage}"
+    );
+    assert_eq!(lineage["gitRepository"], repo.url().as_str());
+    assert_eq!(lineage["params"]["max_iterations"], "100");
+    // wait: true — Flux calls the commit applied once ciclo's kstatus conditions say so.
+    let k = kustomizations(&client, &ns);
+    let s = applied(&k, &first).await;
+    assert!(
+        condition(&s, "Ready").unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains(&first),
+        "{s}"
+    );
+
+    // A commit that changes the params retrains; the new version names that commit.
+    repo.write("team/trainingrun.yaml", &training_run(300));
+    let second = repo.commit("points: more iterations");
+    reconcile_now(&ns);
+    let v2 = registered(&versions, "points-2").await;
+    let lineage = &v2["spec"]["lineage"];
+    assert_eq!(
+        lineage["gitRevision"],
+        format!("main@sha1:{second}"),
+        "{lineage}"
+    );
+    assert_eq!(lineage["params"]["max_iterations"], "300");
+    let (ok, text, err) = ciclo_cli(&["lineage", "-n", &ns, "points:2"]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains(&second),
+        "ciclo lineage names the commit:\n{text}"
+    );
+    applied(&k, &second).await;
+
+    // A commit that deletes the TrainingRun: Flux prunes it; the ModelVersions it registered
+    // are the registry, not in git, and stay.
+    repo.write("team/kustomization.yaml", "resources: [dataset.yaml]\n");
+    repo.remove("team/trainingrun.yaml");
+    let third = repo.commit("points: training paused");
+    reconcile_now(&ns);
+    applied(&k, &third).await;
+    let runs = ciclo(&client, &ns, "TrainingRun");
+    wait_for(TIMEOUT, "the TrainingRun pruned", || async {
+        Ok(runs.get_opt("points").await?.is_none())
+    })
+    .await
+    .unwrap();
+    for name in ["points-1", "points-2"] {
+        assert!(
+            versions.get_opt(name).await.unwrap().is_some(),
+            "{name} is kept when its TrainingRun leaves git"
+        );
+    }
+}
