@@ -17,6 +17,13 @@ mkdir -p "$out"
 pause_version=$(cat "$bin/pause.version")
 coredns_version=$("$bin/coredns" -version | awk -F- 'NR == 1 {print $2}')
 
+# The project installs what it uses (a fresh machine has no buildah).
+if ! command -v buildah >/dev/null; then
+  echo "images.sh: installing buildah (Debian's)" >&2
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >&2
+fi
+
 # image <name:tag> <root filesystem directory> <buildah config options...>
 image() {
   local name=$1 rootfs=$2 archive work bah ctr

@@ -14,7 +14,7 @@ CGROUP_ROOT=ciclo-$(printf '%s' "$CLUSTER" | sha256sum | cut -c1-8)
 # The Debian packages the node needs; installed once, as the image build installs buildah.
 install_node_packages() {
   local missing=() c
-  for c in containerd:containerd runc:runc socat:socat conntrack:conntrack; do
+  for c in containerd:containerd runc:runc socat:socat conntrack:conntrack nft:nftables; do
     command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}")
   done
   [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
