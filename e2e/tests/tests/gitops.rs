@@ -130,6 +130,56 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     );
     applied(&k, &second).await;
 
+    // A commit ciclo cannot act on: the TrainingRun is Stalled with ciclo's reason, and Flux's
+    // wait fails the Kustomization at once (kstatus) instead of waiting out its timeout.
+    repo.write(
+        "team/trainingrun.yaml",
+        &training_run(300).replace("  gates:", "  schedule: every morning\n  gates:"),
+    );
+    let bad = repo.commit("points: a schedule that is no cron expression");
+    reconcile_now(&ns);
+    let failed = format!("main@sha1:{bad}");
+    wait_for(
+        TIMEOUT,
+        "the Kustomization failed by the Stalled TrainingRun",
+        || async {
+            let s = k.get("team").await?.data["status"].clone();
+            let ready = condition(&s, "Ready").cloned().unwrap_or_default();
+            if s["lastAttemptedRevision"] == failed.as_str() && ready["status"] == "False" {
+                Ok(true)
+            } else {
+                anyhow::bail!("Kustomization status now: {s}")
+            }
+        },
+    )
+    .await
+    .unwrap();
+    let s = k.get("team").await.unwrap().data["status"].clone();
+    let ready = condition(&s, "Ready").unwrap();
+    // Flux names the object and its kstatus (its v1.9.6 wait does not copy the object's own
+    // message); ciclo's reason is on the TrainingRun, where `kubectl describe` and `ciclo get`
+    // show it.
+    assert_eq!(ready["reason"], "HealthCheckFailed", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("failed early due to stalled resources")
+            && message.contains(&format!("TrainingRun/{ns}/points status: 'Failed'")),
+        "{message}"
+    );
+    let run = ciclo(&client, &ns, "TrainingRun")
+        .get("points")
+        .await
+        .unwrap();
+    let stalled = condition(&run.data["status"], "Stalled").unwrap();
+    assert_eq!(stalled["reason"], "InvalidSchedule", "{stalled}");
+    assert!(
+        stalled["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.schedule: \"every morning\" is not a cron expression"),
+        "{stalled}"
+    );
+
     // A commit that deletes the TrainingRun: Flux prunes it; the ModelVersions it registered
     // are the registry, not in git, and stay.
     repo.write("team/kustomization.yaml", "resources: [dataset.yaml]\n");
