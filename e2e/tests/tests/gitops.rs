@@ -10,7 +10,8 @@ use ciclo_e2e::resources::{
 use ciclo_e2e::s3::{endpoint, new_bucket, put};
 use ciclo_e2e::world::{POINTS_SCHEMA, points};
 use ciclo_e2e::{ciclo_cli, wait_for};
-use kube::api::{Api, DynamicObject};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
 
@@ -30,6 +31,15 @@ spec:
 "#
     )
 }
+
+/// Serving version 2 of `points` with the built-in server.
+const MODEL_DEPLOYMENT: &str = r#"apiVersion: ciclo.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: points}
+spec:
+  model: {name: points, version: 2}
+  replicas: 1
+"#;
 
 /// ModelVersion `name` once it exists.
 async fn registered(versions: &Api<DynamicObject>, name: &str) -> Value {
@@ -180,17 +190,48 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
         "{stalled}"
     );
 
-    // A commit that deletes the TrainingRun: Flux prunes it; the ModelVersions it registered
-    // are the registry, not in git, and stay.
+    // A commit that fixes it and serves version 2: Flux is Ready for it once the
+    // ModelDeployment serves (kstatus again).
+    repo.write("team/trainingrun.yaml", &training_run(300));
+    repo.write("team/modeldeployment.yaml", MODEL_DEPLOYMENT);
+    repo.write(
+        "team/kustomization.yaml",
+        "resources: [dataset.yaml, trainingrun.yaml, modeldeployment.yaml]\n",
+    );
+    let serving = repo.commit("points: serve version 2");
+    reconcile_now(&ns);
+    applied(&k, &serving).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    let served = deployments
+        .list(&ListParams::default().labels("ciclo.dev/deployment=points"))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(served.len(), 1, "one Deployment serves version 2");
+
+    // A commit that deletes the TrainingRun and the ModelDeployment: Flux prunes them, serving
+    // stops; the ModelVersions they registered are the registry, not in git, and stay.
     repo.write("team/kustomization.yaml", "resources: [dataset.yaml]\n");
     repo.remove("team/trainingrun.yaml");
-    let third = repo.commit("points: training paused");
+    repo.remove("team/modeldeployment.yaml");
+    let third = repo.commit("points: training and serving stopped");
     reconcile_now(&ns);
     applied(&k, &third).await;
     let runs = ciclo(&client, &ns, "TrainingRun");
-    wait_for(TIMEOUT, "the TrainingRun pruned", || async {
-        Ok(runs.get_opt("points").await?.is_none())
-    })
+    let mds = ciclo(&client, &ns, "ModelDeployment");
+    wait_for(
+        TIMEOUT,
+        "the TrainingRun and the ModelDeployment pruned, serving stopped",
+        || async {
+            let left = deployments
+                .list(&ListParams::default().labels("ciclo.dev/deployment=points"))
+                .await?
+                .items;
+            Ok(runs.get_opt("points").await?.is_none()
+                && mds.get_opt("points").await?.is_none()
+                && left.is_empty())
+        },
+    )
     .await
     .unwrap();
     for name in ["points-1", "points-2"] {
