@@ -51,6 +51,26 @@ async fn registered(versions: &Api<DynamicObject>, name: &str) -> Value {
     versions.get(name).await.unwrap().data
 }
 
+/// Waits for ModelVersion `name` and checks its lineage names `commit` of `repository` and
+/// the `iterations` that commit set.
+async fn trained_from(
+    versions: &Api<DynamicObject>,
+    name: &str,
+    repository: &str,
+    commit: &str,
+    iterations: &str,
+) {
+    let mv = registered(versions, name).await;
+    let lineage = &mv["spec"]["lineage"];
+    assert_eq!(
+        lineage["gitRevision"],
+        format!("main@sha1:{commit}"),
+        "{lineage}"
+    );
+    assert_eq!(lineage["gitRepository"], repository, "{lineage}");
+    assert_eq!(lineage["params"]["max_iterations"], iterations, "{lineage}");
+}
+
 fn kustomizations(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("kustomize.toolkit.fluxcd.io", "v1", "Kustomization");
     Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk(&gvk))
@@ -100,15 +120,7 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     apply(&ns, &repo.flux_objects("./team", &ns));
 
     let versions = ciclo(&client, &ns, "ModelVersion");
-    let v1 = registered(&versions, "points-1").await;
-    let lineage = &v1["spec"]["lineage"];
-    assert_eq!(
-        lineage["gitRevision"],
-        format!("main@sha1:{first}"),
-        "{lineage}"
-    );
-    assert_eq!(lineage["gitRepository"], repo.url().as_str());
-    assert_eq!(lineage["params"]["max_iterations"], "100");
+    trained_from(&versions, "points-1", &repo.url(), &first, "100").await;
     // wait: true — Flux calls the commit applied once ciclo's kstatus conditions say so.
     let k = kustomizations(&client, &ns);
     let s = applied(&k, &first).await;
@@ -124,14 +136,7 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     repo.write("team/trainingrun.yaml", &training_run(300));
     let second = repo.commit("points: more iterations");
     reconcile_now(&ns);
-    let v2 = registered(&versions, "points-2").await;
-    let lineage = &v2["spec"]["lineage"];
-    assert_eq!(
-        lineage["gitRevision"],
-        format!("main@sha1:{second}"),
-        "{lineage}"
-    );
-    assert_eq!(lineage["params"]["max_iterations"], "300");
+    trained_from(&versions, "points-2", &repo.url(), &second, "300").await;
     let (ok, text, err) = ciclo_cli(&["lineage", "-n", &ns, "points:2"]);
     assert!(ok, "{err}");
     assert!(
