@@ -84,8 +84,8 @@ image: ## the container image: operator/Dockerfile's final stage built with buil
 	e2e/image/build.sh
 	e2e/image/test.sh
 
-demo: ## the whole ML cycle, three times, on the local control plane (or KUBECONFIG's cluster): data → validation → training → gated canary → serving → skew → retraining on production's labelled data
-	e2e/demo/run.sh
+demo: ## the whole ML cycle, three times, on the local control plane (or KUBECONFIG's cluster): data → validation → training → gated canary → serving → skew → retraining on production's labelled data; GITOPS=1: driven by commits to a local git server that Flux applies, promotions committed by ciclo
+	GITOPS=$(GITOPS) e2e/demo/run.sh
 
 demo-down: ## stop everything `make demo` started (the demo's namespace, the local cluster, the S3 store)
 	-$(KUBECTL) delete namespace ml-team --ignore-not-found --wait=false --request-timeout=10s 2>/dev/null

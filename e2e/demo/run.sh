@@ -25,5 +25,11 @@ say "starting the S3-compatible store (SeaweedFS)"
 make --no-print-directory objectstore-up >/dev/null
 say "installing ciclo from charts/ciclo (helm upgrade --install)"
 make --no-print-directory deploy 2>&1 | grep -vE '^level=INFO|Waiting for deployment' | tail -3
+if [ -n "${GITOPS:-}" ] && [ "${GITOPS}" != 0 ]; then
+  [ "${KUBECONFIG}" = "$local_kubeconfig" ] || { echo "GITOPS=1 runs Flux and the git server beside the local cluster only" >&2; exit 1; }
+  say "starting the git server and Flux (source-controller, kustomize-controller; built once)"
+  make --no-print-directory flux-up >/dev/null
+  export GITOPS
+fi
 say "running the cycle"
 exec e2e/cluster/in-cluster-netns.sh target/debug/ciclo-demo

@@ -63,8 +63,9 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [ciclo.dev]
   resources: [datasets]
   verbs: [patch]
-# Check that the credentials Secret a Dataset names exists. Only `get`: the operator never
-# lists or watches Secrets, and reads only the ones resources name.
+# Check that the credentials Secret a Dataset names exists, and read the push credentials a
+# ModelDeployment's spec.gitWriteBack.secretRef names (in its own namespace). Only `get`: the
+# operator never lists or watches Secrets, and reads only the ones resources name.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]

@@ -20,8 +20,19 @@ const EXAMPLE_ENDPOINT: &str = "http://10.200.0.1:18333";
 /// The longest any one step may take (a first training Job on a cold machine included).
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How the team's resources reach the cluster.
+pub enum Source {
+    /// `kubectl apply` of the example's files.
+    Kubectl,
+    /// Commits to the team's repository on the local git server, applied by Flux; the
+    /// ModelDeployment pins its version in git and ciclo promotes by commit (`make demo
+    /// GITOPS=1`).
+    Git(ciclo_e2e::gitops::TeamRepo),
+}
+
 pub struct Cycle {
     pub client: kube::Client,
+    pub source: Source,
     pub ns: String,
     pub bucket: String,
     pub datasets: Api<DynamicObject>,
@@ -40,30 +51,83 @@ impl Cycle {
             versions: ciclo(&client, ns, "ModelVersion"),
             deployments: ciclo(&client, ns, "ModelDeployment"),
             pods: Api::namespaced(client.clone(), ns),
+            source: Source::Kubectl,
             client,
             ns: ns.into(),
             bucket: bucket.into(),
         }
     }
 
+    /// The same cycle driven by commits: the example goes into a new repository `<ns>` on
+    /// the local git server (make flux-up), which Flux applies.
+    pub fn through_git(mut self) -> Self {
+        self.source = Source::Git(ciclo_e2e::gitops::TeamRepo::new(&self.ns));
+        self
+    }
+
     /// Applies the example's resources, as committed, into this namespace; only the bucket
-    /// (and the S3 port, when moved) differ from the committed files.
-    pub fn apply_example(&self) -> anyhow::Result<()> {
+    /// (and the S3 port, when moved) differ from the committed files. Through git, they are
+    /// committed to the team's repository instead, with the ModelDeployment pinning version
+    /// 1 and promoting by commit, and Flux applies them; returns what was done.
+    pub async fn apply_example(&self) -> anyhow::Result<String> {
         let dir = ciclo_e2e::repo_root().join("examples/gitops/ml-team");
-        for file in [
+        let files = [
             "dataset.yaml",
             "trainingrun.yaml",
             "modeldeployment.yaml",
             "production-dataset.yaml",
             "production-trainingrun.yaml",
-        ] {
+        ];
+        let mut committed = Vec::new();
+        for file in files {
             let yaml = std::fs::read_to_string(dir.join(file))?
                 .replace(EXAMPLE_SOURCE, &format!("s3://{}/", self.bucket))
                 .replace(EXAMPLE_ENDPOINT, &ciclo_e2e::s3::endpoint());
-            let (ok, _, err) = kubectl(&["apply", "-n", &self.ns, "-f", "-"], Some(&yaml));
-            anyhow::ensure!(ok, "kubectl apply {file}: {err}");
+            match &self.source {
+                Source::Kubectl => {
+                    let (ok, _, err) = kubectl(&["apply", "-n", &self.ns, "-f", "-"], Some(&yaml));
+                    anyhow::ensure!(ok, "kubectl apply {file}: {err}");
+                }
+                Source::Git(repo) => {
+                    let path = format!("ml-team/{file}");
+                    let yaml = if file == "modeldeployment.yaml" {
+                        write_back_mode(&yaml, &repo.url(), &path)?
+                    } else {
+                        yaml
+                    };
+                    repo.write(&path, &yaml);
+                    committed.push(file);
+                }
+            }
         }
-        Ok(())
+        let Source::Git(repo) = &self.source else {
+            return Ok(format!(
+                "applied examples/gitops/ml-team in namespace {}: Dataset, TrainingRun and ModelDeployment `{NAME}`",
+                self.ns
+            ));
+        };
+        // The example's kustomization.yaml also makes the namespace, which the demo made.
+        repo.write(
+            "ml-team/kustomization.yaml",
+            &format!("resources: [{}]\n", committed.join(", ")),
+        );
+        let commit = repo.commit("ml-team: the data, how to train on it, and serving by commit");
+        let (ok, _, err) = kubectl(
+            &["apply", "-n", &self.ns, "-f", "-"],
+            Some(&repo.flux_objects("./ml-team", &self.ns, "10s")),
+        );
+        anyhow::ensure!(ok, "kubectl apply the Flux objects: {err}");
+        wait_for(STEP_TIMEOUT, "Flux to apply the team's commit", || async {
+            Ok(self.datasets.get_opt(NAME).await?.is_some()
+                && self.deployments.get_opt(NAME).await?.is_some())
+        })
+        .await?;
+        Ok(format!(
+            "committed examples/gitops/ml-team to {} ({}), the ModelDeployment pinning version 1 with gitWriteBack; Flux's GitRepository and Kustomization `team` in namespace {} apply it",
+            repo.url(),
+            &commit[..12],
+            self.ns
+        ))
     }
 
     /// Puts `file` of the example's data into the bucket and asks the Dataset to look, as a
@@ -300,4 +364,18 @@ pub fn is_blessed(mv: &Value) -> bool {
 /// A metric of a ModelVersion, as recorded.
 pub fn metric(mv: &Value, name: &str) -> Option<f64> {
     mv["spec"]["lineage"]["metrics"][name].as_f64()
+}
+
+/// The example's ModelDeployment in write-back mode: it pins version 1 (served once
+/// trained), and ciclo commits each promotion to `path` of `url`.
+fn write_back_mode(yaml: &str, url: &str, path: &str) -> anyhow::Result<String> {
+    let floating = format!("model: {{name: {NAME}, track: LatestBlessed}}");
+    anyhow::ensure!(
+        yaml.contains(&floating),
+        "examples/gitops/ml-team/modeldeployment.yaml no longer has {floating:?}"
+    );
+    let pinned = format!(
+        "model:\n    name: {NAME}\n    version: 1   # moved by ciclo, a commit per promotion\n  gitWriteBack:\n    url: {url}\n    path: {path}\n    secretRef: {{name: git-credentials}}"
+    );
+    Ok(yaml.replace(&floating, &pinned))
 }

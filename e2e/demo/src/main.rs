@@ -17,9 +17,11 @@ const BATCHES: [&str; 4] = [
 ];
 
 /// Prints each part's title, each step with the seconds since its batch landed, and the
-/// resources as `ciclo get` shows them at the end of each part.
+/// resources as `ciclo get` shows them at the end of each part (through git, beside Flux's
+/// own status and the team's latest commits).
 struct Terminal {
     started: Instant,
+    gitops: Option<String>,
 }
 
 impl Narrator for Terminal {
@@ -28,6 +30,9 @@ impl Narrator for Terminal {
     }
     fn part_done(&mut self) {
         show_table(NAMESPACE);
+        if let Some(git_log) = &self.gitops {
+            show_flux(NAMESPACE, git_log);
+        }
     }
     fn step(&mut self, since: Duration, what: &str) {
         println!("  {:>6.1} s  {what}", since.as_secs_f64());
@@ -40,18 +45,32 @@ impl Narrator for Terminal {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let client = ciclo_e2e::client().await?;
+    // GITOPS=1: the resources come from commits to the local git server, applied by Flux.
+    let gitops = std::env::var("GITOPS").is_ok_and(|v| !v.is_empty() && v != "0");
     let mut terminal = Terminal {
         started: Instant::now(),
+        gitops: None,
     };
     println!(
-        "\n== ciclo demo: the ML cycle three times, the third started by production, with no human step\n"
+        "\n== ciclo demo: the ML cycle three times, the third started by production, with no human step{}\n",
+        if gitops {
+            "; every change of what serves is a commit (GitOps: Flux applies the team's repository, ciclo promotes by commit)"
+        } else {
+            ""
+        }
     );
     println!(
         "(live, in another terminal: KUBECONFIG={} target/debug/ciclo get -n {NAMESPACE} -w)\n",
         ciclo_e2e::kubeconfig().display()
     );
     fresh_start(&client).await?;
-    let cycle = Cycle::new(client, NAMESPACE, BUCKET);
+    let mut cycle = Cycle::new(client, NAMESPACE, BUCKET);
+    if gitops {
+        cycle = cycle.through_git();
+        if let ciclo_demo::cycle::Source::Git(repo) = &cycle.source {
+            terminal.gitops = Some(repo.bare().display().to_string());
+        }
+    }
     let outcome = match scenario::run(&cycle, &mut terminal).await {
         Ok(o) => o,
         Err(e) => {
@@ -180,6 +199,35 @@ fn print_timing(n: usize, it: &Iteration) {
         "           ITERATION LATENCY {n} ({start} → version {n} serving 100%): {:.1} s",
         it.latency().as_secs_f64()
     );
+}
+
+/// Flux's own status of the team's repository (its GitRepository and Kustomization) and the
+/// repository's last commits, who made them and what they say.
+fn show_flux(ns: &str, bare: &str) {
+    let (ok, out, err) = ciclo_e2e::kubectl(
+        &[
+            "get",
+            "-n",
+            ns,
+            "gitrepositories.source.toolkit.fluxcd.io,kustomizations.kustomize.toolkit.fluxcd.io",
+        ],
+        None,
+    );
+    println!("           $ kubectl get -n {ns} gitrepositories,kustomizations");
+    for line in if ok { out } else { err }.lines() {
+        println!("           {line}");
+    }
+    let log = std::process::Command::new("git")
+        .args(["log", "-5", "--format=%h %<(8,trunc)%an %s", "main"])
+        .current_dir(bare)
+        .output();
+    println!("\n           $ git log -5 --oneline  (the team's repository)");
+    if let Ok(log) = log {
+        for line in String::from_utf8_lossy(&log.stdout).lines() {
+            println!("           {line}");
+        }
+    }
+    println!();
 }
 
 /// The team's resources as `ciclo get` shows them, indented under the narrative.

@@ -93,11 +93,7 @@ const QUIET: Duration = Duration::from_secs(10);
 /// Runs the scenario on `cycle` (its resources not yet applied).
 pub async fn run(cycle: &Cycle, narrator: &mut impl Narrator) -> anyhow::Result<Outcome> {
     let unseen = Rows::parse(&data::batch("batch-3.csv"));
-    cycle.apply_example()?;
-    narrator.note(&format!(
-        "applied examples/gitops/ml-team in namespace {}: Dataset, TrainingRun and ModelDeployment `wdbc`",
-        cycle.ns
-    ));
+    narrator.note(&cycle.apply_example().await?);
     let mut outcome = Outcome::default();
     for (n, batch, title) in [
         (

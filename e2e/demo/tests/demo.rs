@@ -1,7 +1,7 @@
 //! What `make demo` shows, proven: the same scenario (crate `ciclo_demo`), in a namespace and
 //! bucket of its own, with every claim the demo prints checked.
 
-use ciclo_demo::cycle::{Cycle, is_blessed, metric};
+use ciclo_demo::cycle::{Cycle, Source, is_blessed, metric};
 use ciclo_demo::scenario::{self, Narrator};
 use ciclo_e2e::resources::restricted_namespace;
 use std::time::Duration;
@@ -26,7 +26,54 @@ async fn three_iterations_of_the_cycle_run_by_themselves_the_third_from_producti
     let bucket = ciclo_e2e::s3::new_bucket(&ns.name).await;
     let cycle = Cycle::new(client, &ns.name, &bucket);
     let outcome = scenario::run(&cycle, &mut Log).await.unwrap();
+    check(&outcome);
+}
 
+/// `make demo GITOPS=1`: the same scenario with the resources committed to the team's
+/// repository and applied by Flux, the ModelDeployment pinning its version in git: versions
+/// 2 and 3 are promoted by one commit of ciclo's each, which Flux applies.
+#[tokio::test]
+#[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
+async fn the_same_three_iterations_run_from_git_each_promotion_a_commit_flux_applies() {
+    let (client, ns) = restricted_namespace("demo-git").await;
+    let bucket = ciclo_e2e::s3::new_bucket(&ns.name).await;
+    let cycle = Cycle::new(client, &ns.name, &bucket).through_git();
+    let outcome = scenario::run(&cycle, &mut Log).await.unwrap();
+    check(&outcome);
+    let Source::Git(repo) = &cycle.source else {
+        unreachable!()
+    };
+    let messages = repo.messages("main");
+    for version in [2, 3] {
+        let trailers = format!(
+            "Ciclo-Deployment: {}/wdbc\nCiclo-Promoted-Version: {version}",
+            ns.name
+        );
+        let commits: Vec<_> = messages
+            .iter()
+            .filter(|(_, m)| m.ends_with(&trailers))
+            .collect();
+        assert_eq!(commits.len(), 1, "one promotion of {version}: {messages:?}");
+        assert!(
+            commits[0]
+                .1
+                .starts_with(&format!("Promote wdbc to version {version}")),
+            "{commits:?}"
+        );
+    }
+    // Version 1 was pinned by the team's first commit; nothing else was committed.
+    assert_eq!(messages.len(), 3, "{messages:?}");
+    let deployment = cycle.deployment().await;
+    assert_eq!(deployment["writeBack"]["version"], 3, "{deployment}");
+    assert_eq!(
+        deployment["writeBack"]["commit"],
+        messages[0].0.as_str(),
+        "{deployment}"
+    );
+}
+
+/// Every claim the demo prints.
+fn check(outcome: &scenario::Outcome) {
     let [first, second, third] = &outcome.iterations[..] else {
         panic!("three iterations: {outcome:?}")
     };

@@ -9,22 +9,34 @@
 // basic authentication; pushes are accepted only then (git http-backend enables
 // receive-pack for an authenticated user). Each request is logged (method, path, status,
 // user), never a password.
+//
+// A push's answer can be held back: while a repository NAME.git holds a file
+// `hold-push-answer` (a number of seconds), a push to it is applied as usual and its answer
+// sent only that much later. The tests use it to kill a client whose push landed before it
+// learnt so.
 package main
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
+
+// maxBody is the largest chunked request body read into memory (a push of that much).
+const maxBody = 1 << 30
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on (port 0: any free one)")
@@ -82,6 +94,30 @@ func main() {
 		if who != "-" {
 			h.Env = append([]string{"REMOTE_USER=" + who}, git.Env...)
 		}
+		// CGI has no chunked request bodies (net/http/cgi answers 400), and libgit2 sends
+		// every push chunked: read the body first and pass its length.
+		if r.ContentLength < 0 && r.Body != nil {
+			body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			if err != nil || len(body) > maxBody {
+				http.Error(recorder, "request body unreadable or over 1 GiB", http.StatusBadRequest)
+				return
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			r.ContentLength = int64(len(body))
+			r.TransferEncoding = nil
+		}
+		if hold := heldFor(absRoot, r); hold > 0 {
+			held := httptest.NewRecorder()
+			h.ServeHTTP(held, r)
+			log.Printf("%s %s answered %d; the answer held for %s", r.Method, r.URL.Path, held.Code, hold)
+			time.Sleep(hold)
+			for k, v := range held.Header() {
+				recorder.Header()[k] = v
+			}
+			recorder.WriteHeader(held.Code)
+			recorder.Write(held.Body.Bytes())
+			return
+		}
 		h.ServeHTTP(recorder, r)
 	})
 	listener, err := net.Listen("tcp", *listen)
@@ -97,6 +133,24 @@ func main() {
 	log.Printf("gitserver: serving %s on http://%s/", absRoot, address)
 	server := &http.Server{Handler: handler, ReadHeaderTimeout: 30 * time.Second}
 	log.Fatal(server.Serve(listener))
+}
+
+// heldFor is how long the answer to push r is held: the seconds in its repository's
+// hold-push-answer file, if r is a push (git-receive-pack) and the file exists.
+func heldFor(root string, r *http.Request) time.Duration {
+	repo, ok := strings.CutSuffix(r.URL.Path, "/git-receive-pack")
+	if !ok || r.Method != http.MethodPost {
+		return 0
+	}
+	b, err := os.ReadFile(filepath.Join(root, filepath.Clean("/"+repo), "hold-push-answer"))
+	if err != nil {
+		return 0
+	}
+	seconds, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || seconds <= 0 {
+		return 0
+	}
+	return time.Duration(seconds) * time.Second
 }
 
 // httpBackend is the path of Git's git-http-backend program.

@@ -101,8 +101,7 @@ impl TeamRepo {
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "--all"]);
         self.git(&["commit", "--quiet", "-m", message]);
-        self.push();
-        self.head()
+        self.push()
     }
 
     /// Fetches `main` and moves the clone to it (after someone else, e.g. ciclo, pushed).
@@ -111,12 +110,48 @@ impl TeamRepo {
         self.git(&["reset", "--quiet", "--hard", "origin/main"]);
     }
 
-    fn push(&self) {
+    /// Pushes what is committed in the clone (a `git revert`, say) to `main`; returns the
+    /// head's id.
+    pub fn push(&self) -> String {
         self.git(&["push", "--quiet", "origin", "HEAD:main"]);
+        self.head()
+    }
+
+    /// A file of the clone.
+    pub fn read(&self, path: &str) -> String {
+        std::fs::read_to_string(self.work.path().join(path)).unwrap()
     }
 
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "HEAD"]).trim().to_string()
+    }
+
+    /// The bare repository on the server's disk (the test runs beside the server).
+    pub fn bare(&self) -> PathBuf {
+        self.server.repos.join(format!("{}.git", self.name))
+    }
+
+    /// Holds the answer to each push for `seconds` after applying it (`None`: answer at
+    /// once): the gitserver's `hold-push-answer` file.
+    pub fn hold_push_answers(&self, seconds: Option<u32>) {
+        let file = self.bare().join("hold-push-answer");
+        match seconds {
+            Some(s) => std::fs::write(file, s.to_string()).unwrap(),
+            None => {
+                let _ = std::fs::remove_file(file);
+            }
+        }
+    }
+
+    /// The full messages of `branch`'s commits on the server, newest first, with their ids.
+    pub fn messages(&self, branch: &str) -> Vec<(String, String)> {
+        let log = run_git(&self.bare(), &["log", "--format=%H%n%B%x00", branch]);
+        log.split('\0')
+            .filter_map(|entry| {
+                let (id, message) = entry.trim_start().split_once('\n')?;
+                Some((id.to_string(), message.trim().to_string()))
+            })
+            .collect()
     }
 
     /// Runs git in the clone (as the team's author, with the server's credentials).
@@ -136,8 +171,8 @@ impl TeamRepo {
 
     /// The Secret, GitRepository and Kustomization that make Flux apply `path` of this
     /// repository into `target` (pruning what is deleted, `wait: true` on ciclo's
-    /// conditions), applied in `ns`.
-    pub fn flux_objects(&self, path: &str, target: &str) -> String {
+    /// conditions), applied in `ns`; Flux looks for new commits every `interval`.
+    pub fn flux_objects(&self, path: &str, target: &str, interval: &str) -> String {
         format!(
             r#"
 apiVersion: v1
@@ -149,7 +184,7 @@ apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
 metadata: {{name: team}}
 spec:
-  interval: 1m
+  interval: {interval}
   url: {url}
   ref: {{branch: main}}
   secretRef: {{name: git-credentials}}

@@ -5,7 +5,8 @@
 
 use ciclo_e2e::gitops::{TeamRepo, reconcile_now};
 use ciclo_e2e::resources::{
-    STORE_KEYS, TIMEOUT, apply, ciclo, condition, restricted_namespace, s3_dataset,
+    STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile, restricted_namespace,
+    s3_dataset, wait_status,
 };
 use ciclo_e2e::s3::{endpoint, new_bucket, put};
 use ciclo_e2e::world::{POINTS_SCHEMA, points};
@@ -95,17 +96,29 @@ async fn applied(api: &Api<DynamicObject>, commit: &str) -> Value {
     api.get("team").await.unwrap().data["status"].clone()
 }
 
-#[tokio::test]
-#[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
-async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit() {
-    let (client, ns) = restricted_namespace("gitops").await;
-    let ns = ns.name.clone();
+/// A test's team: its namespace, bucket and repository, after the first commit trained
+/// version 1 of `points`.
+struct Team {
+    client: kube::Client,
+    /// Deleted when dropped.
+    _ns: ciclo_e2e::TestNamespace,
+    ns: String,
+    bucket: String,
+    repo: TeamRepo,
+    /// The first commit: the data and how to train on it.
+    first: String,
+    versions: Api<DynamicObject>,
+}
+
+/// A namespace, a bucket with a first batch (`seed`), and the team's first commit — the
+/// Dataset and the TrainingRun — applied by Flux, until version 1 is registered from it.
+async fn first_version(test: &str, seed: u64) -> Team {
+    let (client, test_ns) = restricted_namespace(test).await;
+    let ns = test_ns.name.clone();
     let bucket = new_bucket(&ns).await;
-    put(&bucket, "data/batch-1.csv", points(19, 60, 0)).await;
+    put(&bucket, "data/batch-1.csv", points(seed, 60, 0)).await;
     // The store's keys are a Secret: never in git.
     apply(&ns, STORE_KEYS);
-
-    // The team's first commit: the data and how to train on it.
     let repo = TeamRepo::new(&ns);
     repo.write(
         "team/kustomization.yaml",
@@ -117,10 +130,32 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     );
     repo.write("team/trainingrun.yaml", &training_run(100));
     let first = repo.commit("points: the data and a logistic regression on it");
-    apply(&ns, &repo.flux_objects("./team", &ns));
-
+    apply(&ns, &repo.flux_objects("./team", &ns, "1m"));
     let versions = ciclo(&client, &ns, "ModelVersion");
     trained_from(&versions, "points-1", &repo.url(), &first, "100").await;
+    Team {
+        client,
+        _ns: test_ns,
+        ns,
+        bucket,
+        repo,
+        first,
+        versions,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
+async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit() {
+    let Team {
+        client,
+        _ns: _keep,
+        ns,
+        bucket: _,
+        repo,
+        first,
+        versions,
+    } = first_version("gitops", 19).await;
     // wait: true — Flux calls the commit applied once ciclo's kstatus conditions say so.
     let k = kustomizations(&client, &ns);
     let s = applied(&k, &first).await;
@@ -245,4 +280,167 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
             "{name} is kept when its TrainingRun leaves git"
         );
     }
+}
+
+/// A ModelDeployment in write-back mode: git pins the version, and ciclo moves the pin by
+/// commit. A canary of one step that passes on time alone.
+fn written_back_deployment(url: &str) -> String {
+    format!(
+        r#"apiVersion: ciclo.dev/v1alpha1
+kind: ModelDeployment
+metadata: {{name: points}}
+spec:
+  model:
+    name: points
+    version: 1   # moved by ciclo's write-back, a commit per promotion
+  replicas: 1
+  requireImprovement: false
+  strategy:
+    type: Canary
+    steps: [{{weight: 50, pause: 5s}}]
+  analysis: {{minRequests: 0}}
+  gitWriteBack:
+    url: {url}
+    path: team/modeldeployment.yaml
+    secretRef: {{name: git-credentials}}
+"#
+    )
+}
+
+/// The commits on `main` that promote `version` of the deployment `ns/points`.
+fn promotions(repo: &TeamRepo, ns: &str, version: i64) -> Vec<(String, String)> {
+    let trailers = format!("Ciclo-Deployment: {ns}/points\nCiclo-Promoted-Version: {version}");
+    repo.messages("main")
+        .into_iter()
+        .filter(|(_, m)| m.ends_with(&trailers))
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
+async fn a_blessed_version_is_promoted_by_one_commit_even_when_the_operator_dies_pushing_it() {
+    let Team {
+        client,
+        _ns: _keep,
+        ns,
+        bucket,
+        repo,
+        versions,
+        ..
+    } = first_version("writeback", 23).await;
+
+    // Serve version 1, pinned in git, in write-back mode.
+    repo.write(
+        "team/modeldeployment.yaml",
+        &written_back_deployment(&repo.url()),
+    );
+    repo.write(
+        "team/kustomization.yaml",
+        "resources: [dataset.yaml, trainingrun.yaml, modeldeployment.yaml]\n",
+    );
+    let serving = repo.commit("points: serve version 1, promotions by commit");
+    reconcile_now(&ns);
+    let k = kustomizations(&client, &ns);
+    applied(&k, &serving).await;
+    let mds = ciclo(&client, &ns, "ModelDeployment");
+
+    // New data: version 2 is trained and blessed, and ciclo pushes the promotion. The git
+    // server applies the push but holds its answer; the operator is killed before it learns
+    // the push landed.
+    repo.hold_push_answers(Some(40));
+    put(&bucket, "data/batch-2.csv", points(29, 60, 60)).await;
+    request_reconcile(&ns, "dataset", "points", "batch-2");
+    let landed = std::time::Instant::now();
+    wait_for(
+        std::time::Duration::from_secs(240),
+        "ciclo's promotion commit on the server",
+        || async { Ok(!promotions(&repo, &ns, 2).is_empty()) },
+    )
+    .await
+    .unwrap();
+    let killed = ciclo_e2e::operator::kill_leader(&client).await;
+    repo.hold_push_answers(None);
+    eprintln!(
+        "killed {killed} with its push landed, {:?} after the data",
+        landed.elapsed()
+    );
+
+    // The next leader finds the commit in the branch's history and records it: no second one.
+    let s = wait_status(&mds, "points", "the promotion recorded", |s| {
+        s["writeBack"]["version"] == 2
+    })
+    .await;
+    let commits = promotions(&repo, &ns, 2);
+    assert_eq!(
+        commits.len(),
+        1,
+        "exactly one promotion commit: {commits:?}"
+    );
+    let (commit, message) = &commits[0];
+    assert_eq!(s["writeBack"]["commit"], commit.as_str(), "{s}");
+    assert_eq!(s["writeBack"]["change"], "Promotion", "{s}");
+    // Its message carries the lineage: what trained it, on which data and code.
+    let mv2 = registered(&versions, "points-2").await;
+    let lineage = &mv2["spec"]["lineage"];
+    assert!(
+        message.starts_with(&format!("Promote points to version 2 ({ns}/points)")),
+        "{message}"
+    );
+    for part in [
+        format!(
+            "on dataset points version {}",
+            lineage["dataset"]["version"].as_str().unwrap()
+        ),
+        format!("(run {})", lineage["runId"].as_str().unwrap()),
+        // Trained from the commit Flux was applying when the data came: the second one.
+        format!("Code: {} main@sha1:{serving}", repo.url()),
+    ] {
+        assert!(message.contains(&part), "{part:?} not in:\n{message}");
+    }
+
+    // Flux applies ciclo's commit; the canary runs from that change and version 2 serves.
+    reconcile_now(&ns);
+    applied(&k, commit).await;
+    let s = wait_status(&mds, "points", "version 2 serving after its canary", |s| {
+        s["servingVersion"] == 2 && s["phase"] == "Promoted"
+    })
+    .await;
+    let last = &s["history"][0];
+    assert_eq!(
+        (&last["version"], &last["from"], &last["result"]),
+        (&2.into(), &1.into(), &"Promoted".into()),
+        "{s}"
+    );
+    // In the team's clone, only the number moved: the comment beside it stays.
+    repo.pull();
+    let file = repo.read("team/modeldeployment.yaml");
+    assert_eq!(
+        file,
+        written_back_deployment(&repo.url()).replace("version: 1   #", "version: 2   #")
+    );
+
+    // The team reverts the promotion: git is the truth, version 1 serves again, and ciclo
+    // does not promote version 2 a second time.
+    repo.git(&["revert", "--no-edit", commit]);
+    let reverted = repo.push();
+    reconcile_now(&ns);
+    applied(&k, &reverted).await;
+    let s = wait_status(&mds, "points", "version 1 serving after the revert", |s| {
+        s["servingVersion"] == 1 && s["phase"] == "Promoted"
+    })
+    .await;
+    let wb = condition(&s, "GitWriteBack").unwrap();
+    assert!(
+        wb["message"]
+            .as_str()
+            .unwrap()
+            .contains("or it was reverted"),
+        "{wb}"
+    );
+    assert_eq!(promotions(&repo, &ns, 2).len(), 1);
+    assert_eq!(
+        repo.messages("main")[0].0,
+        reverted,
+        "no commit after the revert"
+    );
 }

@@ -53,6 +53,8 @@ pub use crate::runtime_metrics::{
 #[x_kube(validation = Rule::new("!has(self.autoscaling) || (has(self.resources) && ((has(self.resources.requests) && 'cpu' in self.resources.requests) || (has(self.resources.limits) && 'cpu' in self.resources.limits)))").message("autoscaling on CPU utilisation needs resources.requests.cpu (or resources.limits.cpu)").field_path(".autoscaling"))]
 // Capture is the built-in server's.
 #[x_kube(validation = Rule::new("!has(self.capture) || !has(self.runtime) || !has(self.runtime.image)").message("capture is done by the built-in server: it cannot be set with runtime.image").field_path(".capture"))]
+// Write-back edits the pin that git holds.
+#[x_kube(validation = Rule::new("!has(self.gitWriteBack) || has(self.model.version)").message("gitWriteBack edits the pinned version in git: pin spec.model.version (the version serving now)").field_path(".gitWriteBack"))]
 #[x_kube(validation = Rule::new("!has(self.skew) || !has(self.runtime) || !has(self.runtime.image)").message("skew is counted by the built-in server: it cannot be set with runtime.image").field_path(".skew"))]
 #[serde(rename_all = "camelCase")]
 pub struct ModelDeploymentSpec {
@@ -98,6 +100,58 @@ pub struct ModelDeploymentSpec {
     #[x_kube(validation = Rule::new("!has(self.measure) || self.measure == 'PSI' || self.maxDistance <= 1.0").message("a Jensen-Shannon or L-infinity distance is at most 1, so a maxDistance above 1 would never be reached").field_path(".maxDistance"))]
     #[x_kube(validation = Rule::new("!has(self.recoverBelow) || self.recoverBelow < self.maxDistance").message("recoverBelow must be under maxDistance (the skew must fall below it before it can be reported again)").field_path(".recoverBelow"))]
     pub skew: Option<Skew>,
+    /// Promote by commit: ciclo edits `spec.model.version` in this ModelDeployment's file in
+    /// git when a newer version is blessed (and beats the serving one, with
+    /// `requireImprovement`), and when the pinned version fails its canary analysis, and
+    /// the GitOps controller that applies the repository rolls the change out. The cluster
+    /// changes only through git.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_write_back: Option<GitWriteBack>,
+}
+
+/// Where this ModelDeployment's YAML is in git, and how ciclo may push to it.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GitWriteBack {
+    /// The repository, over HTTP(S) (`https://git.example.com/team/models.git`), without
+    /// credentials in it.
+    #[schemars(length(min = 1, max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^https?://[^/@]+/.+$')").message("url must be an http:// or https:// URL of a repository, with no credentials in it (give them in secretRef)"))]
+    pub url: String,
+    /// The branch that holds the pin: the one the GitOps controller applies.
+    #[serde(default = "main")]
+    #[schemars(length(min = 1, max = 255))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._/-]+$') && !self.startsWith('/') && !self.endsWith('/') && !self.contains('..')").message("branch must be a branch name: letters, digits, '.', '_', '-' and '/'"))]
+    pub branch: String,
+    /// The file holding this ModelDeployment, from the repository's root
+    /// (`apps/ml/web.yaml`); its document is found by kind and `metadata.name`.
+    #[schemars(length(min = 1, max = 1024))]
+    #[x_kube(validation = Rule::new("!self.startsWith('/') && !self.contains('..')").message("path must be relative to the repository's root, without '..'"))]
+    pub path: String,
+    /// A Secret in this namespace with `username` and `password` (a token that may push):
+    /// the keys Flux reads for HTTP basic auth, so one Secret can serve both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalSecretRef>,
+    /// Commit each change to a new branch `<reviewBranchPrefix><name>-v<version>` made from
+    /// `branch`, for a person to review and merge (a pull request on a forge), instead of
+    /// to `branch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9._/-]+$') && !self.startsWith('/') && !self.contains('..')").message("reviewBranchPrefix must be the start of a branch name, such as ciclo/"))]
+    pub review_branch_prefix: Option<String>,
+}
+
+fn main() -> String {
+    "main".into()
+}
+
+/// A Secret in the same namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct LocalSecretRef {
+    /// The Secret's name.
+    #[schemars(length(min = 1, max = 253))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("name must be a Secret's name: lowercase letters, digits, '-' and '.'"))]
+    pub name: String,
 }
 
 /// When the served inputs are too far from the training data, and what to do then.
@@ -484,6 +538,34 @@ pub struct ModelDeploymentStatus {
     /// How far the serving version's inputs are from its training data (`spec.skew`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skew: Option<SkewStatus>,
+    /// The last change written back to git (`spec.gitWriteBack`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBackStatus>,
+}
+
+/// A change ciclo committed to git.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteBackStatus {
+    /// Promotion or Rollback.
+    pub change: WriteBackChange,
+    /// The version the commit pins.
+    pub version: i64,
+    /// The commit (its full id) and the branch it is on.
+    pub commit: String,
+    pub branch: String,
+    /// When ciclo pushed it, or found it pushed.
+    #[schemars(with = "crate::time::Rfc3339")]
+    pub time: Timestamp,
+}
+
+/// What a write-back commit does.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteBackChange {
+    /// Pins a newer blessed version.
+    Promotion,
+    /// Pins the version that served before a pinned one failed its analysis.
+    Rollback,
 }
 
 /// The skew of the serving version's inputs from the data it was trained on.

@@ -12,6 +12,7 @@ mod select;
 mod skew;
 mod skew_watch;
 mod traffic;
+mod write_back;
 
 use super::{
     Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
@@ -72,6 +73,8 @@ struct Caches {
     /// What was last applied of each Service and autoscaler (which are not watched): the
     /// same object is not sent again.
     applied: Arc<Applied>,
+    /// Write-backs that pushed nothing, so they are not tried on every reconcile.
+    write_backs: Arc<write_back::Attempts>,
 }
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
@@ -122,6 +125,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         pods,
         deployments,
         applied: Arc::default(),
+        write_backs: Arc::default(),
     };
     let reconcile = move |ctx, md| reconcile(ctx, caches.clone(), md);
     run_until(KIND, controller, reconcile, ctx, stop).await;
@@ -312,6 +316,21 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         }
         None => None,
     };
+    // After the rollout's step: a rollback it just made is in `next`'s history.
+    if let Some(spec) = &md.spec.git_write_back {
+        let mut seen = md.clone();
+        seen.status = Some(next.clone());
+        let (condition, written) =
+            write_back::run(&ctx, &caches.write_backs, &seen, spec, &versions).await;
+        if !condition.status {
+            let retry = write_back::RETRY_AFTER;
+            requeue = Some(requeue.map_or(retry, |r| r.min(retry)));
+        }
+        conditions.push(condition);
+        if let Some(w) = written {
+            next.write_back = Some(w);
+        }
+    }
     next.endpoint = Some(format!(
         "http://{}.{ns}.svc:{}",
         md.name_any(),

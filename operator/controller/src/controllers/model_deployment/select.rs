@@ -52,6 +52,18 @@ pub fn decide(md: &ModelDeployment, versions: &[ModelVersion], producers: usize)
     let chosen = match md.spec.model.version {
         Some(pinned) => match versions.iter().find(|mv| mv.spec.version == pinned) {
             Some(mv) => mv,
+            // A pin committed before its version is trained (a GitOps repository pins the
+            // version it expects next): it comes while a TrainingRun registers the model.
+            None if producers > 0 && versions.iter().all(|mv| mv.spec.version < pinned) => {
+                return decision(
+                    "WaitingForModelVersion",
+                    format!(
+                        "model {model:?} has no version {pinned} yet; a TrainingRun will register it"
+                    ),
+                    false,
+                    None,
+                );
+            }
             None => {
                 return decision(
                     "ModelVersionNotFound",
@@ -249,8 +261,26 @@ status: {{blessed: {blessed}}}
 
     #[test]
     fn a_pinned_version_that_does_not_exist_stalls() {
-        let d = decide(&md("{name: iris, version: 7}"), &[mv(1, true)], 1);
+        // Nothing will register it: no TrainingRun, or the version was skipped.
+        let d = decide(&md("{name: iris, version: 7}"), &[mv(1, true)], 0);
         assert!(has_condition(&conds(&d), STALLED, "ModelVersionNotFound"));
+        let d = decide(
+            &md("{name: iris, version: 2}"),
+            &[mv(1, true), mv(3, true)],
+            1,
+        );
+        assert!(has_condition(&conds(&d), STALLED, "ModelVersionNotFound"));
+    }
+
+    #[test]
+    fn a_pinned_version_newer_than_any_is_awaited_while_a_training_run_registers_the_model() {
+        let d = decide(&md("{name: iris, version: 2}"), &[mv(1, true)], 1);
+        assert!(has_condition(
+            &conds(&d),
+            RECONCILING,
+            "WaitingForModelVersion"
+        ));
+        assert_eq!(d.version, None);
     }
 
     fn scored(version: i64, accuracy: f64) -> ModelVersion {
