@@ -122,8 +122,8 @@ only_the_expected_files() {
   [ -z "$writable" ] || { echo "not root's, or writable by others: $writable"; return 1; }
 }
 # ONNX Runtime's library beside /ciclo, and the loader and C/C++ runtime libraries the two
-# need: nothing more.
-runtime_files="./lib/x86_64-linux-gnu/libc.so.6 ./lib/x86_64-linux-gnu/libdl.so.2 ./lib/x86_64-linux-gnu/libgcc_s.so.1 ./lib/x86_64-linux-gnu/libm.so.6 ./lib/x86_64-linux-gnu/libpthread.so.0 ./lib/x86_64-linux-gnu/librt.so.1 ./lib/x86_64-linux-gnu/libstdc++.so.6 ./lib64/ld-linux-x86-64.so.2 ./libonnxruntime.so.1 "
+# need: nothing more. (OpenSSL and zlib: libgit2's HTTPS and pack compression, for write-back.)
+runtime_files="./lib/x86_64-linux-gnu/libc.so.6 ./lib/x86_64-linux-gnu/libcrypto.so.3 ./lib/x86_64-linux-gnu/libdl.so.2 ./lib/x86_64-linux-gnu/libgcc_s.so.1 ./lib/x86_64-linux-gnu/libm.so.6 ./lib/x86_64-linux-gnu/libpthread.so.0 ./lib/x86_64-linux-gnu/librt.so.1 ./lib/x86_64-linux-gnu/libssl.so.3 ./lib/x86_64-linux-gnu/libstdc++.so.6 ./lib/x86_64-linux-gnu/libz.so.1 ./lib64/ld-linux-x86-64.so.2 ./libonnxruntime.so.1 "
 check "no shell: only /ciclo, ONNX Runtime's library and the runtime libraries they need, passwd, group, nsswitch.conf and the CA bundle, all root's, read-only to others" \
   only_the_expected_files
 

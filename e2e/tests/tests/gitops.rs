@@ -318,7 +318,7 @@ fn promotions(repo: &TeamRepo, ns: &str, version: i64) -> Vec<(String, String)> 
 
 #[tokio::test]
 #[ignore = "needs the local cluster, the S3 server and Flux: make e2e"]
-async fn a_blessed_version_is_promoted_by_one_commit_even_when_the_operator_dies_pushing_it() {
+async fn promotions_and_rollbacks_are_commits_made_once_even_when_the_operator_dies_pushing() {
     let Team {
         client,
         _ns: _keep,
@@ -434,7 +434,7 @@ async fn a_blessed_version_is_promoted_by_one_commit_even_when_the_operator_dies
         wb["message"]
             .as_str()
             .unwrap()
-            .contains("or it was reverted"),
+            .contains("version 2 was rolled out here before (a reverted promotion or a failed canary is not made again)"),
         "{wb}"
     );
     assert_eq!(promotions(&repo, &ns, 2).len(), 1);
@@ -443,4 +443,71 @@ async fn a_blessed_version_is_promoted_by_one_commit_even_when_the_operator_dies
         reverted,
         "no commit after the revert"
     );
+
+    // A version that fails its canary: promoted by commit, rolled back in the cluster, and
+    // the rollback committed too, so that git pins what serves again.
+    repo.write("team/trainingrun.yaml", BROKEN_TRAINING_RUN);
+    repo.commit("points: a trainer whose model file goes missing");
+    reconcile_now(&ns);
+    wait_for(TIMEOUT, "the promotion of version 3", || async {
+        Ok(promotions(&repo, &ns, 3).len() == 1)
+    })
+    .await
+    .unwrap();
+    reconcile_now(&ns);
+    let rolled_back = format!("Ciclo-Deployment: {ns}/points\nCiclo-Rolled-Back-Version: 3");
+    let rollback = || {
+        repo.messages("main")
+            .into_iter()
+            .filter(|(_, m)| m.ends_with(&rolled_back))
+            .collect::<Vec<_>>()
+    };
+    wait_for(TIMEOUT, "the rollback of version 3 committed", || async {
+        Ok(!rollback().is_empty())
+    })
+    .await
+    .unwrap();
+    let (rollback_commit, message) = rollback().remove(0);
+    assert!(
+        message.starts_with(&format!("Roll back points to version 1 ({ns}/points)")),
+        "{message}"
+    );
+    reconcile_now(&ns);
+    applied(&k, &rollback_commit).await;
+    let md = mds.get("points").await.unwrap();
+    assert_eq!(
+        md.data["spec"]["model"]["version"], 1,
+        "git pins version 1 again"
+    );
+    let s = &md.data["status"];
+    assert_eq!(s["servingVersion"], 1, "{s}");
+    assert_eq!(s["writeBack"]["change"], "Rollback", "{s}");
+    assert_eq!(
+        (rollback().len(), promotions(&repo, &ns, 3).len()),
+        (1, 1),
+        "one commit each"
+    );
+    assert_eq!(repo.messages("main")[0].0, rollback_commit);
 }
+
+/// A trainer that reports a model file it never wrote: its version is blessed, and its
+/// serving pods never become ready.
+const BROKEN_TRAINING_RUN: &str = r#"apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  image: localhost/ciclo-e2e/python:3.11
+  command:
+  - /usr/bin/python3
+  - -c
+  - |
+    import json, os
+    summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.99},
+               "model": os.environ["CICLO_OUTPUT_URI"] + "/missing-model.json",
+               "digest": "blake3:" + "0" * 64}
+    json.dump(summary, open("/dev/termination-log", "w"))
+  metrics: [{name: accuracy, direction: Maximize}]
+  gates: [{metric: accuracy, threshold: 0.6}]
+"#;

@@ -110,14 +110,8 @@ async fn valid_examples_get_conditions_from_the_operator() {
     )
     .await;
     wait_condition(&ds, "breast-cancer", "Ready", "False", "SourceUnavailable").await;
-    let m = wait_condition(
-        &tr,
-        "breast-cancer",
-        "Reconciling",
-        "True",
-        "WaitingForData",
-    )
-    .await;
+    // Waiting for data from outside: Ready=False alone (kstatus: Current).
+    let m = wait_condition(&tr, "breast-cancer", "Ready", "False", "WaitingForData").await;
     assert!(m.contains("breast-cancer"), "{m}");
     wait_condition(
         &md,
@@ -179,11 +173,14 @@ async fn a_training_run_without_its_dataset_is_stalled_until_the_dataset_appears
         &ns.name,
         "apiVersion: ciclo.dev/v1alpha1\nkind: Dataset\nmetadata: {name: later}\nspec: {source: {uri: 's3://b/later'}}",
     );
-    wait_condition(&tr, "train", "Reconciling", "True", "WaitingForData").await;
+    // Waiting for data from outside: not in progress (kstatus Current), not failed.
+    wait_condition(&tr, "train", "Ready", "False", "WaitingForData").await;
     let obj = tr.get("train").await.unwrap();
     let conditions = obj.data["status"]["conditions"].as_array().unwrap();
     assert!(
-        !conditions.iter().any(|c| c["type"] == "Stalled"),
+        !conditions.iter().any(
+            |c| (c["type"] == "Stalled" || c["type"] == "Reconciling") && c["status"] == "True"
+        ),
         "{conditions:?}"
     );
 }

@@ -69,11 +69,12 @@ pub struct Request {
 pub enum Outcome {
     /// A new commit was pushed to `branch`.
     Committed { commit: String, branch: String },
-    /// An earlier commit of ciclo's on `branch` made this change already (or a newer
-    /// promotion): nothing was pushed.
+    /// An earlier commit of ciclo's on `branch` made this change already: nothing was
+    /// pushed.
     Found { commit: String, branch: String },
-    /// The file already pins what the change would (a person did it), or no longer pins the
-    /// version a rollback would take out: nothing was pushed.
+    /// The file already pins what the change would (a person did it), a newer version was
+    /// promoted already, or the file no longer pins the version a rollback would take out:
+    /// nothing was pushed.
     Unneeded { why: String },
 }
 
@@ -335,8 +336,8 @@ fn tracking(repo: &Repository, branch: &str) -> Result<Option<Oid>, Error> {
         .and_then(|r| r.target()))
 }
 
-/// A commit of ciclo's in `head`'s history that made `request.change` (or promoted a newer
-/// version: the change is moot), newest first.
+/// A commit of ciclo's in `head`'s history that made `request.change`, or promoted a newer
+/// version (then the change is moot), newest first.
 fn earlier(
     repo: &Repository,
     head: Oid,
@@ -350,15 +351,23 @@ fn earlier(
         let commit = repo.find_commit(oid)?;
         let (promoted, rolled_back) =
             trailers::recorded(commit.message().unwrap_or_default(), &request.deployment);
-        let done = match request.change {
-            Change::Promote { to, .. } => promoted.is_some_and(|p| p >= to),
-            Change::RollBack { failed, .. } => rolled_back == Some(failed),
+        let found = || Outcome::Found {
+            commit: oid.to_string(),
+            branch: branch.to_string(),
         };
-        if done {
-            return Ok(Some(Outcome::Found {
-                commit: oid.to_string(),
-                branch: branch.to_string(),
-            }));
+        match (request.change, promoted, rolled_back) {
+            (Change::Promote { to, .. }, Some(p), _) if p == to => return Ok(Some(found())),
+            (Change::Promote { to, .. }, Some(p), _) if p > to => {
+                return Ok(Some(Outcome::Unneeded {
+                    why: format!(
+                        "version {p} was promoted already (commit {oid} on {branch}), newer than {to}"
+                    ),
+                }));
+            }
+            (Change::RollBack { failed, .. }, _, Some(r)) if r == failed => {
+                return Ok(Some(found()));
+            }
+            _ => {}
         }
     }
     Ok(None)

@@ -177,6 +177,12 @@ fn a_reverted_promotion_is_not_made_again_and_a_newer_version_still_is() {
         Outcome::Committed { .. }
     ));
     assert!(team.file("main").contains("version: 5 "));
+    // Version 4 is older than a promotion in the history: moot, whatever the file pins.
+    let out = write_back(&team.cache, &team.remote(), &request(PROMOTE_4)).unwrap();
+    assert!(
+        matches!(&out, Outcome::Unneeded { why } if why.contains("version 5 was promoted already")),
+        "{out:?}"
+    );
 }
 
 #[test]

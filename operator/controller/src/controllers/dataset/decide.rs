@@ -168,6 +168,13 @@ pub fn status_conditions(ds: &Dataset, checking: Option<&str>) -> Vec<Set> {
             (Some(job), _) => {
                 conditions::reconciling("Checking", format!("checking the source (Job {job})"))
             }
+            // An empty source (no files yet, nothing captured or labelled yet) waits for its
+            // data: nothing is wrong that a person must fix, and kstatus must not call it
+            // failed (Flux's wait would fail the whole Kustomization until data comes).
+            (None, Some(v)) if v.verdict == Verdict::Rejected && v.rows == 0 => conditions::idle(
+                "WaitingForData",
+                format!("no data yet: {}", rejection(&v.reasons)),
+            ),
             (None, Some(v)) if v.verdict == Verdict::Rejected => conditions::stalled(
                 "NoAcceptedVersion",
                 format!(
@@ -364,6 +371,27 @@ lastCheck: {job: iris-check-0, generation: 2, finished: "2026-11-26T10:00:00Z", 
         );
         // Retried sooner than the interval.
         assert_eq!(d.action, Action::requeue(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn an_empty_source_waits_for_data_neither_failed_nor_in_progress() {
+        let ds = with_status(
+            r#"
+versions: [{id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: '2026-11-26T10:00:00Z', rows: 0, bytes: 0, files: 0, verdict: Rejected, reasons: ['nothing captured yet under s3://a/ns/captures/web']}]
+lastCheck: {job: j, generation: 2, finished: "2026-11-26T10:00:00Z", outcome: Rejected}
+"#,
+        );
+        let c = conditions(&decide(&ds, &facts("2026-11-26T10:01:00Z")));
+        let ready = c.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "WaitingForData")
+        );
+        assert!(ready.message.contains("nothing captured yet"), "{ready:?}");
+        assert!(
+            !c.iter()
+                .any(|c| (c.type_ == STALLED || c.type_ == RECONCILING) && c.status == "True")
+        );
     }
 
     #[test]

@@ -65,23 +65,34 @@ pub fn plan(md: &ModelDeployment, versions: &[ModelVersion]) -> Plan {
         .as_ref()
         .filter(|w| w.change == WriteBackChange::Promotion)
         .map(|w| w.version);
-    // A version that failed its analysis here is not promoted again (a person may still pin
-    // it in git).
-    let rolled_back = |v: i64| {
-        status
-            .history
-            .iter()
-            .any(|h| h.version == v && h.result == RolloutResult::RolledBack)
-    };
+    // Only versions newer than any rolled out here: one that failed its analysis, or was
+    // served and then unpinned in git (a reverted promotion), is not promoted again; a person
+    // may still pin it. (Git's history, which outlasts the status's, is checked too.)
+    let rolled_out = status
+        .history
+        .iter()
+        .filter(|h| {
+            matches!(
+                h.result,
+                RolloutResult::Promoted | RolloutResult::RolledBack
+            )
+        })
+        .map(|h| h.version)
+        .max()
+        .unwrap_or(0);
     let newest = versions
         .iter()
         .filter(|mv| mv.status.as_ref().is_some_and(|s| s.blessed))
-        .filter(|mv| !rolled_back(mv.spec.version))
+        .filter(|mv| mv.spec.version > rolled_out)
         .max_by_key(|mv| mv.spec.version);
     let Some(newest) = newest.filter(|mv| mv.spec.version > pinned) else {
-        return Plan::Nothing(format!(
-            "git pins version {pinned}; no newer version is blessed"
-        ));
+        return Plan::Nothing(if rolled_out > pinned {
+            format!(
+                "git pins version {pinned}; version {rolled_out} was rolled out here before (a reverted promotion or a failed canary is not made again): a blessed version newer than {rolled_out} will be"
+            )
+        } else {
+            format!("git pins version {pinned}; no newer version is blessed")
+        });
     };
     if let Some(w) = written
         .filter(|w| w.change == WriteBackChange::Promotion && promoted >= Some(newest.spec.version))

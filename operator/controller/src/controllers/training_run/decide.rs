@@ -288,7 +288,9 @@ fn resolve(tr: &TrainingRun, dataset: Option<&Dataset>) -> Resolution {
             Some(latest) => latest.id.clone(),
             None => {
                 return Resolution {
-                    conditions: conditions::reconciling(
+                    // Waiting for data that comes from outside (not in progress: kstatus
+                    // would keep a GitOps tool's wait going until its timeout).
+                    conditions: conditions::idle(
                         "WaitingForData",
                         format!("Dataset {:?} has no accepted version yet", ds.name_any()),
                     ),
@@ -422,8 +424,15 @@ spec:
     fn a_dataset_without_accepted_versions_makes_the_run_wait_not_stall() {
         let d = decide_on(&tr("{name: iris}"), Some(&ds("{}")));
         let c = conds(&d);
-        assert!(has_condition(&c, RECONCILING, "WaitingForData"), "{c:?}");
-        assert!(!c.iter().any(|c| c.type_ == STALLED));
+        let ready = c.iter().find(|c| c.type_ == READY).unwrap();
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "WaitingForData")
+        );
+        assert!(
+            !c.iter()
+                .any(|c| (c.type_ == STALLED || c.type_ == RECONCILING) && c.status == "True")
+        );
     }
 
     #[test]
