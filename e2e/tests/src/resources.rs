@@ -122,3 +122,25 @@ spec:
 {schema}"#
     )
 }
+
+/// A trainer that reports a model file it never wrote: its version is blessed, and its
+/// serving pods never become ready.
+pub const BROKEN_TRAINING_RUN: &str = r#"apiVersion: ciclo.dev/v1alpha1
+kind: TrainingRun
+metadata: {name: points}
+spec:
+  dataset: {name: points, track: Latest}
+  model: {name: points}
+  image: localhost/ciclo-e2e/python:3.11
+  command:
+  - /usr/bin/python3
+  - -c
+  - |
+    import json, os
+    summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.99},
+               "model": os.environ["CICLO_OUTPUT_URI"] + "/missing-model.json",
+               "digest": "blake3:" + "0" * 64}
+    json.dump(summary, open("/dev/termination-log", "w"))
+  metrics: [{name: accuracy, direction: Maximize}]
+  gates: [{metric: accuracy, threshold: 0.6}]
+"#;

@@ -5,8 +5,8 @@
 
 use ciclo_e2e::gitops::{TeamRepo, reconcile_now};
 use ciclo_e2e::resources::{
-    STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile, restricted_namespace,
-    s3_dataset, wait_status,
+    BROKEN_TRAINING_RUN, STORE_KEYS, TIMEOUT, apply, ciclo, condition, request_reconcile,
+    restricted_namespace, s3_dataset, wait_status,
 };
 use ciclo_e2e::s3::{endpoint, new_bucket, put};
 use ciclo_e2e::world::{POINTS_SCHEMA, points};
@@ -489,25 +489,3 @@ async fn promotions_and_rollbacks_are_commits_made_once_even_when_the_operator_d
     );
     assert_eq!(repo.messages("main")[0].0, rollback_commit);
 }
-
-/// A trainer that reports a model file it never wrote: its version is blessed, and its
-/// serving pods never become ready.
-const BROKEN_TRAINING_RUN: &str = r#"apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {name: points}
-spec:
-  dataset: {name: points, track: Latest}
-  model: {name: points}
-  image: localhost/ciclo-e2e/python:3.11
-  command:
-  - /usr/bin/python3
-  - -c
-  - |
-    import json, os
-    summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.99},
-               "model": os.environ["CICLO_OUTPUT_URI"] + "/missing-model.json",
-               "digest": "blake3:" + "0" * 64}
-    json.dump(summary, open("/dev/termination-log", "w"))
-  metrics: [{name: accuracy, direction: Maximize}]
-  gates: [{metric: accuracy, threshold: 0.6}]
-"#;

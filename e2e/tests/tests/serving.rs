@@ -4,37 +4,15 @@
 //! `ciclo_e2e::load`), a new version rolled out by canary under steady load, a broken one
 //! rolled back.
 
-use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, condition, status, wait_status};
+use ciclo_e2e::resources::{
+    BROKEN_TRAINING_RUN, TIMEOUT, apply, ciclo, condition, status, wait_status,
+};
 use ciclo_e2e::wait_for;
 use ciclo_e2e::world::{POINTS_TRAINING_RUN, World, points, points_request, start};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
-
-/// The same TrainingRun turned into one whose "model" cannot be loaded: its run reports a
-/// model file that does not exist, with a high accuracy, so the version is blessed and the
-/// deployment picks it — a deliberately broken version.
-const BROKEN_TRAINING_RUN: &str = r#"
-apiVersion: ciclo.dev/v1alpha1
-kind: TrainingRun
-metadata: {name: points}
-spec:
-  dataset: {name: points, track: Latest}
-  model: {name: points}
-  image: localhost/ciclo-e2e/python:3.11
-  command:
-  - /usr/bin/python3
-  - -c
-  - |
-    import json, os
-    summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.99},
-               "model": os.environ["CICLO_OUTPUT_URI"] + "/missing-model.json",
-               "digest": "blake3:" + "0" * 64}
-    json.dump(summary, open("/dev/termination-log", "w"))
-  metrics: [{name: accuracy, direction: Maximize}]
-  gates: [{metric: accuracy, threshold: 0.6}]
-"#;
 
 const DEPLOYMENT: &str = r#"
 apiVersion: ciclo.dev/v1alpha1
