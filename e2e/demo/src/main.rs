@@ -118,6 +118,14 @@ async fn fresh_start(client: &kube::Client) -> anyhow::Result<()> {
             .send()
             .await?;
     }
+    // And what the previous demo's namespace left in the artifact store: its captured
+    // requests and labels would otherwise be the production Dataset's first version at once.
+    let artifacts = ciclo_e2e::s3::ARTIFACTS;
+    for key in ciclo_e2e::s3::list(artifacts, &format!("{NAMESPACE}/")).await {
+        http.delete(format!("{store}/{artifacts}/{key}"))
+            .send()
+            .await?;
+    }
     let namespace = ciclo_e2e::repo_root().join("examples/gitops/ml-team/namespace.yaml");
     let (ok, _, err) = ciclo_e2e::kubectl(&["apply", "-f", &namespace.display().to_string()], None);
     anyhow::ensure!(ok, "creating namespace {NAMESPACE}: {err}");
