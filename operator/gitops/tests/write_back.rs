@@ -309,3 +309,25 @@ fn what_cannot_be_written_back_is_named() {
     assert!(matches!(e, Error::NoBranch { .. }), "{e}");
     assert_eq!(team.commits("main"), 1);
 }
+
+#[test]
+fn a_review_branch_deleted_unmerged_is_forgotten_and_the_promotion_offered_again() {
+    let team = Team::new();
+    let mut req = request(PROMOTE_4);
+    req.review_branch = Some("ciclo/web-v4".into());
+    assert!(matches!(
+        write_back(&team.cache, &team.remote(), &req).unwrap(),
+        Outcome::Committed { .. }
+    ));
+    // Turned down: a person deletes the branch without merging it.
+    git(
+        &team.server,
+        &["update-ref", "-d", "refs/heads/ciclo/web-v4"],
+    );
+    let out = write_back(&team.cache, &team.remote(), &req).unwrap();
+    assert!(
+        matches!(&out, Outcome::Committed { branch, .. } if branch == "ciclo/web-v4"),
+        "{out:?}"
+    );
+    assert!(team.file("main").contains("version: 3 "));
+}
