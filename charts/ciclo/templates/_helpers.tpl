@@ -69,6 +69,14 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# A namespace's own artifact store: the one ConfigMap named ciclo-artifact-store in it (its
+# URI, endpoint, the name of its keys' Secret, the ServiceAccount of its workloads), watched
+# so a change reaches the next Job. resourceNames: list and watch too are allowed only with
+# the field selector metadata.name=ciclo-artifact-store; no other ConfigMap is readable.
+- apiGroups: [""]
+  resources: [configmaps]
+  resourceNames: [ciclo-artifact-store]
+  verbs: [get, list, watch]
 # Check each Dataset's source, and train each TrainingRun, with a Job: create it, learn when
 # it finishes (list, watch: the controllers own their Jobs), mark a training Job once its run
 # is recorded in the status (patch: the annotation ciclo.dev/recorded, so a run is recorded

@@ -8,6 +8,7 @@ pub mod load;
 pub mod operator;
 pub mod resources;
 pub mod s3;
+pub mod tenants;
 pub mod wdbc;
 pub mod world;
 

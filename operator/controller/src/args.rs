@@ -80,8 +80,9 @@ impl OperatorArgs {
     }
 }
 
-/// The artifact store: where dataset versions' manifests, profiles and reports (and later
-/// models) are kept, under `<uri>/<namespace>/datasets/<name>/<version>/`.
+/// The shared artifact store: where dataset versions' manifests, profiles and reports, models
+/// and captures are kept, under `<uri>/<namespace>/…`, for every namespace that names no store
+/// of its own (controllers/artifact_store.rs).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ArtifactStoreArgs {
     /// The store's root as a URI (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`).
@@ -107,4 +108,13 @@ pub struct ArtifactStoreArgs {
     /// reached without keys (or through the pods' workload identity).
     #[arg(long = "artifact-store-secret", env = "CICLO_ARTIFACT_STORE_SECRET")]
     pub secret: Option<String>,
+    /// The namespaces that may use this shared store (comma-separated; empty: every
+    /// namespace). Any namespace may name its own store with a ConfigMap
+    /// `ciclo-artifact-store`; one that has none and is not listed gets `NoArtifactStore`.
+    #[arg(
+        long = "artifact-store-namespaces",
+        env = "CICLO_ARTIFACT_STORE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub namespaces: Vec<String>,
 }

@@ -32,6 +32,7 @@ pub use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path), String> {
     let url = url::Url::parse(uri).map_err(|e| format!("source uri {uri:?}: {e}"))?;
     let mut opts = store_settings(std::env::vars(), &options.env_prefix);
+    opts.extend(workload_identity(std::env::vars(), &opts));
     if url.scheme() == "s3" {
         opts.extend(
             s3_settings(
@@ -44,7 +45,9 @@ pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path)
         );
     }
     opts.extend(options.settings.iter().cloned());
-    let has_keys = opts.iter().any(|(k, _)| k == "aws_access_key_id");
+    let has_keys = opts
+        .iter()
+        .any(|(k, _)| k == "aws_access_key_id" || k == "aws_web_identity_token_file");
     // The endpoint may also come from the environment (`<prefix>AWS_ENDPOINT`).
     let custom_endpoint = opts
         .iter()
@@ -147,6 +150,59 @@ fn build(
     Ok((store, prefix))
 }
 
+/// The variables a cloud's workload identity webhook injects into a pod whose ServiceAccount
+/// is bound to a cloud role (EKS IRSA and Pod Identity, Azure Workload Identity), unprefixed
+/// as the webhooks write them, and the object_store settings they become. GKE's workload
+/// identity needs none: object_store asks the metadata server when it has no keys.
+const WORKLOAD_IDENTITY: [(&str, &str); 9] = [
+    ("AWS_WEB_IDENTITY_TOKEN_FILE", "aws_web_identity_token_file"),
+    ("AWS_ROLE_ARN", "aws_role_arn"),
+    ("AWS_ROLE_SESSION_NAME", "aws_role_session_name"),
+    (
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "aws_container_credentials_full_uri",
+    ),
+    (
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "aws_container_authorization_token_file",
+    ),
+    ("AZURE_FEDERATED_TOKEN_FILE", "azure_federated_token_file"),
+    ("AZURE_CLIENT_ID", "azure_client_id"),
+    ("AZURE_TENANT_ID", "azure_tenant_id"),
+    ("AZURE_AUTHORITY_HOST", "azure_authority_host"),
+];
+
+/// The pod's workload identity (see [`WORKLOAD_IDENTITY`]) for a store whose own prefixed
+/// settings carry no keys: a store given keys uses them and nothing else, so a team's Secret
+/// always wins over whatever role the pod runs as.
+fn workload_identity(
+    env: impl Iterator<Item = (String, String)>,
+    settings: &[(String, String)],
+) -> Vec<(String, String)> {
+    let has_keys = settings.iter().any(|(k, _)| {
+        [
+            "aws_access_key_id",
+            "google_service_account",
+            "google_service_account_path",
+            "google_service_account_key",
+            "azure_storage_account_key",
+            "azure_storage_sas_key",
+            "azure_storage_client_secret",
+        ]
+        .contains(&k.as_str())
+    });
+    if has_keys {
+        return Vec::new();
+    }
+    env.filter_map(|(k, v)| {
+        WORKLOAD_IDENTITY
+            .iter()
+            .find(|(name, _)| *name == k)
+            .map(|(_, setting)| (setting.to_string(), v))
+    })
+    .collect()
+}
+
 /// The object_store settings among `env`: `<prefix>AWS_…`, `<prefix>GOOGLE_…` and
 /// `<prefix>AZURE_…`, named without the prefix, in lower case as object_store expects.
 fn store_settings(
@@ -181,6 +237,34 @@ mod tests {
         };
         let (_, prefix) = open("s3://datasets/breast-cancer/", &s3).unwrap();
         assert_eq!(prefix.as_ref(), "breast-cancer");
+    }
+
+    #[test]
+    fn a_pods_workload_identity_serves_a_store_without_keys_and_never_overrides_keys() {
+        let env = || {
+            [
+                ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/secrets/eks/token"),
+                ("AWS_ROLE_ARN", "arn:aws:iam::1:role/team-a"),
+                ("AZURE_CLIENT_ID", "c1"),
+                ("AWS_ACCESS_KEY_ID", "ambient-key"),
+                ("HOME", "/"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+        let picked = workload_identity(env(), &[]);
+        assert_eq!(
+            picked,
+            [
+                ("aws_web_identity_token_file", "/var/run/secrets/eks/token"),
+                ("aws_role_arn", "arn:aws:iam::1:role/team-a"),
+                ("azure_client_id", "c1"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+            "the webhook's variables, not the ambient keys"
+        );
+        let keys = [("aws_access_key_id".to_string(), "team-key".to_string())];
+        assert!(workload_identity(env(), &keys).is_empty());
     }
 
     #[test]

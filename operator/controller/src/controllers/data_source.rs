@@ -3,7 +3,7 @@
 //! capture — the prefix in ciclo's artifact store where each check writes the joined labelled
 //! rows, read with the namespace's own store credentials.
 
-use crate::args::ArtifactStoreArgs;
+use crate::controllers::artifact_store::ArtifactStore;
 use ciclo_api::dataset::Dataset;
 use kube::ResourceExt as _;
 
@@ -42,11 +42,11 @@ pub fn dataset_uri(store: &str, namespace: &str, name: &str) -> String {
 }
 
 /// The files `ds` is made of.
-pub fn of(ds: &Dataset, store: &ArtifactStoreArgs) -> DataSource {
+pub fn of(ds: &Dataset, store: &ArtifactStore) -> DataSource {
     let source = &ds.spec.source;
     match &source.capture {
         Some(capture) => {
-            let root = store.uri.as_deref().unwrap_or_default();
+            let root = store.uri.as_str();
             DataSource {
                 // Beside the versions' folders (32 hex digits each), never one of them.
                 uri: format!("{}/captured", artifacts_uri(root, ds)),
@@ -86,13 +86,14 @@ mod tests {
         .unwrap()
     }
 
-    fn store() -> ArtifactStoreArgs {
-        ArtifactStoreArgs {
-            uri: Some("s3://ciclo/".into()),
+    fn store() -> ArtifactStore {
+        ArtifactStore {
+            uri: "s3://ciclo/".into(),
             endpoint: Some("http://127.0.0.1:18333".into()),
             region: Some("us-east-1".into()),
             force_path_style: true,
             secret: Some("store-keys".into()),
+            service_account: None,
         }
     }
 

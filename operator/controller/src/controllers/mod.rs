@@ -1,5 +1,6 @@
 //! One controller per kind, run together while this replica leads.
 
+mod artifact_store;
 mod data_source;
 mod dataset;
 mod model_deployment;

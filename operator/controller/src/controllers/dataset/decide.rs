@@ -3,6 +3,7 @@
 
 use super::job;
 use super::record::rejection;
+use crate::controllers::artifact_store::Unusable;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::{Dataset, FailureReason, Outcome, Verdict};
 use jiff::{SignedDuration, Timestamp};
@@ -21,8 +22,8 @@ const RETRY_FAILED: Duration = Duration::from_secs(120);
 pub struct Facts<'a> {
     /// Whether the credentials Secret exists (`None`: none is named).
     pub secret_found: Option<bool>,
-    /// Whether the operator has an artifact store to keep versions in.
-    pub artifact_store: bool,
+    /// Why the namespace has no artifact store to keep versions in, if it has none.
+    pub store_problem: Option<&'a Unusable>,
     /// The check Job running now, if any.
     pub running: Option<&'a str>,
     pub now: Timestamp,
@@ -70,10 +71,11 @@ pub fn decide(ds: &Dataset, facts: &Facts) -> Decision {
             Action::requeue(SECRET_RECHECK),
         );
     }
-    if !facts.artifact_store {
+    if let Some(problem) = facts.store_problem {
+        // A store ConfigMap appearing or changing wakes the Dataset.
         return stalled(
-            "NoArtifactStore",
-            "the operator has no artifact store to keep versions in: set --artifact-store (CICLO_ARTIFACT_STORE)".into(),
+            problem.reason,
+            problem.message.clone(),
             Action::await_change(),
         );
     }
@@ -260,7 +262,7 @@ mod tests {
     fn facts(now: &str) -> Facts<'static> {
         Facts {
             secret_found: Some(true),
-            artifact_store: true,
+            store_problem: None,
             running: None,
             now: now.parse().unwrap(),
         }
@@ -423,11 +425,17 @@ lastCheck: {job: j, generation: 2, finished: "2026-11-26T10:00:00Z", outcome: Re
             c.iter()
                 .any(|c| c.message.contains("spec.source.credentialsSecretRef"))
         );
+        let problem = Unusable {
+            reason: "InvalidArtifactStore",
+            message: "ConfigMap ml/ciclo-artifact-store: key uri is missing".into(),
+        };
         let mut f = facts("2026-11-26T10:00:00Z");
-        f.artifact_store = false;
+        f.store_problem = Some(&problem);
         let d = decide(&dataset(BASE), &f);
         assert_eq!(d.start, None);
-        assert!(has_condition(&conditions(&d), STALLED, "NoArtifactStore"));
+        let c = conditions(&d);
+        assert!(has_condition(&c, STALLED, "InvalidArtifactStore"), "{c:?}");
+        assert!(c.iter().any(|c| c.message == problem.message), "{c:?}");
     }
 
     #[test]

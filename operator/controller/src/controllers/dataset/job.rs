@@ -1,7 +1,7 @@
 //! The Job that checks a Dataset's source once (`ciclo dataset snapshot`): its
 //! deterministic name, and its spec under the restricted Pod Security Standard.
 
-use crate::args::ArtifactStoreArgs;
+use crate::controllers::artifact_store::ArtifactStore;
 use crate::controllers::{data_source, pod_security};
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
@@ -58,7 +58,7 @@ pub fn requested_at(ds: &Dataset) -> Option<&str> {
 pub use crate::controllers::data_source::artifacts_uri;
 
 /// The check Job `name` for `ds`, run with `image`, writing to `store` (whose `uri` is set).
-pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -> Job {
+pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStore) -> Job {
     let spec = &ds.spec;
     let status = ds.status.as_ref();
     let source = data_source::of(ds, store);
@@ -99,7 +99,7 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
             &serde_json::to_string(d).expect("drift serializes"),
         );
     }
-    let uri = store.uri.as_deref().unwrap_or_default();
+    let uri = store.uri.as_str();
     flag("artifacts", &artifacts_uri(uri, ds));
     if let Some(e) = &store.endpoint {
         flag("artifacts-endpoint", e);
@@ -172,6 +172,8 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStoreArgs) -
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
+                    // Workload identity, if the namespace's store names a ServiceAccount for it.
+                    service_account_name: store.service_account.clone(),
                     // The check talks to object stores only, never to the Kubernetes API.
                     automount_service_account_token: Some(false),
                     security_context: Some(pod_security::pod()),
@@ -225,9 +227,9 @@ spec:
   schema: {minRows: 10, columns: [{name: species, allowedValues: [setosa]}]}
 "#;
 
-    fn store() -> ArtifactStoreArgs {
-        ArtifactStoreArgs {
-            uri: Some("s3://ciclo/".into()),
+    fn store() -> ArtifactStore {
+        ArtifactStore {
+            uri: "s3://ciclo/".into(),
             endpoint: Some("http://127.0.0.1:18333".into()),
             force_path_style: true,
             secret: Some("ciclo-artifacts".into()),

@@ -20,7 +20,7 @@ use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_core::snapshot_result::{FailureReason, SnapshotSummary};
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -44,18 +44,26 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         watch_config().labels("app.kubernetes.io/component=dataset-check"),
         super::workload::strip_pod,
     );
+    let (stores, store_changes) = super::artifact_store::configs(&ctx);
     // A check's Pod finishing wakes its Dataset (its Job says so only a second later).
-    let controller = controller::<Dataset>(&ctx)
-        .owns_stream(changes)
+    let controller = controller::<Dataset>(&ctx).owns_stream(changes);
+    let own = controller.store();
+    let controller = controller
+        .watches_stream(store_changes, super::artifact_store::wakes(own))
         .watches_stream(pod_changes, |pod| {
             let ns = pod.namespace()?;
             let name = pod.labels().get(labels::DATASET)?;
             Some(ObjectRef::new(name).within(&ns))
         });
     let caches = Checks {
-        ready: ready(vec![store_ready(&jobs), store_ready(&pods)]),
+        ready: ready(vec![
+            store_ready(&jobs),
+            store_ready(&pods),
+            store_ready(&stores),
+        ]),
         jobs,
         pods,
+        stores,
     };
     let reconcile = move |ctx, ds| reconcile(ctx, caches.clone(), ds);
     run_until(KIND, controller, reconcile, ctx, stop).await;
@@ -66,7 +74,9 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 struct Checks {
     jobs: Store<Job>,
     pods: Store<Pod>,
-    /// Both caches hold their first list.
+    /// The namespaces' own artifact stores.
+    stores: Store<ConfigMap>,
+    /// Every cache holds its first list.
     ready: Ready,
 }
 
@@ -125,11 +135,12 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
         None => None,
     };
     let running = jobs.iter().find(|j| !is_finished(j)).map(|j| j.name_any());
+    let store = super::artifact_store::of_namespace(&caches.stores, &ns, &ctx.artifact_store);
     let decision = decide::decide(
         &ds,
         &decide::Facts {
             secret_found,
-            artifact_store: ctx.artifact_store.uri.is_some(),
+            store_problem: store.as_ref().err(),
             running: running.as_deref(),
             now: jiff::Timestamp::now(),
         },
@@ -137,8 +148,8 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
     let mut conditions = decision.conditions;
     let mut action = decision.action;
     let mut retry = None;
-    if let Some(name) = &decision.start {
-        let job = job::build(&ds, name, &ctx.image, &ctx.artifact_store);
+    if let (Some(name), Ok(store)) = (&decision.start, &store) {
+        let job = job::build(&ds, name, &ctx.image, store);
         match jobs_api.create(&PostParams::default(), &job).await {
             Ok(_) => {
                 tracing::info!(dataset = %ds.name_any(), namespace = %ns, job = %name, "check started")

@@ -2,7 +2,7 @@
 //! over every ready serving pod of the ModelDeployment, and with `autoscaling` a
 //! HorizontalPodAutoscaler on the stable version.
 
-use crate::args::ArtifactStoreArgs;
+use crate::controllers::artifact_store::ArtifactStore;
 use crate::controllers::{pod_security, workload};
 use ciclo_api::labels;
 use ciclo_api::model_deployment::ModelDeployment;
@@ -80,7 +80,7 @@ pub fn deployment(
     mv: &ModelVersion,
     replicas: Option<i32>,
     image: &str,
-    store: &ArtifactStoreArgs,
+    store: &ArtifactStore,
 ) -> Deployment {
     let n = mv.spec.version;
     let labels = labels(md, n);
@@ -126,7 +126,8 @@ pub fn deployment(
     }
     // The built-in server's capture (the API refuses it with a runtime image), under the
     // artifact store, with its credentials.
-    if let (Some(capture), Some(root), None) = (&md.spec.capture, &store.uri, &runtime.image) {
+    let root = (!store.uri.is_empty()).then_some(store.uri.as_str());
+    if let (Some(capture), Some(root), None) = (&md.spec.capture, root, &runtime.image) {
         env.extend([
             var("CICLO_CAPTURE_URI", capture_uri(root, md)),
             var("CICLO_CAPTURE_RATIO", capture.ratio.to_string()),
@@ -159,7 +160,7 @@ pub fn deployment(
     }
     // Skew: the built-in server counts inputs into the bins of the profile of the dataset
     // version this model was trained on (kept where that Dataset's check wrote it).
-    if let (Some(_), Some(root), None) = (&md.spec.skew, &store.uri, &runtime.image) {
+    if let (Some(_), Some(root), None) = (&md.spec.skew, root, &runtime.image) {
         let dataset = &mv.spec.lineage.dataset;
         env.push(var(
             "CICLO_BASELINE_PROFILE",
@@ -272,6 +273,8 @@ pub fn deployment(
                 spec: Some(PodSpec {
                     containers: vec![container],
                     security_context: Some(pod_security::pod()),
+                    // Workload identity, if the namespace's store names a ServiceAccount for it.
+                    service_account_name: store.service_account.clone(),
                     // Serving needs no API access.
                     automount_service_account_token: Some(false),
                     termination_grace_period_seconds: Some(GRACE_SECONDS),
@@ -389,13 +392,14 @@ spec:
         .unwrap()
     }
 
-    fn store() -> ArtifactStoreArgs {
-        ArtifactStoreArgs {
-            uri: Some("s3://a".into()),
+    fn store() -> ArtifactStore {
+        ArtifactStore {
+            uri: "s3://a".into(),
             endpoint: Some("http://127.0.0.1:18333".into()),
             region: None,
             force_path_style: true,
             secret: Some("store-keys".into()),
+            service_account: None,
         }
     }
 

@@ -26,7 +26,7 @@ use ciclo_api::model_version::ModelVersion;
 use ciclo_api::training_run::TrainingRun;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
@@ -68,6 +68,8 @@ struct Caches {
     pods: Store<Pod>,
     /// The serving Deployments ciclo made.
     deployments: Store<Deployment>,
+    /// The namespaces' own artifact stores.
+    stores: Store<ConfigMap>,
     /// Every cache holds its first list.
     ready: Ready,
     /// What was last applied of each Service and autoscaler (which are not watched): the
@@ -89,8 +91,10 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
             }
         });
     let (runs, run_changes) = cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), |_| {});
+    let (stores, store_changes) = super::artifact_store::configs(&ctx);
     let controller = controller::<ModelDeployment>(&ctx).owns_stream(deployment_changes);
-    let (by_version, by_run) = (controller.store(), controller.store());
+    let (by_version, by_run, by_store) =
+        (controller.store(), controller.store(), controller.store());
     // New or changed versions of a model, and TrainingRuns that produce it, wake its
     // deployments; a serving pod's readiness wakes its deployment at once.
     let controller = controller
@@ -112,18 +116,21 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
             let ns = pod.namespace()?;
             let name = pod.labels().get(labels::DEPLOYMENT)?;
             Some(ObjectRef::new(name).within(&ns))
-        });
+        })
+        .watches_stream(store_changes, super::artifact_store::wakes(by_store));
     let caches = Caches {
         ready: ready(vec![
             store_ready(&versions),
             store_ready(&runs),
             store_ready(&pods),
             store_ready(&deployments),
+            store_ready(&stores),
         ]),
         versions,
         runs,
         pods,
         deployments,
+        stores,
         applied: Arc::default(),
         write_backs: Arc::default(),
     };
@@ -457,6 +464,14 @@ async fn apply_children(
         return Ok(());
     }
     let applied = &caches.applied;
+    // The serving pods read models and write captures with the namespace's store settings.
+    // Without a usable store they still serve models they can read without them; the
+    // Datasets and TrainingRuns of the namespace say why it is unusable.
+    let store = super::artifact_store::of_namespace(&caches.stores, &ns, &ctx.artifact_store)
+        .unwrap_or_else(|problem| {
+            tracing::warn!(namespace = %ns, reason = problem.reason, message = %problem.message, "serving without an artifact store");
+            super::artifact_store::ArtifactStore::default()
+        });
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
     apply(&services, &children::service(md), applied, None).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
@@ -473,7 +488,7 @@ async fn apply_children(
         };
         // The autoscaler owns the stable version's size.
         let size = (md.spec.autoscaling.is_none() || Some(*version) != stable).then_some(*count);
-        let d = children::deployment(md, mv, size, &ctx.image, &ctx.artifact_store);
+        let d = children::deployment(md, mv, size, &ctx.image, &store);
         let generation = live
             .iter()
             .find(|l| l.name_any() == d.name_any())

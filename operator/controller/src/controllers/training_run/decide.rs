@@ -4,6 +4,7 @@
 //! YAML; the reconcile only gathers the facts and carries the decision out.
 
 use super::{job, schedule};
+use crate::controllers::artifact_store::Unusable;
 use crate::error::Error;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::dataset::{Dataset, DatasetVersion, Verdict};
@@ -23,8 +24,8 @@ pub struct Facts<'a> {
     pub status: &'a TrainingRunStatus,
     /// The run whose Job is active, if any.
     pub active: Option<&'a RunRecord>,
-    /// Whether the operator has an artifact store to write models to.
-    pub artifact_store: bool,
+    /// Why the namespace has no artifact store to write models to, if it has none.
+    pub store_problem: Option<&'a Unusable>,
     pub now: Timestamp,
 }
 
@@ -79,11 +80,8 @@ pub fn decide(tr: &TrainingRun, facts: &Facts) -> Decision {
                 .chain(s.latest.as_ref())
                 .find(|v| &v.id == version_id)
         });
-        if !facts.artifact_store {
-            conditions = conditions::stalled(
-                "NoArtifactStore",
-                "the operator has no artifact store to write models to: set --artifact-store (CICLO_ARTIFACT_STORE)",
-            );
+        if let Some(problem) = facts.store_problem {
+            conditions = conditions::stalled(problem.reason, problem.message.clone());
         } else if let Some(run) = facts.status.runs.iter().find(|r| r.id == run_id) {
             conditions = finished_conditions(run);
             verdict = Some(run.id.clone());
@@ -370,13 +368,17 @@ spec:
         active: Option<&RunRecord>,
         artifact_store: bool,
     ) -> Decision {
+        let problem = Unusable {
+            reason: "NoArtifactStore",
+            message: "no artifact store for namespace ml".into(),
+        };
         decide(
             tr,
             &Facts {
                 dataset,
                 status,
                 active,
-                artifact_store,
+                store_problem: (!artifact_store).then_some(&problem),
                 now: "2026-12-01T00:00:00Z".parse().unwrap(),
             },
         )

@@ -2,7 +2,7 @@
 //! twice), the workload contract in its environment, and for `workers > 1` an Indexed Job
 //! plus a headless Service with the environment torchrun expects.
 
-use crate::args::ArtifactStoreArgs;
+use crate::controllers::artifact_store::ArtifactStore;
 use crate::controllers::{data_source, pod_security, workload};
 use ciclo_api::dataset::{Dataset, DatasetVersion};
 use ciclo_api::labels;
@@ -63,7 +63,7 @@ pub struct Run<'a> {
     pub run_id: &'a str,
     /// ciclo's own image, for the built-in trainer.
     pub image: &'a str,
-    pub store: &'a ArtifactStoreArgs,
+    pub store: &'a ArtifactStore,
     /// Where its code and configuration came from, kept on the Job for its lineage.
     pub code: &'a super::code_source::CodeSource,
 }
@@ -127,8 +127,13 @@ pub fn build(run: &Run) -> (Job, Option<Service>) {
         containers: vec![container],
         node_selector: Some(spec.node_selector.clone()).filter(|n| !n.is_empty()),
         tolerations: Some(spec.tolerations.clone()).filter(|t| !t.is_empty()),
-        service_account_name: spec.service_account_name.clone(),
-        // Training needs no API access unless the user gives it a ServiceAccount.
+        // The run's own, else the one the namespace's store names for workload identity.
+        service_account_name: spec
+            .service_account_name
+            .clone()
+            .or_else(|| run.store.service_account.clone()),
+        // Training needs no API access unless the user gives it a ServiceAccount (workload
+        // identity's token is projected by the cloud's webhook, not this one).
         automount_service_account_token: spec.service_account_name.is_none().then_some(false),
         security_context: Some(pod_security::pod()),
         // Workers resolve each other as `<job>-<index>.<service>`.
@@ -193,11 +198,7 @@ fn env(run: &Run, job_name: &str) -> Vec<EnvVar> {
         var(ENV_DATASET_MANIFEST, format!("{location}/manifest.json")),
         var(
             ENV_OUTPUT_URI,
-            output_uri(
-                run.store.uri.as_deref().unwrap_or_default(),
-                run.tr,
-                run.run_id,
-            ),
+            output_uri(run.store.uri.as_str(), run.tr, run.run_id),
         ),
         var(
             ENV_PARAMS,
@@ -305,9 +306,9 @@ spec:
         )
     }
 
-    fn store() -> ArtifactStoreArgs {
-        ArtifactStoreArgs {
-            uri: Some("s3://art".into()),
+    fn store() -> ArtifactStore {
+        ArtifactStore {
+            uri: "s3://art".into(),
             endpoint: Some("http://127.0.0.1:18333".into()),
             force_path_style: true,
             ..Default::default()
@@ -423,6 +424,70 @@ spec:
             (owner.kind.as_str(), owner.controller),
             ("TrainingRun", Some(true))
         );
+    }
+
+    #[test]
+    fn a_team_store_gives_the_job_its_uri_its_keys_and_its_workload_identity() {
+        let (mut tr, ds, v) = (
+            from_yaml::<TrainingRun>(TR),
+            from_yaml::<Dataset>(DS),
+            version(),
+        );
+        let team = ArtifactStore {
+            uri: "s3://team-a-models/ciclo".into(),
+            secret: Some("team-a-store".into()),
+            service_account: Some("ml-workloads".into()),
+            ..Default::default()
+        };
+        let code = super::super::code_source::CodeSource::default();
+        let run = |tr: &TrainingRun| {
+            build(&Run {
+                tr,
+                dataset: &ds,
+                version: &v,
+                run_id: "r1",
+                image: "ghcr.io/ciclo-dev/ciclo:v1",
+                store: &team,
+                code: &code,
+            })
+            .0
+        };
+        let job = run(&tr);
+        assert_eq!(
+            env_of(&job)[ENV_OUTPUT_URI],
+            "s3://team-a-models/ciclo/ml/models/churn/runs/r1"
+        );
+        let from: Vec<_> = container(&job)
+            .env_from
+            .iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f.prefix.clone().unwrap_or_default(),
+                    f.secret_ref.as_ref().unwrap().name.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            from,
+            [
+                (SOURCE_ENV_PREFIX.to_string(), "keys".to_string()),
+                (ARTIFACTS_ENV_PREFIX.to_string(), "team-a-store".to_string())
+            ],
+            "the namespace's own keys, and no other"
+        );
+        let pod = job.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("ml-workloads"));
+        assert_eq!(
+            pod.automount_service_account_token,
+            Some(false),
+            "workload identity needs no API token"
+        );
+        // A run that names its own ServiceAccount keeps it, and its token.
+        tr.spec.service_account_name = Some("trainer".into());
+        let pod = run(&tr).spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("trainer"));
+        assert_eq!(pod.automount_service_account_token, None);
     }
 
     #[test]

@@ -10,10 +10,10 @@ mod record;
 mod runs;
 mod schedule;
 
-use super::workload;
 use super::{
     Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
 };
+use super::{artifact_store, workload};
 use crate::context::Context;
 use crate::error::Result;
 use crate::status;
@@ -23,7 +23,7 @@ use ciclo_api::training_run::TrainingRun;
 use decide::{Facts, decide};
 use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt as _;
 use kube::api::Api;
 use kube::core::DeserializeGuard;
@@ -42,6 +42,8 @@ struct Caches {
     datasets: Store<DeserializeGuard<Dataset>>,
     /// The training Jobs' Pods, without their specs: a run's end is seen on its Pod first.
     pods: Store<Pod>,
+    /// The namespaces' own artifact stores.
+    stores: Store<ConfigMap>,
     /// Every cache holds its first list.
     ready: Ready,
 }
@@ -60,8 +62,10 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         watch_config().labels("app.kubernetes.io/component=training-run"),
         super::workload::strip_pod,
     );
+    let (stores, store_changes) = artifact_store::configs(&ctx);
     let controller = controller::<TrainingRun>(&ctx).owns_stream(job_changes);
     let store = controller.store();
+    let controller = controller.watches_stream(store_changes, artifact_store::wakes(store.clone()));
     // A Dataset appearing, changing or going wakes the runs that train on it.
     let controller = controller.watches_stream(dataset_changes, move |ds| {
         let (ns, name) = (ds.namespace(), ds.name_any());
@@ -84,11 +88,13 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         store_ready(&jobs),
         store_ready(&datasets),
         store_ready(&pods),
+        store_ready(&stores),
     ]);
     let caches = Caches {
         jobs,
         datasets,
         pods,
+        stores,
         ready,
     };
     let reconcile = move |ctx, tr| reconcile(ctx, caches.clone(), tr);
@@ -118,13 +124,14 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .map(|j| workload::anticipate(j, &pods))
         .collect();
     let runs = runs::observe(&ctx, &tr, jobs).await?;
+    let store = artifact_store::of_namespace(&caches.stores, &ns, &ctx.artifact_store);
     let decision = decide(
         &tr,
         &Facts {
             dataset: dataset.as_ref(),
             status: &runs.status,
             active: runs.active.as_ref(),
-            artifact_store: ctx.artifact_store.uri.is_some(),
+            store_problem: store.as_ref().err(),
             now: Timestamp::now(),
         },
     );
@@ -132,8 +139,8 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
     let mut current = decision.current;
     // A refusal that may pass is retried with back-off once the status says so.
     let mut retry = None;
-    if let (Some(start), Some(ds)) = (&decision.start, &dataset)
-        && let Err(e) = runs::start(&ctx, &tr, ds, start).await
+    if let (Some(start), Some(ds), Ok(store)) = (&decision.start, &dataset, &store)
+        && let Err(e) = runs::start(&ctx, &tr, ds, store, start).await
     {
         conditions = decide::refused(start, &e);
         current = None;

@@ -11,6 +11,7 @@ use super::job;
 use super::outcome::{self, Phase, Registration};
 use super::{decide, record};
 use crate::context::Context;
+use crate::controllers::artifact_store::ArtifactStore;
 use crate::controllers::workload;
 use crate::error::Result;
 use ciclo_api::dataset::Dataset;
@@ -178,6 +179,7 @@ pub async fn start(
     ctx: &Context,
     tr: &TrainingRun,
     dataset: &Dataset,
+    store: &ArtifactStore,
     start: &decide::Start,
 ) -> Result<()> {
     let ns = tr.namespace().unwrap_or_default();
@@ -189,7 +191,7 @@ pub async fn start(
         version: &start.version,
         run_id,
         image: &ctx.image,
-        store: &ctx.artifact_store,
+        store,
         code: &code,
     });
     if let Some(service) = service {
