@@ -4,8 +4,9 @@
 # outside the repository keyed by everything that decides the output; a matching cache is
 # reused as is. Beside bin/ it writes schemas/: strict JSON schemas in kubeconform's layout
 # for every built-in kind of the Kubernetes release the local control plane is built from
-# (e2e/cluster/k8s/go.mod) and for the Prometheus Operator's ServiceMonitor, because
-# kubeconform's default schemas live on a web server that CI cannot reach.
+# (e2e/cluster/k8s/go.mod) and for the Prometheus Operator's ServiceMonitor and
+# PrometheusRule, because kubeconform's default schemas live on a web server that CI cannot
+# reach.
 #
 #   e2e/tools/build.sh          build if needed, print the bin directory
 #   e2e/tools/build.sh --dir    print the bin directory only (may not exist yet)
@@ -38,6 +39,7 @@ promop_module=github.com/prometheus-operator/prometheus-operator
 promop_version=v0.85.0
 promop_sum=h1:M5xLCLEoaW2IJfnuCwFzzpL+jSVQu3KGT84Pye+fW8s=
 servicemonitor_crd=example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml
+prometheusrule_crd=example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
 
 key=$(cat "$here/build.sh" "$here"/{helm,kubeconform,schemagen}/go.{mod,sum} \
         "$here"/{helm,kubeconform}/tools.go $(ls "$here"/schemagen/*.go | grep -v _test.go) \
@@ -82,8 +84,9 @@ echo "build.sh:   schemas of Kubernetes $k8s_version" >&2
 promop_json=$(tmp=$(mktemp -d) && cd "$tmp" && GOFLAGS=-mod=mod go mod download -json "$promop_module@$promop_version"; rm -rf "$tmp")
 grep -q "\"Sum\": \"$promop_sum\"" <<<"$promop_json" \
   || { echo "build.sh: $promop_module@$promop_version is missing or does not match $promop_sum" >&2; exit 1; }
-echo "build.sh:   schema of ServiceMonitor ($promop_module $promop_version)" >&2
-"$out/bin/schemagen" crd "$openapi" "$out/schemas" "$(module_dir "$promop_module" <<<"$promop_json")/$servicemonitor_crd"
+echo "build.sh:   schemas of ServiceMonitor and PrometheusRule ($promop_module $promop_version)" >&2
+promop_dir=$(module_dir "$promop_module" <<<"$promop_json")
+"$out/bin/schemagen" crd "$openapi" "$out/schemas" "$promop_dir/$servicemonitor_crd" "$promop_dir/$prometheusrule_crd"
 
 echo "build.sh: helm $("$out/bin/helm" version --short), kubeconform $("$out/bin/kubeconform" -v), done in $(( $(date +%s) - start )) s" >&2
 touch "$out/complete"

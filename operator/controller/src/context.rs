@@ -101,6 +101,12 @@ impl Context {
         note: &str,
         action: &str,
     ) {
+        self.metrics.event_recorded(
+            obj.namespace.as_deref().unwrap_or_default(),
+            obj.kind.as_deref().unwrap_or_default(),
+            reason,
+            matches!(type_, EventType::Warning),
+        );
         let event = Event {
             type_,
             reason: reason.into(),

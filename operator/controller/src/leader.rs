@@ -52,6 +52,7 @@ pub async fn run(
         stop.cancel();
         let _ = running.await;
         ctx.metrics.leader.set(0);
+        ctx.metrics.stopped_leading();
         if shutdown.is_cancelled() {
             return release(leading, task).await;
         }

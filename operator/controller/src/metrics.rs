@@ -1,6 +1,7 @@
 //! Prometheus metrics, prefixed `ciclo_`: reconcile runs, failures by kind and error, and a
-//! duration histogram per kind, whether this replica leads, and the requests it made to the
-//! Kubernetes API by verb and resource.
+//! duration histogram per kind, whether this replica leads, the requests it made to the
+//! Kubernetes API by verb and resource, the Events it recorded, and the objects Stalled now —
+//! what the chart's PrometheusRule alerts on.
 
 use crate::api_requests::RequestLabels;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +31,30 @@ pub struct SkewLabels {
     pub feature: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub reason: String,
+    /// `Normal` or `Warning`.
+    pub r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ObjectLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StalledLabels {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub reason: String,
+}
+
 pub struct Metrics {
     pub registry: Registry,
     /// The last measured skew of each feature of each ModelDeployment.
@@ -40,6 +65,13 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Counted by [`crate::api_requests::CountRequestsLayer`] under the operator's client.
     pub kube_requests: Family<RequestLabels, Counter>,
+    /// Every Event recorded, by the involved object's namespace and kind, its reason and type.
+    pub events: Family<EventLabels, Counter>,
+    /// 1 for each object Stalled now (by its reason), while this replica leads; see
+    /// [`Metrics::condition_seen`].
+    stalled: Family<StalledLabels, Gauge>,
+    /// The reason each stalled object is exported under, to remove its series when it changes.
+    stalled_reasons: std::sync::Mutex<std::collections::HashMap<ObjectLabels, String>>,
 }
 
 impl Default for Metrics {
@@ -55,6 +87,21 @@ impl Default for Metrics {
         let leader = Gauge::default();
         let kube_requests = Family::<RequestLabels, Counter>::default();
         let skew = Family::<SkewLabels, Gauge<f64, AtomicU64>>::default();
+        let events = Family::<EventLabels, Counter>::default();
+        let stalled = Family::<StalledLabels, Gauge>::default();
+        registry.register(
+            "events",
+            "Events the operator recorded, by the involved object's namespace and kind, the \
+             Event's reason (RolledBack, VersionRejected, RunFailed, Skewed, …) and type \
+             (Normal, Warning). A crash between an Event and its status write may count one twice",
+            events.clone(),
+        );
+        registry.register(
+            "stalled",
+            "1 for each object whose Stalled condition is True, with its reason; exported by \
+             the leader only, for the objects it has reconciled since it began to lead",
+            stalled.clone(),
+        );
         registry.register(
             "model_deployment_skew",
             "The distance (spec.skew.measure) of each feature a ModelDeployment's serving \
@@ -91,6 +138,9 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            events,
+            stalled,
+            stalled_reasons: std::sync::Mutex::default(),
             skew,
             reconcile_runs,
             reconcile_failures,
@@ -118,6 +168,50 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an Event recorded about an object of `kind` in `namespace`.
+    pub fn event_recorded(&self, namespace: &str, kind: &str, reason: &str, warning: bool) {
+        self.events
+            .get_or_create(&EventLabels {
+                namespace: namespace.into(),
+                kind: kind.into(),
+                reason: reason.into(),
+                r#type: if warning { "Warning" } else { "Normal" },
+            })
+            .inc();
+    }
+
+    /// Exports whether `object` is Stalled now, and why (`None`: it is not, or it is gone).
+    pub fn condition_seen(&self, object: ObjectLabels, stalled: Option<&str>) {
+        let mut reasons = self.stalled_reasons.lock().expect("stalled lock");
+        let labels = |reason: &str| StalledLabels {
+            namespace: object.namespace.clone(),
+            kind: object.kind.clone(),
+            name: object.name.clone(),
+            reason: reason.to_string(),
+        };
+        if let Some(old) = reasons.get(&object)
+            && Some(old.as_str()) != stalled
+        {
+            self.stalled.remove(&labels(old));
+        }
+        match stalled {
+            Some(reason) => {
+                self.stalled.get_or_create(&labels(reason)).set(1);
+                reasons.insert(object, reason.to_string());
+            }
+            None => {
+                reasons.remove(&object);
+            }
+        }
+    }
+
+    /// Drops every Stalled series: a replica that no longer leads reconciles nothing, so what
+    /// it exported would go stale (the new leader exports its own).
+    pub fn stopped_leading(&self) {
+        self.stalled.clear();
+        self.stalled_reasons.lock().expect("stalled lock").clear();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
@@ -139,5 +233,119 @@ impl Drop for ReconcileTimer<'_> {
             .reconcile_duration
             .get_or_create(&KindLabel { kind: self.kind })
             .observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: &str) -> ObjectLabels {
+        ObjectLabels {
+            namespace: "team-a".into(),
+            kind: "TrainingRun".into(),
+            name: name.into(),
+        }
+    }
+
+    fn stalled_lines(m: &Metrics) -> Vec<String> {
+        m.encode()
+            .lines()
+            .filter(|l| l.starts_with("ciclo_stalled{"))
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn a_stalled_object_is_one_series_with_its_current_reason_until_it_recovers() {
+        let m = Metrics::default();
+        m.condition_seen(object("a"), Some("RunFailed"));
+        m.condition_seen(object("b"), None);
+        assert_eq!(
+            stalled_lines(&m),
+            [
+                r#"ciclo_stalled{namespace="team-a",kind="TrainingRun",name="a",reason="RunFailed"} 1"#
+            ]
+        );
+        m.condition_seen(object("a"), Some("DatasetNotFound"));
+        assert_eq!(
+            stalled_lines(&m),
+            [
+                r#"ciclo_stalled{namespace="team-a",kind="TrainingRun",name="a",reason="DatasetNotFound"} 1"#
+            ],
+            "the old reason's series is gone"
+        );
+        m.condition_seen(object("a"), None);
+        assert!(stalled_lines(&m).is_empty());
+        m.condition_seen(object("c"), Some("RunFailed"));
+        m.stopped_leading();
+        assert!(stalled_lines(&m).is_empty());
+    }
+
+    #[test]
+    fn events_are_counted_by_namespace_kind_reason_and_type() {
+        let m = Metrics::default();
+        m.event_recorded("team-a", "ModelDeployment", "RolledBack", true);
+        m.event_recorded("team-a", "ModelDeployment", "RolledBack", true);
+        m.event_recorded("team-b", "Dataset", "NewVersion", false);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"ciclo_events_total{namespace="team-a",kind="ModelDeployment",reason="RolledBack",type="Warning"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"ciclo_events_total{namespace="team-b",kind="Dataset",reason="NewVersion",type="Normal"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn every_metric_the_charts_alerts_name_is_one_the_operator_exports() {
+        let rules = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../charts/ciclo/files/prometheus-rules.yaml"
+        ))
+        .unwrap();
+        // A family is in the text once it has a series: give each one.
+        let m = Metrics::default();
+        drop(m.reconcile_started("Dataset"));
+        m.reconcile_failed("Dataset", "forbidden");
+        m.event_recorded("ns", "ModelDeployment", "RolledBack", true);
+        m.condition_seen(object("a"), Some("RunFailed"));
+        m.skew
+            .get_or_create(&SkewLabels {
+                namespace: "ns".into(),
+                name: "md".into(),
+                feature: "x".into(),
+            })
+            .set(0.1);
+        let exported = m.encode();
+        let families: Vec<&str> = exported
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let mut named = std::collections::BTreeSet::new();
+        let mut rest = rules.as_str();
+        while let Some(i) = rest.find("ciclo_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            named.insert(name);
+        }
+        assert!(named.len() >= 5, "{named:?}");
+        for name in named {
+            // A counter's samples are `<family>_total`, a histogram's `<family>_bucket`, ….
+            let family = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                families.contains(&family),
+                "the alerts name {name}, which the operator does not export ({families:?})"
+            );
+        }
     }
 }

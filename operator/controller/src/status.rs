@@ -69,6 +69,16 @@ where
         conditions::merge(current.conditions(), wanted, generation, Timestamp::now()),
         generation,
     );
+    ctx.metrics.condition_seen(
+        crate::metrics::ObjectLabels {
+            namespace: obj.namespace().unwrap_or_default(),
+            kind: K::kind(&()).into_owned(),
+            name: obj.name_any(),
+        },
+        conditions::find(next.conditions(), STALLED)
+            .filter(|c| c.status == "True")
+            .map(|c| c.reason.as_str()),
+    );
     let new_value = serde_json::to_value(&next)?;
     if status.map(serde_json::to_value).transpose()?.as_ref() == Some(&new_value) {
         return Ok(());
@@ -143,6 +153,18 @@ fn transition_event<'a>(
         },
         ready,
     ))
+}
+
+/// Stops exporting `kind` `name` in `ns` as Stalled: it is gone.
+pub fn forget(ctx: &Context, kind: &str, ns: &str, name: &str) {
+    ctx.metrics.condition_seen(
+        crate::metrics::ObjectLabels {
+            namespace: ns.into(),
+            kind: kind.into(),
+            name: name.into(),
+        },
+        None,
+    );
 }
 
 /// Whether `conds` has `type_` true with `reason`.

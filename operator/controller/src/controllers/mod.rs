@@ -222,6 +222,7 @@ pub async fn run_until<K, F, Fut>(
 {
     let config =
         kube::runtime::controller::Config::default().concurrency(ctx.max_concurrent_reconciles);
+    let metrics = ctx.clone();
     let stream = controller
         .with_config(config)
         .graceful_shutdown_on(stop.cancelled_owned())
@@ -230,7 +231,12 @@ pub async fn run_until<K, F, Fut>(
             error_policy(kind),
             ctx,
         );
-    drain(kind, stream).await;
+    // A deleted object is never reconciled: the controller reports it not found instead.
+    drain(kind, stream, |gone| {
+        let ns = gone.namespace.as_deref().unwrap_or_default();
+        crate::status::forget(&metrics, kind, ns, &gone.name);
+    })
+    .await;
 }
 
 /// An Api over `K` in the watched namespace, or all namespaces.
@@ -309,8 +315,11 @@ async fn report_malformed<K: Resource<DynamicType = ()>>(
 }
 
 /// Logs the outcome of each reconcile the controller runs.
-pub async fn drain<K: Resource, S>(kind: &'static str, stream: S)
-where
+pub async fn drain<K: Resource, S>(
+    kind: &'static str,
+    stream: S,
+    gone: impl Fn(&ObjectRef<kube::api::DynamicObject>),
+) where
     S: futures::Stream<
             Item = Result<
                 (ObjectRef<K>, Action),
@@ -318,11 +327,16 @@ where
             >,
         >,
 {
+    let gone = &gone;
     stream
         .for_each(|res| async move {
             match res {
                 Ok((obj, _)) => tracing::debug!(%kind, object = %obj, "reconciled"),
                 Err(kube::runtime::controller::Error::ReconcilerFailed(..)) => {}
+                Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+                    tracing::debug!(%kind, object = %obj, "deleted");
+                    gone(&obj);
+                }
                 Err(e) => tracing::warn!(%kind, error = %e, "controller event"),
             }
         })

@@ -87,6 +87,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
     // this reconcile.
     let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(ds) = datasets.get_opt(&cached.name_any()).await? else {
+        status::forget(&ctx, KIND, &ns, &cached.name_any());
         return Ok(Action::await_change());
     };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);

@@ -161,6 +161,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         .get_opt(&cached.name_any())
         .await?
     else {
+        status::forget(&ctx, KIND, &ns, &cached.name_any());
         return Ok(Action::await_change());
     };
     caches.ready.clone().await;

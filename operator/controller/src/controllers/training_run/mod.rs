@@ -110,6 +110,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .get_opt(&cached.name_any())
         .await?
     else {
+        status::forget(&ctx, KIND, &ns, &cached.name_any());
         return Ok(Action::await_change());
     };
     // Until the first list is in, an empty cache would say "no Dataset", "no Job".
