@@ -1,8 +1,9 @@
 //! Two teams on one cluster, each with its own artifact store: a bucket of its own in the
 //! tenants' S3 store (which refuses unsigned requests), its own keys — limited to that bucket
 //! by an S3 policy document — in a Secret of its namespace, and a ConfigMap
-//! `ciclo-artifact-store` naming both. Each team's dataset versions and models land in its own
-//! bucket, none in the operator's shared one, and a training Job of team A, running the
+//! `ciclo-artifact-store` naming both. Each team's dataset versions, models and registry
+//! records (the operator's, written with the team's keys) land in its own bucket, none in the
+//! operator's shared one, and a training Job of team A, running the
 //! team's own code with the keys ciclo gives it, is refused team B's data by the store.
 
 use ciclo_e2e::images::SKLEARN_TRAINER;
@@ -154,6 +155,14 @@ async fn each_team_keeps_its_versions_and_models_in_its_own_store_and_cannot_rea
         let mv = versions.get("points-1").await.unwrap().data;
         let model = mv["spec"]["artifact"]["uri"].as_str().unwrap();
         assert!(model.starts_with(&root), "{model} under {root}");
+        // The operator writes the registry's record there too, with the team's own keys.
+        let record = format!("{root}registry/models/points/1.json");
+        wait_for(TIMEOUT, "points-1 recorded", || async {
+            let mv = versions.get("points-1").await?.data;
+            Ok(mv["status"]["record"] == record.as_str())
+        })
+        .await
+        .unwrap();
         // What ciclo wrote is there, readable with the team's own keys.
         let own = tenants::bucket(who, &who.bucket);
         let keys = tenants::list(&own, &format!("ciclo/{}", ns.name))
@@ -161,7 +170,10 @@ async fn each_team_keeps_its_versions_and_models_in_its_own_store_and_cannot_rea
             .unwrap();
         assert!(
             keys.iter().any(|k| k.ends_with("/manifest.json"))
-                && keys.iter().any(|k| k.contains("/models/points/")),
+                && keys.iter().any(|k| k.contains("/models/points/"))
+                && keys
+                    .iter()
+                    .any(|k| k.ends_with("/registry/models/points/1.json")),
             "{keys:?}"
         );
         // Nothing of the namespace went to the operator's shared store.

@@ -124,6 +124,11 @@ pub struct ModelVersionStatus {
     /// ModelDeployments serving it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deployed_by: Vec<String>,
+    /// Where its registry record is kept in the namespace's artifact store, once written (after
+    /// the verdict): what restores it, with the same number, lineage and verdict, when the
+    /// cluster is rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
 }
 
 /// What the annotation [`crate::labels::GATES`] holds.

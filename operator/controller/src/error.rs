@@ -7,6 +7,10 @@ pub enum Error {
     Kube(#[from] kube::Error),
     #[error("could not serialise status: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A namespace's artifact store could not be opened, read or written (the registry's
+    /// records): the message names the object, never a key.
+    #[error("artifact store: {0}")]
+    Store(String),
 }
 
 impl Error {
@@ -38,6 +42,7 @@ impl Error {
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "connection",
             Error::Serialize(_) => "serialize",
+            Error::Store(_) => "store",
         }
     }
 }

@@ -22,7 +22,7 @@ pub struct Options {
     /// Further object_store settings (`aws_access_key_id`, …), applied after the environment.
     pub settings: Vec<(String, String)>,
     /// Environment variables `<prefix>AWS_…`, `<prefix>GOOGLE_…`, `<prefix>AZURE_…` are the
-    /// store's settings (object_store's names, without the prefix).
+    /// store's settings (object_store's names, without the prefix). Empty: none are read.
     pub env_prefix: String,
 }
 
@@ -31,8 +31,15 @@ pub use ciclo_core::contract::{ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 /// Opens `uri` (`scheme://…/prefix`) with `options`; returns the store and the prefix in it.
 pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path), String> {
     let url = url::Url::parse(uri).map_err(|e| format!("source uri {uri:?}: {e}"))?;
-    let mut opts = store_settings(std::env::vars(), &options.env_prefix);
-    opts.extend(workload_identity(std::env::vars(), &opts));
+    // No prefix: the settings given, nothing from this process's environment (the operator
+    // opens each namespace's store with that namespace's keys, never its own).
+    let mut opts = if options.env_prefix.is_empty() {
+        Vec::new()
+    } else {
+        let mut opts = store_settings(std::env::vars(), &options.env_prefix);
+        opts.extend(workload_identity(std::env::vars(), &opts));
+        opts
+    };
     if url.scheme() == "s3" {
         opts.extend(
             s3_settings(
@@ -201,6 +208,14 @@ fn workload_identity(
             .map(|(_, setting)| (setting.to_string(), v))
     })
     .collect()
+}
+
+/// A Secret's keys (object_store's names in any case: `AWS_ACCESS_KEY_ID`, …) as the
+/// settings [`Options::settings`] takes: those of the stores object_store knows, lower-cased.
+pub fn secret_settings<'a>(
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    store_settings(keys.map(|(k, v)| (k.to_string(), v.to_string())), "")
 }
 
 /// The object_store settings among `env`: `<prefix>AWS_…`, `<prefix>GOOGLE_…` and

@@ -6,6 +6,7 @@ mod dataset;
 mod model_deployment;
 pub mod model_version;
 mod pod_security;
+mod registry;
 mod training_run;
 mod workload;
 

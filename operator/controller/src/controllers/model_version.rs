@@ -3,6 +3,8 @@
 //! blessing): fixed thresholds, and "must beat the baseline" — the latest blessed earlier
 //! version of the same model. Deployment back-references come with serving.
 
+use super::artifact_store;
+use super::registry::Registry;
 use super::{controller_stripped, run_until};
 use crate::context::Context;
 use crate::error::Result;
@@ -11,7 +13,9 @@ use ciclo_api::conditions::{self, Set};
 use ciclo_api::labels::GATES as GATES_ANNOTATION;
 use ciclo_api::model_version::{BLESSED, ModelVersion, RegisteredGates};
 use ciclo_core::metrics::{Baseline, GateVerdict, judge};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt as _;
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::Store;
@@ -24,23 +28,34 @@ const KIND: &str = "ModelVersion";
 const WAITING: &str = "WaitingForBaseline";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+    let (stores, store_changes) = artifact_store::configs(&ctx);
     let controller = controller_stripped::<ModelVersion>(&ctx, strip);
     // The earlier versions a verdict needs come from this controller's own cache: a model
     // with hundreds of versions is not listed again for each new one.
     let store = controller.store();
-    let reconcile = move |ctx, mv| reconcile(ctx, store.clone(), mv);
+    // A namespace's store appearing or changing: its versions' records can be written.
+    let controller = controller.watches_stream(store_changes, artifact_store::wakes(store.clone()));
+    let ready = super::ready(vec![super::store_ready(&stores)]);
+    let reconcile = move |ctx, mv| reconcile(ctx, store.clone(), stores.clone(), ready.clone(), mv);
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
 async fn reconcile(
     ctx: Arc<Context>,
     store: Store<DeserializeGuard<ModelVersion>>,
+    stores: Store<ConfigMap>,
+    ready: super::Ready,
     mv: ModelVersion,
 ) -> Result<Action> {
     // A verdict is part of the record: judged once, it stays, even when the baseline it was
-    // compared with is deleted or a later version is blessed.
+    // compared with is deleted or a later version is blessed. Once judged, the version is
+    // written to the registry's records in the artifact store, once.
     if judged(&mv) {
-        return Ok(Action::await_change());
+        if mv.status.as_ref().is_some_and(|s| s.record.is_some()) {
+            return Ok(Action::await_change());
+        }
+        ready.await;
+        return record(&ctx, &stores, &mv).await;
     }
     // A version the cache does not show judged yet (it lags a moment behind) makes this one
     // wait and look again: never a verdict against a wrong baseline.
@@ -68,6 +83,35 @@ async fn reconcile(
     } else {
         Action::await_change()
     })
+}
+
+/// Writes the registry record of the judged `mv` (read fresh: the cache strips what the record
+/// keeps) to its namespace's artifact store, and says where in its status.
+async fn record(ctx: &Context, stores: &Store<ConfigMap>, mv: &ModelVersion) -> Result<Action> {
+    let ns = mv.namespace().unwrap_or_default();
+    let store = match artifact_store::of_namespace(stores, &ns, &ctx.artifact_store) {
+        Ok(store) => store,
+        Err(problem) => {
+            // Its Datasets and TrainingRuns say why; a store appearing makes the next
+            // registration, or a restart, write it.
+            tracing::debug!(namespace = %ns, version = %mv.name_any(), reason = problem.reason, "no store for the registry's record");
+            return Ok(Action::await_change());
+        }
+    };
+    let api: Api<ModelVersion> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(full) = api.get_opt(&mv.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let uri = Registry::open(ctx, &ns, &store).await?.write(&full).await?;
+    // A merge patch of this one field: an apply of the status without the conditions would
+    // drop them.
+    api.patch_status(
+        &mv.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"status": {"record": uri}})),
+    )
+    .await?;
+    Ok(Action::await_change())
 }
 
 /// What no controller reads of a cached ModelVersion: its labels, owner, annotations but the
@@ -281,6 +325,7 @@ spec:
             blessed: d.blessed,
             gates: d.verdicts,
             deployed_by: Vec::new(),
+            record: None,
         });
         m
     }

@@ -77,6 +77,50 @@ struct Caches {
     applied: Arc<Applied>,
     /// Write-backs that pushed nothing, so they are not tried on every reconcile.
     write_backs: Arc<write_back::Attempts>,
+    /// When each model without versions last had its registry records looked for.
+    restores: Arc<RestoreAttempts>,
+}
+
+/// How often a model without versions has its records looked for (a LIST of its prefix in the
+/// store): once per this long per model, not on every reconcile of its deployments.
+const RESTORE_EVERY: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct RestoreAttempts(
+    std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+);
+
+impl RestoreAttempts {
+    /// Whether `model` in `ns` is due a look (and, if so, notes that it has one now).
+    fn due(&self, ns: &str, model: &str) -> bool {
+        let mut last = self.0.lock().expect("restores lock");
+        let key = (ns.to_string(), model.to_string());
+        let now = std::time::Instant::now();
+        if last
+            .get(&key)
+            .is_some_and(|t| now.duration_since(*t) < RESTORE_EVERY)
+        {
+            return false;
+        }
+        last.insert(key, now);
+        true
+    }
+}
+
+/// Restores `model`'s versions from its namespace's registry records, if it has any. A failure
+/// is logged: the deployment waits for a version as it would without records.
+async fn restore_registry(ctx: &Context, caches: &Caches, ns: &str, model: &str) {
+    let Ok(store) = super::artifact_store::of_namespace(&caches.stores, ns, &ctx.artifact_store)
+    else {
+        return;
+    };
+    let restored = match super::registry::Registry::open(ctx, ns, &store).await {
+        Ok(registry) => registry.restore(ctx, ns, model, 0).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = restored {
+        tracing::warn!(namespace = %ns, %model, error = %e, "restoring the registry failed");
+    }
 }
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
@@ -133,6 +177,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         stores,
         applied: Arc::default(),
         write_backs: Arc::default(),
+        restores: Arc::default(),
     };
     let reconcile = move |ctx, md| reconcile(ctx, caches.clone(), md);
     run_until(KIND, controller, reconcile, ctx, stop).await;
@@ -172,6 +217,11 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         .into_iter()
         .filter(|mv| &mv.spec.model == model)
         .collect();
+    // A model without versions in the cluster (rebuilt from git) gets them back from the
+    // registry's records; the new versions reach this reconcile through the cache.
+    if versions.is_empty() && caches.restores.due(&ns, model) {
+        restore_registry(&ctx, &caches, &ns, model).await;
+    }
     // Who would register the model matters only while it has no version.
     let producers = readable(&caches.runs, &ns)
         .iter()

@@ -124,8 +124,8 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .iter()
         .map(|j| workload::anticipate(j, &pods))
         .collect();
-    let runs = runs::observe(&ctx, &tr, jobs).await?;
     let store = artifact_store::of_namespace(&caches.stores, &ns, &ctx.artifact_store);
+    let runs = runs::observe(&ctx, &tr, store.as_ref(), jobs).await?;
     let decision = decide(
         &tr,
         &Facts {

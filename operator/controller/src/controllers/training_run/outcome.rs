@@ -82,11 +82,17 @@ pub enum Registration {
 /// versions: found by run id first, so a retried registration never makes a second one. A
 /// `New` number that another writer took meanwhile makes the create fail with a conflict
 /// (the name is the model and the number); the caller lists again and gets the next one.
-pub fn registration(existing: &[(i64, String)], run_id: &str) -> Registration {
+pub fn registration(existing: &[(i64, String)], recorded: &[i64], run_id: &str) -> Registration {
     if let Some((n, _)) = existing.iter().find(|(_, r)| r == run_id) {
         return Registration::Existing(*n);
     }
-    Registration::New(existing.iter().map(|(n, _)| *n).max().unwrap_or(0) + 1)
+    // A number once given is not given again, even if its version was deleted since.
+    let highest = existing
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(recorded.iter().copied())
+        .max();
+    Registration::New(highest.unwrap_or(0) + 1)
 }
 
 /// The deterministic name of a model's version `number`.
@@ -136,9 +142,18 @@ mod tests {
     #[test]
     fn versions_increase_per_model_and_a_run_is_registered_once() {
         let existing = vec![(1, "r1".to_string()), (2, "r2".to_string())];
-        assert_eq!(registration(&existing, "r3"), Registration::New(3));
-        assert_eq!(registration(&existing, "r2"), Registration::Existing(2));
-        assert_eq!(registration(&[], "r1"), Registration::New(1));
+        assert_eq!(registration(&existing, &[1, 2], "r3"), Registration::New(3));
+        assert_eq!(
+            registration(&existing, &[], "r2"),
+            Registration::Existing(2)
+        );
+        assert_eq!(registration(&[], &[], "r1"), Registration::New(1));
+        // Versions 3 and 7 recorded in the store, gone from the cluster: never given again.
+        assert_eq!(
+            registration(&existing, &[1, 2, 3, 7], "r8"),
+            Registration::New(8)
+        );
+        assert_eq!(registration(&[], &[4], "r5"), Registration::New(5));
         assert_eq!(model_version_name("churn", 3), "churn-3");
     }
 }

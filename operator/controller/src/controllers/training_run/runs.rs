@@ -11,8 +11,10 @@ use super::job;
 use super::outcome::{self, Phase, Registration};
 use super::{decide, record};
 use crate::context::Context;
-use crate::controllers::artifact_store::ArtifactStore;
+use crate::controllers::artifact_store::{ArtifactStore, Unusable};
+use crate::controllers::registry::Registry;
 use crate::controllers::workload;
+use crate::error::Error;
 use crate::error::Result;
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels::{self, FIELD_MANAGER};
@@ -45,13 +47,18 @@ pub struct Runs {
 /// Records every finished run of `jobs` (the TrainingRun's) not recorded yet (registering the
 /// ModelVersion of a successful one) and reports the run in progress. The caller writes the
 /// status, then calls [`tidy`].
-pub async fn observe(ctx: &Context, tr: &TrainingRun, jobs: Vec<Job>) -> Result<Runs> {
+pub async fn observe(
+    ctx: &Context,
+    tr: &TrainingRun,
+    store: std::result::Result<&ArtifactStore, &Unusable>,
+    jobs: Vec<Job>,
+) -> Result<Runs> {
     let mut status = tr.status.clone().unwrap_or_default();
     let triage = record::triage(&status, &jobs);
     let mut new = Vec::new();
     let mut notes = Vec::new();
     for j in &triage.to_record {
-        let (run, note) = result(ctx, tr, j).await?;
+        let (run, note) = result(ctx, tr, store, j).await?;
         notes.push((run.id.clone(), note));
         new.push(run);
     }
@@ -105,7 +112,12 @@ pub async fn tidy(ctx: &Context, tr: &TrainingRun, runs: &Runs) -> Result<()> {
 
 /// A finished run's record and the Event announcing it: its result read from the Job's pods
 /// (rank 0's for a distributed run), the ModelVersion of a successful one registered.
-async fn result(ctx: &Context, tr: &TrainingRun, j: &Job) -> Result<(RunRecord, Note)> {
+async fn result(
+    ctx: &Context,
+    tr: &TrainingRun,
+    store: std::result::Result<&ArtifactStore, &Unusable>,
+    j: &Job,
+) -> Result<(RunRecord, Note)> {
     let ns = tr.namespace().unwrap_or_default();
     let phase = outcome::phase(j);
     let mut record = record::record_of(j, phase);
@@ -128,7 +140,7 @@ async fn result(ctx: &Context, tr: &TrainingRun, j: &Job) -> Result<(RunRecord, 
             // What the run's Job recorded when it started; a Job an older operator started
             // recorded nothing, and the TrainingRun says it.
             let code = CodeSource::of_job(j).unwrap_or_else(|| CodeSource::declared(tr));
-            let number = register(ctx, tr, &record, &s, image_id.flatten(), &code).await?;
+            let number = register(ctx, tr, store, &record, &s, image_id.flatten(), &code).await?;
             record.metrics = s.metrics.clone();
             record.model_version = Some(number);
             (
@@ -223,10 +235,13 @@ pub async fn start(
 }
 
 /// Registers the ModelVersion of a successful run, once: found by run id first; a number
-/// another writer took meanwhile (409) makes it try the next.
+/// another writer took meanwhile (409) makes it try the next. A model none of whose versions
+/// is in the cluster gets them back from the registry's records first, and a new number comes
+/// after every recorded one (controllers/registry.rs).
 async fn register(
     ctx: &Context,
     tr: &TrainingRun,
+    store: std::result::Result<&ArtifactStore, &Unusable>,
     run: &RunRecord,
     summary: &TrainSummary,
     image_id: Option<String>,
@@ -235,6 +250,9 @@ async fn register(
     let ns = tr.namespace().unwrap_or_default();
     let api: Api<ModelVersion> = Api::namespaced(ctx.client.clone(), &ns);
     let model = &tr.spec.model.name;
+    // Without its store, the registry's records cannot be read: a number could be given twice.
+    let store = store.map_err(|problem| Error::Store(problem.message.clone()))?;
+    let registry = Registry::open(ctx, &ns, store).await?;
     loop {
         // Names and labels only (a model's versions accumulate for months): its number, and
         // the run that registered it.
@@ -252,7 +270,11 @@ async fn register(
                 ))
             })
             .collect();
-        let number = match outcome::registration(&existing, &run.id) {
+        if registry.restore(ctx, &ns, model, existing.len()).await? > 0 {
+            continue;
+        }
+        let recorded = registry.numbers(model).await?;
+        let number = match outcome::registration(&existing, &recorded, &run.id) {
             Registration::Existing(n) => return Ok(n),
             Registration::New(n) => n,
         };
