@@ -49,10 +49,13 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
   resources: [datasets, trainingruns, modelversions, modeldeployments]
   verbs: [get, list, watch]
 # Register each successful training run as a ModelVersion (created once, never changed:
-# its spec is immutable).
+# its spec is immutable), and recreate a model's versions from the registry's records in the
+# artifact store when none is left in the cluster (a cluster rebuilt from git). Delete: a
+# TrainingRun's spec.retention removes unblessed versions beyond the newest it keeps, never
+# one that serves, is a canary, is pinned or is a kept version's baseline.
 - apiGroups: [ciclo.dev]
   resources: [modelversions]
-  verbs: [create]
+  verbs: [create, delete]
 # Write only status (server-side apply), never a user's spec: Argo CD and Flux see no drift.
 - apiGroups: [ciclo.dev]
   resources: [datasets/status, trainingruns/status, modelversions/status, modeldeployments/status]
@@ -63,9 +66,11 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 - apiGroups: [ciclo.dev]
   resources: [datasets]
   verbs: [patch]
-# Check that the credentials Secret a Dataset names exists, and read the push credentials a
-# ModelDeployment's spec.gitWriteBack.secretRef names (in its own namespace). Only `get`: the
-# operator never lists or watches Secrets, and reads only the ones resources name.
+# Check that the credentials Secret a Dataset names exists, read the push credentials a
+# ModelDeployment's spec.gitWriteBack.secretRef names, and the keys of the namespace's
+# artifact store (its ConfigMap's secretName, or artifactStore.credentialsSecret) to keep the
+# registry's records there and remove what retention removes. Only `get`: the operator never
+# lists or watches Secrets, reads only the ones named, and keeps no value.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]

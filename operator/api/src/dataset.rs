@@ -83,6 +83,11 @@ pub struct DatasetSpec {
     #[serde(default = "default_history")]
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: u32,
+    /// Which rejected versions are removed, with their folders in the artifact store (the
+    /// manifest, profile and report of data that was never used). Unset: rejected versions
+    /// leave the status by `historyLimit` and their folders stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<DatasetRetention>,
     /// Stop looking for new data; recorded versions stay.
     #[serde(default)]
     pub suspend: bool,
@@ -150,6 +155,18 @@ pub struct CaptureSource {
     #[schemars(length(min = 1, max = 253))]
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')").message("modelDeployment must be a ModelDeployment's name: lowercase letters, digits, '-' and '.'"))]
     pub model_deployment: String,
+}
+
+/// What a Dataset keeps of its rejected versions.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DatasetRetention {
+    /// Keep the newest this many rejected versions; older ones (and any rejected version
+    /// leaving the history by `historyLimit`) are removed from the status and their folders
+    /// deleted from the store once a check is recorded. Accepted versions are never removed:
+    /// the lineage of a model may name them.
+    #[schemars(range(min = 0, max = 100))]
+    pub rejected_versions: u32,
 }
 
 /// A Secret in the same namespace.

@@ -142,6 +142,23 @@ pub struct TrainingRunSpec {
     #[serde(default = "default_history")]
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: u32,
+    /// Which of the model's versions are removed, with their records and artifacts, as new
+    /// ones are registered. Unset: every version is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// What a TrainingRun keeps of the versions of its model.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Keep the newest this many versions that were judged and not blessed; older ones are
+    /// removed once a run registers a new version — the ModelVersion, its registry record
+    /// and its run's artifacts — unless a ModelDeployment serves it, canaries it or pins it,
+    /// or it is the baseline a kept version was judged against. Blessed versions are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub unblessed_versions: Option<u32>,
 }
 
 fn one() -> i32 {

@@ -108,6 +108,10 @@ pub struct Registry {
     models: Path,
     /// The store's URI of `models`, for status and messages.
     uri: String,
+    /// The store's URI of the namespace's folder, `<store>/<namespace>`, and its path: what
+    /// retention may delete lies under its `models/`.
+    namespace_uri: String,
+    namespace_path: Path,
 }
 
 impl Registry {
@@ -138,16 +142,70 @@ impl Registry {
             settings,
             env_prefix: String::new(),
         };
-        let root = format!(
-            "{}/{namespace}/registry/models",
-            store.uri.trim_end_matches('/')
-        );
-        let (object_store, models) = ciclo_store::open(&root, &options).map_err(Error::Store)?;
+        let namespace_uri = format!("{}/{namespace}", store.uri.trim_end_matches('/'));
+        let (object_store, namespace_path) =
+            ciclo_store::open(&namespace_uri, &options).map_err(Error::Store)?;
         Ok(Self {
             store: object_store,
-            models,
-            uri: root,
+            models: namespace_path.clone().join("registry").join("models"),
+            uri: format!("{namespace_uri}/registry/models"),
+            namespace_uri,
+            namespace_path,
         })
+    }
+
+    /// Deletes the record of `model`'s version `number` (gone already is fine).
+    pub async fn delete_record(&self, model: &str, number: i64) -> Result<()> {
+        match self.store.delete(&self.key(model, number)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(Error::Store(format!(
+                "deleting {}: {e}",
+                self.uri(model, number)
+            ))),
+        }
+    }
+
+    /// Deletes the folder of the run whose model file is `artifact`, if it is a run's folder
+    /// of `model` in this namespace's store (`<store>/<ns>/models/<model>/runs/<run id>/`);
+    /// returns its URI. A model kept anywhere else is not ciclo's to delete: `None`.
+    pub async fn delete_run_artifacts(
+        &self,
+        model: &str,
+        artifact: &str,
+    ) -> Result<Option<String>> {
+        self.delete_folder(&format!("models/{model}/runs"), artifact)
+            .await
+    }
+
+    /// Deletes the folder `<store>/<ns>/<under>/<name>/` that `uri` is in or names, if it is
+    /// one; returns its URI. Anything else is not ciclo's to delete: `None`.
+    pub async fn delete_folder(&self, under: &str, uri: &str) -> Result<Option<String>> {
+        let parent = format!("{}/{under}/", self.namespace_uri);
+        let Some(name) = uri
+            .strip_prefix(&parent)
+            .and_then(|rest| rest.split('/').next())
+            .filter(|name| !name.is_empty() && *name != "." && *name != "..")
+        else {
+            return Ok(None);
+        };
+        let folder = under
+            .split('/')
+            .fold(self.namespace_path.clone(), |p, part| p.join(part))
+            .join(name);
+        let uri = format!("{parent}{name}/");
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&folder))
+            .try_collect()
+            .await
+            .map_err(|e| Error::Store(format!("listing {uri}: {e}")))?;
+        for o in objects {
+            match self.store.delete(&o.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(Error::Store(format!("deleting {}: {e}", o.location))),
+            }
+        }
+        Ok(Some(uri))
     }
 
     fn key(&self, model: &str, number: i64) -> Path {
@@ -343,10 +401,15 @@ status:
         );
         std::fs::create_dir_all(dir.path().join("ciclo/team-a/registry/models")).unwrap();
         let (store, models) = ciclo_store::open(&uri, &ciclo_store::Options::default()).unwrap();
+        let ns_uri = format!("file://{}/ciclo/team-a", dir.path().display());
+        let (_, namespace_path) =
+            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
         let registry = Registry {
             store,
             models,
             uri: uri.clone(),
+            namespace_uri: ns_uri.clone(),
+            namespace_path,
         };
         let mut mv: ModelVersion = serde_yaml::from_str(MV).unwrap();
         for n in [3, 10, 2] {
@@ -359,5 +422,68 @@ status:
         assert_eq!(registry.read("churn", 10).await.unwrap().spec.version, 10);
         let missing = registry.read("churn", 4).await.unwrap_err().to_string();
         assert!(missing.contains("churn/4.json"), "{missing}");
+        registry.delete_record("churn", 3).await.unwrap();
+        registry.delete_record("churn", 3).await.unwrap();
+        assert_eq!(registry.numbers("churn").await.unwrap(), [2, 10]);
+    }
+
+    #[tokio::test]
+    async fn retention_deletes_a_runs_own_folder_and_nothing_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ciclo/team-a");
+        for file in [
+            "models/churn/runs/r1/model.json",
+            "models/churn/runs/r1/metrics.json",
+            "models/churn/runs/r10/model.json",
+            "models/other/runs/r1/model.json",
+            "datasets/events/v1/manifest.json",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        }
+        let ns_uri = format!("file://{}", root.display());
+        let (store, namespace_path) =
+            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
+        let registry = Registry {
+            store,
+            models: namespace_path.clone().join("registry").join("models"),
+            uri: format!("{ns_uri}/registry/models"),
+            namespace_uri: ns_uri.clone(),
+            namespace_path,
+        };
+        let gone = registry
+            .delete_run_artifacts(
+                "churn",
+                &format!("{ns_uri}/models/churn/runs/r1/model.json"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(gone, Some(format!("{ns_uri}/models/churn/runs/r1/")));
+        assert!(!root.join("models/churn/runs/r1/model.json").exists());
+        assert!(!root.join("models/churn/runs/r1/metrics.json").exists());
+        for kept in [
+            "models/churn/runs/r10/model.json",
+            "models/other/runs/r1/model.json",
+            "datasets/events/v1/manifest.json",
+        ] {
+            assert!(root.join(kept).exists(), "{kept}");
+        }
+        // A model kept outside the namespace's runs is not ciclo's to delete.
+        for elsewhere in [
+            "s3://team-models/churn/model.onnx".to_string(),
+            format!("{ns_uri}/models/churn/model.json"),
+            format!("{ns_uri}/models/churn/runs/../../other/runs/r1/model.json"),
+        ] {
+            assert_eq!(
+                registry
+                    .delete_run_artifacts("churn", &elsewhere)
+                    .await
+                    .unwrap(),
+                None,
+                "{elsewhere}"
+            );
+        }
+        assert!(root.join("models/other/runs/r1/model.json").exists());
     }
 }

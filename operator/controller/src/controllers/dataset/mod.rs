@@ -108,7 +108,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
         let name = finished.name_any();
         if recorded.as_deref() != Some(name.as_str()) {
             let summary = read_result(&ctx, &ns, finished).await?;
-            record_check(&ctx, &ds, finished, &summary).await?;
+            record_check(&ctx, &ds, &caches.stores, finished, &summary).await?;
         }
         // Recorded: the Job (and its Pod) can go.
         let delete = DeleteParams {
@@ -260,9 +260,55 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
 
 /// Records `job`'s result: the Event first, then the status (so a crash in between repeats
 /// the Event rather than losing it).
+/// Deletes the folders of the rejected versions retention `removed` (before the status that
+/// drops them is written: a crash in between deletes them again, harmlessly), and says so.
+async fn remove_versions(
+    ctx: &Context,
+    ds: &Dataset,
+    stores: &Store<ConfigMap>,
+    removed: &[ciclo_api::dataset::DatasetVersion],
+    keep: u32,
+) -> Result<()> {
+    if removed.is_empty() {
+        return Ok(());
+    }
+    let ns = ds.namespace().unwrap_or_default();
+    let store = super::artifact_store::of_namespace(stores, &ns, &ctx.artifact_store)
+        .map_err(|problem| crate::error::Error::Store(problem.message))?;
+    let registry = super::registry::Registry::open(ctx, &ns, &store).await?;
+    let mut folders = Vec::new();
+    for v in removed {
+        // The version's folder by ciclo's layout, whatever its recorded location says.
+        let folder = format!(
+            "{}/{}/",
+            super::data_source::artifacts_uri(&store.uri, ds),
+            v.id
+        );
+        let under = format!("datasets/{}", ds.name_any());
+        if let Some(folder) = registry.delete_folder(&under, &folder).await? {
+            folders.push(folder);
+        }
+    }
+    let ids: Vec<&str> = removed.iter().map(|v| v.id.as_str()).collect();
+    ctx.publish(
+        &ds.object_ref(&()),
+        EventType::Normal,
+        "VersionsRemoved",
+        &format!(
+            "removed rejected version(s) {} (spec.retention.rejectedVersions keeps the {keep} newest rejected, within historyLimit) and their folders {}",
+            ids.join(", "),
+            folders.join(", ")
+        ),
+        "Retention",
+    )
+    .await;
+    Ok(())
+}
+
 async fn record_check(
     ctx: &Context,
     ds: &Dataset,
+    stores: &Store<ConfigMap>,
     job: &Job,
     summary: &SnapshotSummary,
 ) -> Result<()> {
@@ -276,7 +322,12 @@ async fn record_check(
             // annotation changed since) is answered by the next check, which sees its data.
             requested_at: job_requested_at(job),
             now: jiff::Timestamp::now(),
-            history_limit: ds.spec.history_limit as usize,
+            // With retention, rejected versions leave the history below, with their folders.
+            history_limit: if ds.spec.retention.is_some() {
+                usize::MAX
+            } else {
+                ds.spec.history_limit as usize
+            },
             capture: ds
                 .spec
                 .source
@@ -302,6 +353,14 @@ async fn record_check(
         .await;
     }
     tracing::info!(dataset = %ds.name_any(), job = %job.name_any(), outcome = ?summary.outcome, version = ?summary.id, "check recorded");
+    if let Some(retention) = &ds.spec.retention {
+        let removed = record::retain(
+            &mut next,
+            retention.rejected_versions as usize,
+            ds.spec.history_limit as usize,
+        );
+        remove_versions(ctx, ds, stores, &removed, retention.rejected_versions).await?;
+    }
     let mut updated = ds.clone();
     updated.status = Some(next.clone());
     let conditions = decide::status_conditions(&updated, None);

@@ -117,6 +117,34 @@ pub fn record(
     Some(note)
 }
 
+/// Retention of rejected versions (`spec.retention.rejectedVersions`): keeps the `keep`
+/// newest rejected versions and, of the rest, the newest `history_limit`; returns the rejected
+/// versions removed, whose folders go from the store. (Accepted versions leaving the history
+/// keep theirs: a model's lineage may name them.)
+pub fn retain(
+    status: &mut DatasetStatus,
+    keep: usize,
+    history_limit: usize,
+) -> Vec<DatasetVersion> {
+    let mut removed = Vec::new();
+    let mut rejected = 0;
+    let mut kept = 0;
+    status.versions.retain(|v| {
+        let is_rejected = v.verdict == Verdict::Rejected;
+        if is_rejected {
+            rejected += 1;
+        }
+        let stays = kept < history_limit.max(1) && (!is_rejected || rejected <= keep);
+        if stays {
+            kept += 1;
+        } else if is_rejected {
+            removed.push(v.clone());
+        }
+        stays
+    });
+    removed
+}
+
 /// The first reasons of a rejection, for a message.
 pub fn rejection(reasons: &[String]) -> String {
     let mut text = reasons
@@ -283,5 +311,40 @@ mod tests {
     fn long_rejections_are_quoted_in_part() {
         let reasons: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
         assert_eq!(rejection(&reasons), "r0; r1; r2 (and 2 more)");
+    }
+
+    #[test]
+    fn retention_removes_old_rejected_versions_and_keeps_accepted_ones_to_the_history_limit() {
+        let mut s = DatasetStatus::default();
+        let unlimited = Check {
+            history_limit: usize::MAX,
+            ..check(1)
+        };
+        let ids = [A, B, C];
+        for (i, id) in ids.iter().enumerate() {
+            record(&mut s, &unlimited, &summary(Outcome::Accepted, id, &[]));
+            let bad = summary(Outcome::Rejected, &format!("{id}{i}"), &["too few rows"]);
+            record(&mut s, &unlimited, &bad);
+        }
+        // Newest first: C2 (rejected), C, B1 (rejected), B, A0 (rejected), A.
+        let removed = retain(&mut s, 1, 10);
+        let ids_of = |v: &[DatasetVersion]| v.iter().map(|v| v.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids_of(&removed), [format!("{B}1"), format!("{A}0")]);
+        assert_eq!(
+            ids_of(&s.versions),
+            [format!("{C}2"), C.into(), B.into(), A.into()]
+        );
+        // The history limit drops the oldest; a rejected one among them is removed too.
+        let mut s2 = s.clone();
+        let removed = retain(&mut s2, 5, 2);
+        assert!(
+            removed.is_empty(),
+            "accepted versions leave the history, not the store"
+        );
+        assert_eq!(ids_of(&s2.versions), [format!("{C}2"), C.into()]);
+        let removed = retain(&mut s, 5, 1);
+        assert!(removed.is_empty());
+        assert_eq!(ids_of(&s.versions), [format!("{C}2")]);
+        assert_eq!(s.latest.as_ref().unwrap().id, C, "latest stays");
     }
 }

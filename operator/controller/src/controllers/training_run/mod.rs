@@ -7,6 +7,7 @@ mod decide;
 mod job;
 mod outcome;
 mod record;
+mod retention;
 mod runs;
 mod schedule;
 
@@ -165,6 +166,11 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
     })
     .await?;
     runs::tidy(&ctx, &tr, &runs).await?;
+    if runs.registered_now()
+        && let Ok(store) = &store
+    {
+        retention::apply(&ctx, &tr, store).await?;
+    }
     if let Some(e) = retry {
         return Err(e);
     }

@@ -44,6 +44,16 @@ pub struct Runs {
     pub announced: Vec<String>,
 }
 
+impl Runs {
+    /// Whether a run recorded in this pass registered a ModelVersion.
+    pub fn registered_now(&self) -> bool {
+        self.status
+            .runs
+            .iter()
+            .any(|r| self.recorded_now.contains(&r.id) && r.model_version.is_some())
+    }
+}
+
 /// Records every finished run of `jobs` (the TrainingRun's) not recorded yet (registering the
 /// ModelVersion of a successful one) and reports the run in progress. The caller writes the
 /// status, then calls [`tidy`].
