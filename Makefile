@@ -28,7 +28,10 @@ unit: ## unit tests only (no cluster)
 e2e: cluster-up objectstore-up deploy example-images flux-up ## end-to-end tests (starts the control plane, the S3 store, the git server and Flux; installs ciclo from its chart)
 	@# Built first, on the host: inside the cluster's network namespace nothing can be fetched.
 	$(CARGO) test --workspace --tests --no-run
-	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests --no-fail-fast -- --ignored --test-threads=4
+	e2e/upgrade/previous.sh >/dev/null
+	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests --no-fail-fast -- --ignored --test-threads=4 --skip an_upgrade_mid_run
+	@# Alone, last: it installs the previous release over the cluster's operator and upgrades it back.
+	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test -p ciclo-e2e --test upgrade -- --ignored
 
 example-images: ## build the example trainer's and runtime's images from their Containerfiles (cached) and load them into the kubelet node
 	@if grep -qx NODE_KIND=kubelet .cluster/ports.env 2>/dev/null; then \

@@ -65,6 +65,20 @@ fn meta(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) ->
     }
 }
 
+/// Keeps the pod template `running` serves with in `d` (its replacement), changing only the
+/// rest (replicas, labels): while a canary step runs, a new template — an upgraded operator's
+/// image, which the built-in runtime runs, or any other change — would replace the pods
+/// serving it, and the step's analysis would read their fresh counters as restarts and roll
+/// the canary back. The new template is applied once no rollout is under way.
+pub fn keep_pod_template(d: &mut Deployment, running: &Deployment) {
+    if let (Some(spec), Some(template)) = (
+        d.spec.as_mut(),
+        running.spec.as_ref().map(|s| s.template.clone()),
+    ) {
+        spec.template = template;
+    }
+}
+
 /// Where the serving pods of `md` write the requests they capture.
 pub fn capture_uri(store: &str, md: &ModelDeployment) -> String {
     crate::controllers::data_source::capture_uri(
@@ -639,5 +653,20 @@ spec:
         assert_eq!(hpa.scale_target_ref.name, "web-v3");
         assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 5));
         assert!(autoscaler(&md("{model: {name: iris}}"), 3).is_none());
+    }
+
+    #[test]
+    fn a_rollout_under_way_keeps_the_template_its_pods_serve_with_and_takes_the_new_size() {
+        let (md, mv) = (md("{model: {name: iris, track: LatestBlessed}}"), mv());
+        let running = deployment(&md, &mv, Some(2), "ghcr.io/ciclo-dev/ciclo:0.1.0", &store());
+        let mut next = deployment(&md, &mv, Some(3), "ghcr.io/ciclo-dev/ciclo:0.2.0", &store());
+        keep_pod_template(&mut next, &running);
+        let spec = next.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(
+            spec.template,
+            running.spec.as_ref().unwrap().template,
+            "no pod is replaced"
+        );
     }
 }

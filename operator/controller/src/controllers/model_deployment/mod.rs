@@ -299,6 +299,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
             &versions,
             &plan.replicas,
             next.serving_version,
+            next.canary_version.is_some(),
         )
         .await?;
         if let (Some(_), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
@@ -509,6 +510,7 @@ async fn apply_children(
     versions: &[ModelVersion],
     replicas: &BTreeMap<i64, i32>,
     stable: Option<i64>,
+    rolling_out: bool,
 ) -> Result<()> {
     let ns = md.namespace().unwrap_or_default();
     if replicas.is_empty() && stable.is_none() {
@@ -539,11 +541,12 @@ async fn apply_children(
         };
         // The autoscaler owns the stable version's size.
         let size = (md.spec.autoscaling.is_none() || Some(*version) != stable).then_some(*count);
-        let d = children::deployment(md, mv, size, &ctx.image, &store);
-        let generation = live
-            .iter()
-            .find(|l| l.name_any() == d.name_any())
-            .map(|l| l.metadata.generation);
+        let mut d = children::deployment(md, mv, size, &ctx.image, &store);
+        let running = live.iter().find(|l| l.name_any() == d.name_any());
+        if rolling_out && let Some(running) = running {
+            children::keep_pod_template(&mut d, running);
+        }
+        let generation = running.map(|l| l.metadata.generation);
         // A Deployment not in the cache (deleted, or not seen yet) is applied.
         apply(&deployments, &d, applied, Some(generation.unwrap_or(None))).await?;
     }
