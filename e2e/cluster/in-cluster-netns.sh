@@ -26,5 +26,8 @@ printf '%s\n' "nameserver $CLUSTER_DNS" \
   'search default.svc.cluster.local svc.cluster.local cluster.local' 'options ndots:5' >"$resolv"
 # Where servers on the node itself (the S3 store) listen, for tests that hand it to pods.
 export CICLO_NODE_ADDRESS=$NODE_IP
+# The caller's process, still in the host's namespaces: a test that must run a host-side
+# script (loading an image into the node, `make deploy`'s install.sh) enters them through it.
+export CICLO_HOST_PID=${CICLO_HOST_PID:-$PPID}
 exec nsenter --net="$NS_NET" -- unshare --mount --propagation private \
   sh -c 'mount --bind "$0" /etc/resolv.conf && exec "$@"' "$resolv" "$@"

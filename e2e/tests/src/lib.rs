@@ -105,6 +105,37 @@ pub fn helm(args: &[&str]) -> (bool, String, String) {
     outcome(&out)
 }
 
+/// A script of the repository (`path`, relative to its root) with `args`, run in the host's
+/// namespaces: from inside the cluster's network namespace (in-cluster-netns.sh), through
+/// the process it was started from (`CICLO_HOST_PID`), since loading an image into the node or
+/// installing ciclo (e2e/deploy/install.sh) are done from the host. Returns its standard output;
+/// panics, with its standard error, if it fails.
+pub fn host_script(path: &str, args: &[&str]) -> String {
+    let script = repo_root().join(path);
+    let mut cmd = match std::env::var("CICLO_HOST_PID") {
+        Ok(pid) if std::env::var("CICLO_NODE_ADDRESS").is_ok() => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/proc/{pid}/ns/net"))
+                .arg(format!("--mount=/proc/{pid}/ns/mnt"))
+                .arg("--")
+                .arg(&script);
+            c
+        }
+        _ => Command::new(&script),
+    };
+    let out = cmd
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(
+        out.status.success(),
+        "{path} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("a script's output is text")
+}
+
 /// Runs the `ciclo` binary `make build` made (or `$CICLO_BIN`) against the cluster under
 /// test, as a user at a terminal would; returns (success, stdout, stderr).
 pub fn ciclo_cli(args: &[&str]) -> (bool, String, String) {

@@ -12,11 +12,10 @@
 
 use ciclo_e2e::resources::{TIMEOUT, apply, ciclo, status, wait_status};
 use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, points_request, start, user_run};
-use ciclo_e2e::{helm, kubectl, repo_root, wait_for};
+use ciclo_e2e::{helm, host_script, kubectl, repo_root, wait_for};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use serde_json::Value;
-use std::process::Command;
 use std::time::Duration;
 
 const DEPLOYMENT: &str = r#"
@@ -41,21 +40,6 @@ summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.95},
 with open("/dev/termination-log", "w") as f:
     json.dump(summary, f)
 "#;
-
-/// Runs a script of the repository with the test's KUBECTL and HELM; its standard output.
-fn script(path: &str, args: &[&str]) -> String {
-    let out = Command::new(repo_root().join(path))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    assert!(
-        out.status.success(),
-        "{path} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 /// The image digests the operator's pods run.
 async fn operator_images(client: &kube::Client) -> Vec<String> {
@@ -95,10 +79,10 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
         return; // the previous release's image runs on the kubelet node only
     }
     // The previous release, over the current one: its CRDs, chart and image.
-    let previous = repo_root().join(script("e2e/upgrade/previous.sh", &["--dir"]).trim());
+    let previous = repo_root().join(host_script("e2e/upgrade/previous.sh", &["--dir"]).trim());
     let archive = std::fs::read_to_string(previous.join("image.archive"))
         .expect("the previous release is built (e2e/upgrade/previous.sh, which make e2e runs)");
-    let loaded = script("e2e/cluster/load-image.sh", &[archive.trim()]);
+    let loaded = host_script("e2e/cluster/load-image.sh", &[archive.trim()]);
     let digest = loaded
         .split_whitespace()
         .nth(1)
@@ -174,12 +158,22 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
 
     // The upgrade, as `make deploy` does it: the current CRDs, chart and image.
     let started = std::time::Instant::now();
-    script("e2e/deploy/install.sh", &[]);
+    host_script("e2e/deploy/install.sh", &[]);
     println!("upgraded in {:?}", started.elapsed());
     let current = operator_images(&client).await;
     assert!(
         current.iter().all(|i| !i.ends_with(&digest)),
         "the current image runs: {current:?}"
+    );
+    // The upgrade happened mid-step: the new operator took over a canary under way.
+    let s = status(&deployments, "points").await;
+    assert!(
+        s["canaryVersion"] == 2 && s["stepStarted"] == step,
+        "still the step the previous operator started: {s}"
+    );
+    println!(
+        "the slow run after the upgrade: {}",
+        status(&w.runs, "slow").await["currentRun"]
     );
 
     // The canary the previous operator started finishes: the same step, promoted once.
