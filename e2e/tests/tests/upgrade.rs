@@ -145,14 +145,15 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
         "2026-12-07T12:00:00Z",
     )
     .await;
-    apply(&ns, &user_run("slow", SLOW_TRAINER, 0.95, 0.9));
     let step = wait_status(&deployments, "points", "the canary step under way", |s| {
         s["stepStarted"].is_string()
     })
     .await["stepStarted"]
         .clone();
+    // Started now, it trains through the upgrade (which takes seconds, the run 30).
+    apply(&ns, &user_run("slow", SLOW_TRAINER, 0.95, 0.9));
     wait_status(&w.runs, "slow", "the slow run under way", |s| {
-        s["currentRun"].is_string()
+        s["currentRun"].is_object()
     })
     .await;
 
@@ -171,9 +172,10 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
         s["canaryVersion"] == 2 && s["stepStarted"] == step,
         "still the step the previous operator started: {s}"
     );
-    println!(
-        "the slow run after the upgrade: {}",
-        status(&w.runs, "slow").await["currentRun"]
+    let slow = status(&w.runs, "slow").await;
+    assert!(
+        slow["currentRun"].is_object(),
+        "the slow run is still under way: {slow}"
     );
 
     // The canary the previous operator started finishes: the same step, promoted once.
