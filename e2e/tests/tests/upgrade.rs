@@ -157,6 +157,21 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
     })
     .await;
 
+    let serving_pods = || async {
+        let mut names: Vec<String> = pods
+            .list(&ListParams::default().labels("ciclo.dev/deployment=points"))
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.name)
+            .collect();
+        names.sort();
+        names
+    };
+    let before = serving_pods().await;
+
     // The upgrade, as `make deploy` does it: the current CRDs, chart and image.
     let started = std::time::Instant::now();
     host_script("e2e/deploy/install.sh", &[]);
@@ -178,10 +193,18 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
         "the slow run is still under way: {slow}"
     );
 
-    // The canary the previous operator started finishes: the same step, promoted once.
+    // The canary the previous operator started finishes: the same step, promoted once, judged
+    // on the pods it started with (the new image reaches them only after it).
     let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![step.clone()]));
     wait_for(TIMEOUT, "version 2 promoted", || async {
         let s = status(&deployments, "points").await;
+        if s["canaryVersion"] == 2 {
+            assert_eq!(
+                serving_pods().await,
+                before,
+                "no serving pod replaced mid-step"
+            );
+        }
         let mut seen = seen.lock().unwrap();
         if s["stepStarted"].is_string() && !seen.contains(&s["stepStarted"]) {
             seen.push(s["stepStarted"].clone());

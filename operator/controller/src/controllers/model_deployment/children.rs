@@ -68,8 +68,9 @@ fn meta(md: &ModelDeployment, name: String, labels: BTreeMap<String, String>) ->
 /// Keeps the pod template `running` serves with in `d` (its replacement), changing only the
 /// rest (replicas, labels): while a canary step runs, a new template — an upgraded operator's
 /// image, which the built-in runtime runs, or any other change — would replace the pods
-/// serving it, and the step's analysis would read their fresh counters as restarts and roll
-/// the canary back. The new template is applied once no rollout is under way.
+/// serving it, so the step would be judged on other pods than those it started with, and a
+/// fault of the new image would be blamed on the model. The new template is applied once no
+/// rollout is under way.
 pub fn keep_pod_template(d: &mut Deployment, running: &Deployment) {
     if let (Some(spec), Some(template)) = (
         d.spec.as_mut(),
