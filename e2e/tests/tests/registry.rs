@@ -1,14 +1,15 @@
 //! The registry survives losing the cluster: every judged ModelVersion is also a record in the
-//! namespace's artifact store (`<ns>/registry/models/<model>/<n>.json`). With the namespace's
-//! ModelVersions and its TrainingRun (the operator's record of runs) deleted, as a cluster
-//! rebuilt from git would have them, a ModelDeployment of the model brings the versions back
+//! namespace's artifact store (`<ns>/registry/models/<model>/<n>.json`), and every dataset
+//! version has its check's report there. With the namespace's ModelVersions, its Dataset and
+//! its TrainingRun deleted, as a cluster rebuilt from git would have them, the Dataset applied
+//! again gets its versions back, a ModelDeployment of the model brings the model versions back
 //! from the records — same names, numbers, digests, lineage and verdicts — and the
-//! TrainingRun applied again registers version 3, not 1.
+//! TrainingRun applied again registers version 3, not 1, on the restored latest data.
 
-use ciclo_e2e::resources::{TIMEOUT, apply};
-use ciclo_e2e::s3::{ARTIFACTS, artifact};
-use ciclo_e2e::wait_for;
-use ciclo_e2e::world::{POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::resources::{TIMEOUT, apply, s3_dataset, wait_status};
+use ciclo_e2e::s3::{ARTIFACTS, artifact, endpoint};
+use ciclo_e2e::world::{POINTS_SCHEMA, POINTS_TRAINING_RUN, points, start};
+use ciclo_e2e::{wait_event, wait_for};
 use kube::api::{DeleteParams, ListParams};
 use serde_json::Value;
 
@@ -49,8 +50,10 @@ async fn a_rebuilt_cluster_gets_its_model_versions_back_and_numbers_on_after_the
     let ns = &w.ns.name;
     apply(ns, POINTS_TRAINING_RUN);
     w.judged("points-1").await;
-    w.land("batch-2.csv", &points(32, 60, 60), "2026-12-07T10:00:00Z")
+    let v2 = w
+        .land("batch-2.csv", &points(32, 60, 60), "2026-12-07T10:00:00Z")
         .await;
+    let v2 = v2["id"].as_str().unwrap().to_string();
     w.judged("points-2").await;
 
     // Each judged version is recorded, and says where.
@@ -76,9 +79,14 @@ async fn a_rebuilt_cluster_gets_its_model_versions_back_and_numbers_on_after_the
         before.push(kept(&mv));
     }
 
-    // The cluster loses what git does not hold: the ModelVersions, and the TrainingRun's
-    // status (its runs); the TrainingRun object itself comes back from git below.
+    // The cluster loses what git does not hold: the ModelVersions, and the statuses of the
+    // Dataset (its versions) and the TrainingRun (its runs); both objects come back from git
+    // below.
     w.runs
+        .delete("points", &DeleteParams::default())
+        .await
+        .unwrap();
+    w.datasets
         .delete("points", &DeleteParams::default())
         .await
         .unwrap();
@@ -95,6 +103,34 @@ async fn a_rebuilt_cluster_gets_its_model_versions_back_and_numbers_on_after_the
     })
     .await
     .unwrap();
+
+    // The Dataset applied again gets its versions back from its checks' reports in the store,
+    // before its first check (which finds the same data: nothing new).
+    wait_for(TIMEOUT, "the Dataset gone", || async {
+        Ok(w.datasets.get_opt("points").await?.is_none())
+    })
+    .await
+    .unwrap();
+    apply(
+        ns,
+        &s3_dataset("points", &w.bucket, &endpoint(), "*.csv", POINTS_SCHEMA),
+    );
+    let s = wait_status(&w.datasets, "points", "the versions restored", |s| {
+        s["versions"].as_array().is_some_and(|v| v.len() == 2)
+    })
+    .await;
+    let ids: Vec<&str> = s["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["id"].as_str())
+        .collect();
+    assert_eq!(ids, [v2.as_str(), w.v1.as_str()], "{s}");
+    assert_eq!(s["latest"]["id"], v2.as_str());
+    let event = wait_event(&w.client, ns, "VersionsRestored", "2 earlier version(s)")
+        .await
+        .unwrap();
+    assert!(event.note.unwrap_or_default().contains(&v2));
 
     // A deployment of the model restores its versions from the records, without training.
     apply(ns, DEPLOYMENT);
@@ -141,5 +177,10 @@ async fn a_rebuilt_cluster_gets_its_model_versions_back_and_numbers_on_after_the
     assert_ne!(
         third["spec"]["lineage"]["runId"], before[1].1["lineage"]["runId"],
         "a new run"
+    );
+    assert_eq!(
+        third["spec"]["lineage"]["dataset"]["version"],
+        v2.as_str(),
+        "on the restored latest version"
     );
 }

@@ -17,6 +17,7 @@
 use super::artifact_store::ArtifactStore;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use ciclo_api::dataset::{DatasetVersion, Verdict};
 use ciclo_api::model_version::{ModelVersion, ModelVersionStatus};
 use futures::TryStreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
@@ -101,6 +102,37 @@ impl Record {
     }
 }
 
+/// The fields of a check's `report.json` (ciclo_snapshot's `Report`) a version's record needs.
+#[derive(Deserialize)]
+struct StoredReport {
+    id: String,
+    created: jiff::Timestamp,
+    verdict: Verdict,
+    #[serde(default)]
+    reasons: Vec<String>,
+    files: u64,
+    bytes: u64,
+    rows: u64,
+}
+
+/// The dataset version a `report.json` (kept at `location`) records, if it is one.
+fn version_of_report(bytes: &[u8], location: &str) -> Option<DatasetVersion> {
+    let r: StoredReport = serde_json::from_slice(bytes).ok()?;
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    Some(DatasetVersion {
+        id: r.id,
+        created: r.created,
+        rows: count(r.rows),
+        bytes: count(r.bytes),
+        files: count(r.files),
+        verdict: r.verdict,
+        // As a check records them: the first few; the report keeps every one.
+        reasons: r.reasons.into_iter().take(10).collect(),
+        location: Some(location.to_string()),
+        captured_from: None,
+    })
+}
+
 /// A namespace's registry records in its artifact store.
 pub struct Registry {
     store: Arc<dyn ObjectStore>,
@@ -152,6 +184,47 @@ impl Registry {
             namespace_uri,
             namespace_path,
         })
+    }
+
+    /// The versions of the Dataset `dataset` whose folders are in the store
+    /// (`<store>/<ns>/datasets/<dataset>/<id>/report.json`: each check writes one for a new
+    /// version, with its verdict, size and time), newest first. A report that cannot be read
+    /// as one is skipped: it is not a version's record.
+    pub async fn dataset_versions(&self, dataset: &str) -> Result<Vec<DatasetVersion>> {
+        let folder = self.namespace_path.clone().join("datasets").join(dataset);
+        let uri = format!("{}/datasets/{dataset}", self.namespace_uri);
+        let objects: Vec<_> = self
+            .store
+            .list(Some(&folder))
+            .try_collect()
+            .await
+            .map_err(|e| Error::Store(format!("listing {uri}/: {e}")))?;
+        let mut versions = Vec::new();
+        for o in objects {
+            let parts: Vec<_> = o.location.parts().collect();
+            let [.., id, file] = parts.as_slice() else {
+                continue;
+            };
+            let id = id.as_ref();
+            let is_version = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+            if file.as_ref() != "report.json" || !is_version || !o.location.prefix_matches(&folder)
+            {
+                continue;
+            }
+            let bytes = self
+                .store
+                .get(&o.location)
+                .await
+                .map_err(|e| Error::Store(format!("reading {uri}/{id}/report.json: {e}")))?
+                .bytes()
+                .await
+                .map_err(|e| Error::Store(format!("reading {uri}/{id}/report.json: {e}")))?;
+            if let Some(v) = version_of_report(&bytes, &format!("{uri}/{id}")) {
+                versions.push(v);
+            }
+        }
+        versions.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| a.id.cmp(&b.id)));
+        Ok(versions)
     }
 
     /// Deletes the record of `model`'s version `number` (gone already is fine).
@@ -485,5 +558,73 @@ status:
             );
         }
         assert!(root.join("models/other/runs/r1/model.json").exists());
+    }
+
+    #[tokio::test]
+    async fn a_datasets_versions_are_read_back_from_its_checks_reports_newest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ciclo/team-a");
+        let report = |id: &str, created: &str, verdict: &str| {
+            // As ciclo_snapshot's Report writes it (operator/snapshot/src/report.rs).
+            format!(
+                r#"{{"id":"{id}","created":"{created}","source":"s3://data/events/","verdict":"{verdict}","reasons":["column x: 3 nulls"],"files":2,"bytes":2048,"rows":40,"hashed":2,"reused":0,"checks":"c0ffee"}}"#
+            )
+        };
+        let (a, b, c) = ("a".repeat(32), "b".repeat(32), "c".repeat(32));
+        for (path, body) in [
+            (
+                format!("datasets/events/{a}/report.json"),
+                report(&a, "2026-12-01T10:00:00Z", "Accepted"),
+            ),
+            (format!("datasets/events/{a}/manifest.json"), "{}".into()),
+            (
+                format!("datasets/events/{b}/report.json"),
+                report(&b, "2026-12-02T10:00:00Z", "Rejected"),
+            ),
+            (
+                format!("datasets/events/{c}/report.json"),
+                report(&c, "2026-12-03T10:00:00Z", "Accepted"),
+            ),
+            // Not versions of this Dataset: a capture's folder, another Dataset, a bad report.
+            (
+                "datasets/events/captured/report.json".into(),
+                report(&a, "2026-12-04T10:00:00Z", "Accepted"),
+            ),
+            (
+                format!("datasets/other/{a}/report.json"),
+                report(&a, "2026-12-05T10:00:00Z", "Accepted"),
+            ),
+            (
+                format!("datasets/events/{}/report.json", "d".repeat(32)),
+                "not json".into(),
+            ),
+        ] {
+            let file = root.join(path);
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+            std::fs::write(file, body).unwrap();
+        }
+        let ns_uri = format!("file://{}", root.display());
+        let (store, namespace_path) =
+            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
+        let registry = Registry {
+            store,
+            models: namespace_path.clone().join("registry").join("models"),
+            uri: format!("{ns_uri}/registry/models"),
+            namespace_uri: ns_uri.clone(),
+            namespace_path,
+        };
+        let versions = registry.dataset_versions("events").await.unwrap();
+        let ids: Vec<&str> = versions.iter().map(|v| v.id.as_str()).collect();
+        assert_eq!(ids, [c.as_str(), b.as_str(), a.as_str()]);
+        let newest = &versions[0];
+        assert_eq!(newest.verdict, Verdict::Accepted);
+        assert_eq!((newest.rows, newest.bytes, newest.files), (40, 2048, 2));
+        assert_eq!(newest.created.to_string(), "2026-12-03T10:00:00Z");
+        assert_eq!(
+            newest.location.as_deref(),
+            Some(format!("{ns_uri}/datasets/events/{c}").as_str())
+        );
+        assert_eq!(versions[1].reasons, ["column x: 3 nulls"]);
+        assert!(registry.dataset_versions("none").await.unwrap().is_empty());
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         jobs,
         pods,
         stores,
+        looked_back: Arc::default(),
     };
     let reconcile = move |ctx, ds| reconcile(ctx, caches.clone(), ds);
     run_until(KIND, controller, reconcile, ctx, stop).await;
@@ -78,6 +79,8 @@ struct Checks {
     stores: Store<ConfigMap>,
     /// Every cache holds its first list.
     ready: Ready,
+    /// The Datasets (by uid) whose earlier versions were looked for in the store.
+    looked_back: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result<Action> {
@@ -122,6 +125,34 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
         }
         if recorded.as_deref() != Some(name.as_str()) {
             // Decide the next step from the status just written.
+            return Ok(Action::requeue(Duration::from_millis(100)));
+        }
+    }
+
+    // A new Dataset object over a folder that already holds versions (the cluster rebuilt
+    // from git, or the object deleted and applied again) gets its history back before its
+    // first check, from the reports its earlier checks left in the store.
+    let uid = ds.uid().unwrap_or_default();
+    let fresh = ds
+        .status
+        .as_ref()
+        .is_none_or(|s| s.versions.is_empty() && s.last_check.is_none());
+    if fresh
+        && !caches
+            .looked_back
+            .lock()
+            .expect("looked_back lock")
+            .contains(&uid)
+        && let Ok(store) =
+            super::artifact_store::of_namespace(&caches.stores, &ns, &ctx.artifact_store)
+    {
+        let restored = restore_history(&ctx, &ds, &store).await?;
+        caches
+            .looked_back
+            .lock()
+            .expect("looked_back lock")
+            .insert(uid);
+        if restored {
             return Ok(Action::requeue(Duration::from_millis(100)));
         }
     }
@@ -260,6 +291,50 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
 
 /// Records `job`'s result: the Event first, then the status (so a crash in between repeats
 /// the Event rather than losing it).
+/// Puts the versions the store holds for `ds` (newest first, within `historyLimit`) into its
+/// status, and the newest accepted one as `latest`; returns whether there were any.
+async fn restore_history(
+    ctx: &Context,
+    ds: &Dataset,
+    store: &super::artifact_store::ArtifactStore,
+) -> Result<bool> {
+    let ns = ds.namespace().unwrap_or_default();
+    let registry = super::registry::Registry::open(ctx, &ns, store).await?;
+    let mut versions = registry.dataset_versions(&ds.name_any()).await?;
+    if versions.is_empty() {
+        return Ok(false);
+    }
+    let latest = versions
+        .iter()
+        .find(|v| v.verdict == ciclo_api::dataset::Verdict::Accepted)
+        .cloned();
+    versions.truncate((ds.spec.history_limit as usize).max(1));
+    let mut updated = ds.clone();
+    let mut restored = ds.status.clone().unwrap_or_default();
+    restored.versions = versions.clone();
+    restored.latest = latest.clone();
+    updated.status = Some(restored);
+    let conditions = decide::status_conditions(&updated, None);
+    ctx.publish(
+        &ds.object_ref(&()),
+        EventType::Normal,
+        "VersionsRestored",
+        &format!(
+            "{} earlier version(s) restored from the artifact store's reports; latest accepted: {}",
+            versions.len(),
+            latest.as_ref().map_or("none", |v| v.id.as_str())
+        ),
+        "Restore",
+    )
+    .await;
+    status::update(ctx, ds, ds.status.as_ref(), &conditions, |s| {
+        s.versions = versions;
+        s.latest = latest;
+    })
+    .await?;
+    Ok(true)
+}
+
 /// Deletes the folders of the rejected versions retention `removed` (before the status that
 /// drops them is written: a crash in between deletes them again, harmlessly), and says so.
 async fn remove_versions(
