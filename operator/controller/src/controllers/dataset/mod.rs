@@ -289,8 +289,6 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
     ))
 }
 
-/// Records `job`'s result: the Event first, then the status (so a crash in between repeats
-/// the Event rather than losing it).
 /// Puts the versions the store holds for `ds` (newest first, within `historyLimit`) into its
 /// status, and the newest accepted one as `latest`; returns whether there were any.
 async fn restore_history(
@@ -380,6 +378,8 @@ async fn remove_versions(
     Ok(())
 }
 
+/// Records `job`'s result: the Event first, then the status (so a crash in between repeats
+/// the Event rather than losing it).
 async fn record_check(
     ctx: &Context,
     ds: &Dataset,
