@@ -169,7 +169,8 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
     if runs.registered_now()
         && let Ok(store) = &store
     {
-        retention::apply(&ctx, &tr, store).await?;
+        let registered = runs.status.last_model_version.unwrap_or(i64::MAX);
+        retention::apply(&ctx, &tr, store, registered).await?;
     }
     if let Some(e) = retry {
         return Err(e);

@@ -28,13 +28,17 @@ pub struct Removal {
     pub artifact: String,
 }
 
-/// The versions of `model` (among `versions`, the namespace's) that retention removes,
-/// keeping the `keep` newest unblessed ones and every protected one.
+/// The versions of `model` (among `versions`, the namespace's) that retention removes when
+/// version `registered` was just registered: of the versions before it, those judged
+/// unblessed beyond the `keep` newest, but no protected one. The new version is not counted
+/// whether or not its verdict is in yet, so what goes does not depend on how fast it was
+/// judged.
 pub fn plan(
     model: &str,
     keep: u32,
     versions: &[ModelVersion],
     deployments: &[ModelDeployment],
+    registered: i64,
 ) -> Vec<Removal> {
     let of_model: Vec<&ModelVersion> = versions
         .iter()
@@ -64,7 +68,11 @@ pub fn plan(
                 })
         })
     };
-    let mut unblessed: Vec<&&ModelVersion> = of_model.iter().filter(judged_unblessed).collect();
+    let mut unblessed: Vec<&&ModelVersion> = of_model
+        .iter()
+        .filter(|mv| mv.spec.version < registered)
+        .filter(judged_unblessed)
+        .collect();
     unblessed.sort_by_key(|mv| std::cmp::Reverse(mv.spec.version));
     let candidates: Vec<&&ModelVersion> = unblessed.into_iter().skip(keep as usize).collect();
     let mut going: BTreeSet<i64> = candidates
@@ -101,7 +109,12 @@ pub fn plan(
 /// Applies `tr`'s retention to its model: lists the model's versions and the namespace's
 /// ModelDeployments (only when a run has just registered a version: retention is not looked at
 /// on every reconcile), removes what [`plan`] says, each with an Event on `tr`.
-pub async fn apply(ctx: &Context, tr: &TrainingRun, store: &ArtifactStore) -> Result<()> {
+pub async fn apply(
+    ctx: &Context,
+    tr: &TrainingRun,
+    store: &ArtifactStore,
+    registered: i64,
+) -> Result<()> {
     let Some(keep) = tr
         .spec
         .retention
@@ -126,7 +139,7 @@ pub async fn apply(ctx: &Context, tr: &TrainingRun, store: &ArtifactStore) -> Re
             .into_iter()
             .filter_map(|g| g.0.ok())
             .collect();
-    let removals = plan(model, keep, &versions, &deployments);
+    let removals = plan(model, keep, &versions, &deployments, registered);
     if removals.is_empty() {
         return Ok(());
     }
@@ -229,14 +242,17 @@ status:
             version(5, Some(false), None, false),
             version(6, None, None, false),
         ];
-        assert_eq!(removed(&plan("churn", 2, &versions, &[])), [3, 1]);
-        assert_eq!(removed(&plan("churn", 0, &versions, &[])), [5, 4, 3, 1]);
-        assert!(plan("churn", 10, &versions, &[]).is_empty());
+        assert_eq!(removed(&plan("churn", 2, &versions, &[], i64::MAX)), [3, 1]);
+        assert_eq!(
+            removed(&plan("churn", 0, &versions, &[], i64::MAX)),
+            [5, 4, 3, 1]
+        );
+        assert!(plan("churn", 10, &versions, &[], i64::MAX).is_empty());
         assert!(
-            plan("other", 0, &versions, &[]).is_empty(),
+            plan("other", 0, &versions, &[], i64::MAX).is_empty(),
             "another model's"
         );
-        let r = &plan("churn", 3, &versions, &[])[0];
+        let r = &plan("churn", 3, &versions, &[], i64::MAX)[0];
         assert_eq!(
             (r.name.as_str(), r.artifact.as_str()),
             ("churn-1", "s3://a/ml/models/churn/runs/r1/model.json")
@@ -269,16 +285,39 @@ status:
         // baseline; 7 and 4, 7's baseline, go together; 6 is pinned by another model's
         // deployment only, so it goes.
         assert_eq!(
-            removed(&plan("churn", 1, &versions, &deployments)),
+            removed(&plan("churn", 1, &versions, &deployments, i64::MAX)),
             [7, 6, 4]
         );
         // Keep 2 (9, 8): 7 is older than both and goes, and its baseline 4 with it.
         assert_eq!(
-            removed(&plan("churn", 2, &versions, &deployments)),
+            removed(&plan("churn", 2, &versions, &deployments, i64::MAX)),
             [7, 6, 4]
         );
         // Keep 3 (9, 8, 7): 4 is a kept version's baseline now.
-        assert_eq!(removed(&plan("churn", 3, &versions, &deployments)), [6]);
+        assert_eq!(
+            removed(&plan("churn", 3, &versions, &deployments, i64::MAX)),
+            [6]
+        );
+    }
+
+    #[test]
+    fn the_version_just_registered_is_not_counted_judged_or_not() {
+        let versions = vec![
+            version(1, Some(false), None, false),
+            version(2, Some(false), None, false),
+            version(3, Some(false), None, false),
+            // Just registered: judged already (a fast verdict) or not, the same removals.
+            version(4, Some(false), None, false),
+        ];
+        assert_eq!(removed(&plan("churn", 1, &versions, &[], 4)), [2, 1]);
+        let mut unjudged = versions.clone();
+        unjudged[3] = version(4, None, None, false);
+        assert_eq!(removed(&plan("churn", 1, &unjudged, &[], 4)), [2, 1]);
+        // Without the bound, a judged version 4 would have taken the one place kept.
+        assert_eq!(
+            removed(&plan("churn", 1, &versions, &[], i64::MAX)),
+            [3, 2, 1]
+        );
     }
 
     #[test]
@@ -289,6 +328,6 @@ status:
             version(3, Some(false), None, false),
         ];
         // Keeping 1 keeps 3; 2 goes, so its baseline 1 is not held for it.
-        assert_eq!(removed(&plan("churn", 1, &versions, &[])), [2, 1]);
+        assert_eq!(removed(&plan("churn", 1, &versions, &[], i64::MAX)), [2, 1]);
     }
 }
