@@ -174,11 +174,18 @@ impl Registry {
             settings,
             env_prefix: String::new(),
         };
-        let namespace_uri = format!("{}/{namespace}", store.uri.trim_end_matches('/'));
-        let (object_store, namespace_path) =
-            ciclo_store::open(&namespace_uri, &options).map_err(Error::Store)?;
+        Self::at(
+            format!("{}/{namespace}", store.uri.trim_end_matches('/')),
+            &options,
+        )
+    }
+
+    /// The registry whose namespace folder is `namespace_uri`, opened with `options`.
+    fn at(namespace_uri: String, options: &ciclo_store::Options) -> Result<Self> {
+        let (store, namespace_path) =
+            ciclo_store::open(&namespace_uri, options).map_err(Error::Store)?;
         Ok(Self {
-            store: object_store,
+            store,
             models: namespace_path.clone().join("registry").join("models"),
             uri: format!("{namespace_uri}/registry/models"),
             namespace_uri,
@@ -473,17 +480,8 @@ status:
             dir.path().display()
         );
         std::fs::create_dir_all(dir.path().join("ciclo/team-a/registry/models")).unwrap();
-        let (store, models) = ciclo_store::open(&uri, &ciclo_store::Options::default()).unwrap();
         let ns_uri = format!("file://{}/ciclo/team-a", dir.path().display());
-        let (_, namespace_path) =
-            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
-        let registry = Registry {
-            store,
-            models,
-            uri: uri.clone(),
-            namespace_uri: ns_uri.clone(),
-            namespace_path,
-        };
+        let registry = Registry::at(ns_uri, &ciclo_store::Options::default()).unwrap();
         let mut mv: ModelVersion = serde_yaml::from_str(MV).unwrap();
         for n in [3, 10, 2] {
             mv.spec.version = n;
@@ -516,15 +514,7 @@ status:
             std::fs::write(path, "x").unwrap();
         }
         let ns_uri = format!("file://{}", root.display());
-        let (store, namespace_path) =
-            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
-        let registry = Registry {
-            store,
-            models: namespace_path.clone().join("registry").join("models"),
-            uri: format!("{ns_uri}/registry/models"),
-            namespace_uri: ns_uri.clone(),
-            namespace_path,
-        };
+        let registry = Registry::at(ns_uri.clone(), &ciclo_store::Options::default()).unwrap();
         let gone = registry
             .delete_run_artifacts(
                 "churn",
@@ -604,15 +594,7 @@ status:
             std::fs::write(file, body).unwrap();
         }
         let ns_uri = format!("file://{}", root.display());
-        let (store, namespace_path) =
-            ciclo_store::open(&ns_uri, &ciclo_store::Options::default()).unwrap();
-        let registry = Registry {
-            store,
-            models: namespace_path.clone().join("registry").join("models"),
-            uri: format!("{ns_uri}/registry/models"),
-            namespace_uri: ns_uri.clone(),
-            namespace_path,
-        };
+        let registry = Registry::at(ns_uri.clone(), &ciclo_store::Options::default()).unwrap();
         let versions = registry.dataset_versions("events").await.unwrap();
         let ids: Vec<&str> = versions.iter().map(|v| v.id.as_str()).collect();
         assert_eq!(ids, [c.as_str(), b.as_str(), a.as_str()]);
