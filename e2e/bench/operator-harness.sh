@@ -36,7 +36,7 @@ cleanup() {
     if [[ -f "$KUBECONFIG" ]] && kc get --raw /readyz >/dev/null 2>&1; then
         if ((${#namespaces[@]})); then
             log "deleting namespaces ${namespaces[*]} (their TrainingRuns, Jobs and Pods)"
-            kc delete namespace "${namespaces[@]}" --ignore-not-found --wait=true --timeout=300s >/dev/null
+            kc delete namespace "${namespaces[@]}" --ignore-not-found --wait=true --timeout="${timeout}s" >/dev/null
         fi
         for d in "${scaled_down[@]}"; do
             log "restoring deployment ${d%=*} to ${d##*=} replicas"

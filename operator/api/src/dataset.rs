@@ -91,6 +91,56 @@ pub struct DatasetSpec {
     /// Stop looking for new data; recorded versions stay.
     #[serde(default)]
     pub suspend: bool,
+    /// How a check of a large dataset is split over several pods: an Indexed Job whose
+    /// workers each hash and profile a share of the files, and whose worker 0 merges their
+    /// manifests and sketches without reading the data again. The version id and profile are
+    /// those of a check in one pod. Unset: the defaults of each field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sharding: Option<Sharding>,
+}
+
+/// When a check is sharded, and over how many workers. A check is sharded when the last
+/// version recorded (accepted or rejected) had at least `minBytes` bytes or `minFiles` files:
+/// the operator never reads the data itself, so the first check of a Dataset runs in one
+/// pod, and so does a capture's.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Sharding {
+    /// The workers of a sharded check (pods of its Indexed Job). 1 never shards.
+    #[serde(default = "default_shard_workers")]
+    #[schemars(range(min = 1, max = 64))]
+    pub workers: i32,
+    /// Shard when the last version had at least this many bytes. Default 10 GiB
+    /// (10737418240).
+    #[serde(default = "default_shard_min_bytes")]
+    #[schemars(range(min = 0))]
+    pub min_bytes: i64,
+    /// Shard when the last version had at least this many files. Default 10000.
+    #[serde(default = "default_shard_min_files")]
+    #[schemars(range(min = 0))]
+    pub min_files: i64,
+}
+
+impl Default for Sharding {
+    fn default() -> Self {
+        Sharding {
+            workers: default_shard_workers(),
+            min_bytes: default_shard_min_bytes(),
+            min_files: default_shard_min_files(),
+        }
+    }
+}
+
+fn default_shard_workers() -> i32 {
+    4
+}
+
+fn default_shard_min_bytes() -> i64 {
+    10 << 30
+}
+
+fn default_shard_min_files() -> i64 {
+    10_000
 }
 
 fn default_interval() -> String {

@@ -2,6 +2,7 @@
 
 use crate::args::{ArtifactStoreArgs, OperatorArgs};
 use crate::metrics::Metrics;
+use crate::own_writes::OwnWrites;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use std::collections::HashMap;
@@ -26,6 +27,25 @@ pub struct Context {
     pub max_concurrent_reconciles: u16,
     /// Consecutive failures per object, for back-off.
     failures: Mutex<HashMap<String, u32>>,
+    /// This process's status writes its caches have not seen yet (one map for all scopes).
+    pub own_writes: Arc<OwnWrites>,
+    /// Whether watches stream their first list (see [`streams_lists`]).
+    pub streaming_lists: bool,
+}
+
+/// Whether an API server of `version` streams a watch's first list (`sendInitialEvents`,
+/// the WatchList feature: beta and on by default from Kubernetes 1.34; it was on in 1.32 too
+/// but off again in 1.33). Older servers refuse the parameter; they get paged lists.
+pub fn streams_lists(version: &k8s_openapi::apimachinery::pkg::version::Info) -> bool {
+    let number = |s: &str| {
+        s.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    };
+    let (major, minor) = (number(&version.major), number(&version.minor));
+    major > 1 || (major == 1 && minor >= 34)
 }
 
 /// Back-off of a failing object: 2 s doubling to 5 min, with ±20 % jitter so that many
@@ -43,7 +63,12 @@ fn backoff_delay(failures: u32, jitter: f64) -> Duration {
 }
 
 impl Context {
-    pub fn new(client: kube::Client, metrics: Arc<Metrics>, args: &OperatorArgs) -> Self {
+    pub fn new(
+        client: kube::Client,
+        metrics: Arc<Metrics>,
+        args: &OperatorArgs,
+        streaming_lists: bool,
+    ) -> Self {
         let reporter = Reporter {
             controller: "ciclo-operator".into(),
             instance: Some(args.identity()),
@@ -58,6 +83,8 @@ impl Context {
             artifact_store: args.artifact_store.clone(),
             max_concurrent_reconciles: args.max_concurrent_reconciles,
             failures: Mutex::new(HashMap::new()),
+            own_writes: Arc::default(),
+            streaming_lists,
         }
     }
 
@@ -73,6 +100,8 @@ impl Context {
             artifact_store: self.artifact_store.clone(),
             max_concurrent_reconciles: self.max_concurrent_reconciles,
             failures: Mutex::new(HashMap::new()),
+            own_writes: self.own_writes.clone(),
+            streaming_lists: self.streaming_lists,
         }
     }
 
@@ -138,5 +167,22 @@ mod tests {
         assert_eq!(backoff_delay(40, 1.0), BACKOFF_MAX);
         assert_eq!(backoff_delay(1, 0.8), Duration::from_millis(1600));
         assert_eq!(backoff_delay(40, 1.2), BACKOFF_MAX.mul_f64(1.2));
+    }
+
+    #[test]
+    fn lists_are_streamed_from_kubernetes_1_34() {
+        let info = |major: &str, minor: &str| k8s_openapi::apimachinery::pkg::version::Info {
+            major: major.into(),
+            minor: minor.into(),
+            ..Default::default()
+        };
+        assert!(streams_lists(&info("1", "36")));
+        assert!(streams_lists(&info("1", "34+")), "a provider's suffix");
+        assert!(
+            !streams_lists(&info("1", "33")),
+            "WatchList was off by default in 1.33"
+        );
+        assert!(!streams_lists(&info("1", "29")));
+        assert!(!streams_lists(&info("", "")), "unknown: paged lists");
     }
 }

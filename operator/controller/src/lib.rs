@@ -14,6 +14,7 @@ mod error;
 mod http;
 mod leader;
 mod metrics;
+mod own_writes;
 mod status;
 mod telemetry;
 
@@ -41,7 +42,13 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
         state.clone(),
         shutdown.clone(),
     ));
-    let ctx = Arc::new(context::Context::new(client.clone(), metrics, &args));
+    let streaming_lists = streaming_lists(&client).await;
+    let ctx = Arc::new(context::Context::new(
+        client.clone(),
+        metrics,
+        &args,
+        streaming_lists,
+    ));
     state.set_ready();
     tracing::info!(identity = %args.identity(), namespaces = ?args.watch_namespaces, "ciclo operator starting");
 
@@ -52,6 +59,26 @@ pub async fn run(args: OperatorArgs) -> anyhow::Result<()> {
     elector.await??;
     server.await??;
     Ok(())
+}
+
+/// Whether the API server streams watches' first lists ([`context::streams_lists`]), asked
+/// once at start (a few tries: the operator can do nothing without the API server anyway).
+/// Unknown after that: paged lists, which every server serves.
+async fn streaming_lists(client: &kube::Client) -> bool {
+    for attempt in 1..=5 {
+        match client.apiserver_version().await {
+            Ok(version) => {
+                let streaming = context::streams_lists(&version);
+                tracing::info!(version = %version.git_version, streaming_lists = streaming, "API server");
+                return streaming;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, attempt, "reading the API server's version failed");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            }
+        }
+    }
+    false
 }
 
 /// rustls needs one process-wide crypto provider; which ones are compiled in depends on the

@@ -89,18 +89,29 @@ where
     if announce {
         self::announce(ctx, obj, current.conditions(), next.conditions()).await;
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let (kind, ns, name) = (
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any(),
+    );
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let patch = json!({
         "apiVersion": K::api_version(&()),
-        "kind": K::kind(&()),
+        "kind": kind,
         "status": new_value,
     });
-    api.patch_status(
-        &obj.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    // Until the answer says which version the write made, the next reconcile reads the object
+    // fresh: a write that timed out may still have been made.
+    ctx.own_writes.wrote(&kind, &ns, &name, None);
+    let written = api
+        .patch_status(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    ctx.own_writes
+        .wrote(&kind, &ns, &name, written.resource_version().as_deref());
     Ok(())
 }
 
@@ -155,8 +166,9 @@ fn transition_event<'a>(
     ))
 }
 
-/// Stops exporting `kind` `name` in `ns` as Stalled: it is gone.
+/// Stops exporting `kind` `name` in `ns` as Stalled, and waiting for its writes: it is gone.
 pub fn forget(ctx: &Context, kind: &str, ns: &str, name: &str) {
+    ctx.own_writes.forget(kind, ns, name);
     ctx.metrics.condition_seen(
         crate::metrics::ObjectLabels {
             namespace: ns.into(),

@@ -22,6 +22,10 @@ pub enum Outcome {
     Unchanged,
     /// The check could not run to the end; `failure` says why.
     Failed,
+    /// One worker's share of a sharded check, handed to worker 0: never a check's result
+    /// (worker 0 reports that), so never in a Dataset's status, and left out of its schema.
+    #[schemars(skip)]
+    Part,
 }
 
 /// Why a check could not run to the end.
@@ -201,6 +205,21 @@ mod tests {
         s.reasons = (0..9).map(|i| format!("reason {i}")).collect();
         let back: SnapshotSummary = serde_json::from_str(&s.to_termination_message()).unwrap();
         assert_eq!(back.reasons, s.reasons[..MAX_REASONS]);
+    }
+
+    #[test]
+    fn a_part_reads_back_but_is_not_a_status_outcome() {
+        let json = serde_json::to_string(&Outcome::Part).unwrap();
+        assert_eq!(json, "\"Part\"");
+        assert_eq!(
+            serde_json::from_str::<Outcome>(&json).unwrap(),
+            Outcome::Part
+        );
+        let schema = serde_json::to_string(&schemars::schema_for!(Outcome)).unwrap();
+        assert!(
+            schema.contains("Unchanged") && !schema.contains("Part"),
+            "{schema}"
+        );
     }
 
     #[test]

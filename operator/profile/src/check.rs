@@ -6,11 +6,13 @@ use crate::values;
 use arrow::array::{ArrayRef, AsArray};
 use arrow::datatypes::DataType;
 use ciclo_core::expectations::{ColumnExpectation, ColumnType, Expectations};
+use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// Where a row is: the input's index and the row's 1-based line (csv, jsonl) or row number
-/// (parquet). Ordering them finds the first offence across files.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// (parquet). Ordering them finds the first offence across files. In a [`crate::Partial`]
+/// the file is numbered among all the version's inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub(crate) struct At {
     pub file: usize,
     pub number: u64,
@@ -34,7 +36,7 @@ impl RowNumbers<'_> {
 }
 
 /// Rows that break one rule: how many, and the first of them with its value.
-#[derive(Default, Debug, Clone, PartialEq)]
+#[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct Offence {
     pub count: u64,
     pub first: Option<(At, String)>,
@@ -59,7 +61,7 @@ impl Offence {
 }
 
 /// The offences against one column expectation.
-#[derive(Default, Debug, Clone, PartialEq)]
+#[derive(Default, Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ColumnOffences {
     pub nulls: Offence,
     pub range: Offence,

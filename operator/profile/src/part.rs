@@ -43,6 +43,22 @@ impl Part {
         }
     }
 
+    /// Numbers the file among all the version's inputs: readers number it within their part,
+    /// whose first input is `first` among all.
+    pub fn renumber(&mut self, first: usize) {
+        let shift = |at: &mut At| at.file += first;
+        for (at, _) in self.failures.iter_mut().chain(&mut self.malformed) {
+            shift(at);
+        }
+        for o in &mut self.offences {
+            for rule in [&mut o.nulls, &mut o.range, &mut o.allowed] {
+                if let Some((at, _)) = &mut rule.first {
+                    shift(at);
+                }
+            }
+        }
+    }
+
     /// Adds another unit of the same file (same schema).
     pub fn merge(&mut self, other: Part) {
         self.rows += other.rows;

@@ -212,8 +212,27 @@ impl Distinct {
         self.hll = union.to_sketch(HllType::Hll8);
     }
 
+    /// The distinct count. The composite estimator reads only the registers, which hold the
+    /// same values however the sketch's values were grouped into sketches and merged; the
+    /// HIP estimator (`HllSketch::estimate`) is a little more accurate on a sketch fed value
+    /// by value, but depends on the order of merges, so a version profiled in shares would
+    /// report another count than profiled whole.
     pub fn estimate(&self) -> f64 {
-        self.hll.estimate()
+        self.hll.composite_estimate()
+    }
+
+    /// The sketch's standard (cross-language) serialization.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.hll.serialize()
+    }
+
+    /// A sketch serialized by [`Distinct::to_bytes`]; its filter starts empty, which only
+    /// costs a few repeated updates.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Some(Distinct {
+            hll: HllSketch::deserialize(bytes).ok()?,
+            ..Distinct::new()
+        })
     }
 }
 

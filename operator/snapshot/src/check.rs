@@ -3,13 +3,19 @@
 //! profile every column, check the expectations and the drift against the last accepted
 //! version, and write `manifest.json`, `profile.json` and `report.json` under
 //! `<artifacts>/<id>/`. The returned summary is what the Job reports to the operator.
+//!
+//! A check can also run as several workers (`--shards`), each over a share of the files,
+//! worker 0 merging their results into what one worker gives: see `shard`. Both ways meet
+//! in `unchanged` and `conclude` once the version's manifest is known.
 
+use crate::artifacts::{Failed, Store};
 use crate::manifest::Manifest;
 use crate::report::{self, Report};
 use crate::select::Selection;
+use crate::shard::Sharding;
 use crate::source::{self, ARTIFACTS_ENV_PREFIX, SOURCE_ENV_PREFIX};
 use ciclo_core::expectations::{DriftLimit, Expectations};
-use ciclo_core::snapshot_result::{FailureReason, Outcome, SnapshotSummary};
+use ciclo_core::snapshot_result::{CapturedRows, FailureReason, Outcome, SnapshotSummary};
 use ciclo_profile::Format;
 use object_store::ObjectStore;
 use object_store::path::Path;
@@ -25,6 +31,7 @@ pub struct CheckArgs {
     /// S3-compatible endpoint of the source.
     #[arg(long)]
     pub source_endpoint: Option<String>,
+    /// The source's region (S3).
     #[arg(long)]
     pub source_region: Option<String>,
     /// Address the source's buckets by path.
@@ -49,10 +56,13 @@ pub struct CheckArgs {
     /// Credentials come from `CICLO_ARTIFACTS_AWS_…` variables.
     #[arg(long)]
     pub artifacts: String,
+    /// S3-compatible endpoint of the artifact store.
     #[arg(long)]
     pub artifacts_endpoint: Option<String>,
+    /// The artifact store's region (S3).
     #[arg(long)]
     pub artifacts_region: Option<String>,
+    /// Address the artifact store's buckets by path.
     #[arg(long)]
     pub artifacts_force_path_style: bool,
     /// The version checked last: unchanged content under unchanged checks is `Unchanged`,
@@ -66,6 +76,22 @@ pub struct CheckArgs {
     /// labels become one file under `--source`, and that file is the version.
     #[arg(long)]
     pub capture: Option<String>,
+    /// Workers the check is split over, each hashing and profiling a contiguous share of the
+    /// files (balanced by bytes), worker 0 merging the shares into what one worker gives:
+    /// the pods of an Indexed Job. 1 (or 0): one worker does it all.
+    #[arg(long, default_value_t = 1)]
+    pub shards: usize,
+    /// This worker's index, from 0 (which merges); required with `--shards` over 1.
+    #[arg(long, env = "JOB_COMPLETION_INDEX")]
+    pub shard_index: Option<usize>,
+    /// Names the folder the workers hand their shares to worker 0 in,
+    /// `<artifacts>/shards/<NAME>/` (the Job's name); required with `--shards` over 1.
+    #[arg(long)]
+    pub shard_dir: Option<String>,
+    /// How long worker 0 waits for the other workers' shares once its own is done, e.g.
+    /// `6h`, `90m` (default 6 hours).
+    #[arg(long)]
+    pub shard_wait: Option<jiff::SignedDuration>,
 }
 
 impl CheckArgs {
@@ -82,13 +108,13 @@ impl CheckArgs {
 }
 
 /// What the settings parse into.
-struct Checks {
-    selection: Selection,
-    format: Option<Format>,
-    expectations: Option<Expectations>,
-    drift: Option<DriftLimit>,
+pub(crate) struct Checks {
+    pub selection: Selection,
+    pub format: Option<Format>,
+    pub expectations: Option<Expectations>,
+    pub drift: Option<DriftLimit>,
     /// A digest of the checks, so a version checked under other checks is checked again.
-    digest: String,
+    pub digest: String,
 }
 
 impl Checks {
@@ -142,11 +168,20 @@ pub async fn run(args: &CheckArgs) -> SnapshotSummary {
     }
 }
 
-type Failed = (FailureReason, String);
+/// A check with its settings parsed and its stores opened.
+pub(crate) struct Ready<'a> {
+    pub args: &'a CheckArgs,
+    pub checks: Checks,
+    /// The source, and the dataset's prefix in it.
+    pub data: Arc<dyn ObjectStore>,
+    pub prefix: Path,
+    pub store: Store,
+}
 
 async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
     let invalid = |m: String| (FailureReason::InvalidSpec, m);
     let checks = Checks::parse(args).map_err(invalid)?;
+    let sharding = Sharding::parse(args).map_err(invalid)?;
     let (data, prefix) = source::open(
         &args.source,
         &source::Options {
@@ -172,18 +207,39 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
             format!("the artifact store: {e} (its credentials come from {ARTIFACTS_ENV_PREFIX}* variables)"),
         )
     })?;
-    let store = Store {
-        artifacts,
-        root,
-        uri: args.artifacts.trim_end_matches('/').to_string(),
+    let ready = Ready {
+        args,
+        checks,
+        data,
+        prefix,
+        store: Store {
+            artifacts,
+            root,
+            uri: args.artifacts.trim_end_matches('/').to_string(),
+        },
     };
+    match sharding {
+        Some(sharding) => crate::shard::run(&ready, &sharding).await,
+        None => one_worker(&ready).await,
+    }
+}
 
+/// The whole check in this process.
+async fn one_worker(ready: &Ready<'_>) -> Result<SnapshotSummary, Failed> {
+    let Ready {
+        args,
+        checks,
+        data,
+        prefix,
+        store,
+    } = ready;
     let mut selection = checks.selection.clone();
     let captured = match &args.capture {
         Some(uri) => {
-            let joined = join_capture(uri, args, data.as_ref(), &prefix).await?;
+            let joined = join_capture(uri, args, data.as_ref(), prefix).await?;
             // The version is the joined file alone (or nothing, before any label).
-            selection = Selection::new(&[joined.file.unwrap_or_default()], &[]).map_err(invalid)?;
+            selection = Selection::new(&[joined.file.unwrap_or_default()], &[])
+                .map_err(|m| (FailureReason::InvalidSpec, m))?;
             Some(joined.rows)
         }
         None => None,
@@ -195,7 +251,7 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
     };
     let snap = crate::snapshot(
         data.clone(),
-        &prefix,
+        prefix,
         &selection,
         previous_manifest.as_ref(),
         source::reads_for(&args.source),
@@ -205,30 +261,92 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
     let id = snap.manifest.version_id();
     tracing::info!(%id, files = snap.manifest.files.len(), hashed = snap.hashed, reused = snap.reused, "listed and hashed");
 
-    if args.previous.as_deref() == Some(id.as_str())
-        && let Some(previous) = store.read_json::<Report>(&id, report::REPORT).await?
-        && previous.checks == checks.digest
-    {
-        return Ok(SnapshotSummary {
-            outcome: Outcome::Unchanged,
-            ..previous.summary(store.location(&id))
-        });
+    if let Some(unchanged) = unchanged(ready, &id).await? {
+        return Ok(unchanged);
     }
+    let inputs = inputs(&snap.manifest, &snap.locations);
+    let outcome = ciclo_profile::profile(
+        data.clone(),
+        inputs,
+        checks.format,
+        checks.expectations.as_ref(),
+    )
+    .await
+    .map_err(|e| (FailureReason::SourceUnavailable, e.to_string()))?;
+    let version = Version {
+        id,
+        manifest: snap.manifest,
+        hashed: snap.hashed as u64,
+        reused: snap.reused as u64,
+        captured,
+    };
+    conclude(ready, version, outcome).await
+}
 
-    let inputs = snap
-        .manifest
+/// The profiler's inputs: the manifest's files, at `locations` (in manifest order).
+pub(crate) fn inputs(manifest: &Manifest, locations: &[Path]) -> Vec<ciclo_profile::Input> {
+    manifest
         .files
         .iter()
-        .zip(&snap.locations)
+        .zip(locations)
         .map(|(f, location)| ciclo_profile::Input {
             location: location.clone(),
             relative: f.path.clone(),
             size: f.size,
         })
-        .collect();
-    let outcome = ciclo_profile::profile(data, inputs, checks.format, checks.expectations.as_ref())
-        .await
-        .map_err(|e| (FailureReason::SourceUnavailable, e.to_string()))?;
+        .collect()
+}
+
+/// The summary of version `id` as last checked, if it is the `--previous` version and was
+/// checked under the same checks: then there is nothing new to check.
+pub(crate) async fn unchanged(
+    ready: &Ready<'_>,
+    id: &str,
+) -> Result<Option<SnapshotSummary>, Failed> {
+    if ready.args.previous.as_deref() != Some(id) {
+        return Ok(None);
+    }
+    let previous: Option<Report> = ready.store.read_json(id, report::REPORT).await?;
+    Ok(previous
+        .filter(|p| p.checks == ready.checks.digest)
+        .map(|p| SnapshotSummary {
+            outcome: Outcome::Unchanged,
+            ..p.summary(ready.store.location(id))
+        }))
+}
+
+/// A listed and hashed version.
+pub(crate) struct Version {
+    pub id: String,
+    pub manifest: Manifest,
+    /// Files read and hashed, by every worker.
+    pub hashed: u64,
+    /// Files whose hash came from the previous manifest.
+    pub reused: u64,
+    /// For a capture: what the version was joined from.
+    pub captured: Option<CapturedRows>,
+}
+
+/// The verdict on a profiled version: its reasons (data failures, drift over the limit),
+/// then `manifest.json`, `profile.json` and `report.json` written, the report last.
+pub(crate) async fn conclude(
+    ready: &Ready<'_>,
+    version: Version,
+    outcome: ciclo_profile::Outcome,
+) -> Result<SnapshotSummary, Failed> {
+    let Ready {
+        args,
+        checks,
+        store,
+        ..
+    } = ready;
+    let Version {
+        id,
+        manifest,
+        hashed,
+        reused,
+        captured,
+    } = version;
     let mut reasons = Vec::new();
     if captured.as_ref().is_some_and(|c| c.captured == 0) {
         reasons.push(format!(
@@ -240,7 +358,7 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
             "no captured row has a label yet ({} rows captured in {} files, {} label files): send labels to /v2/models/<name>/feedback",
             c.captured, c.request_files, c.label_files
         ));
-    } else if snap.manifest.files.is_empty() {
+    } else if manifest.files.is_empty() {
         reasons.push(format!(
             "no files under {} (after include and exclude): the dataset is empty",
             args.source
@@ -279,20 +397,18 @@ async fn check(args: &CheckArgs) -> Result<SnapshotSummary, Failed> {
             Outcome::Rejected
         },
         reasons,
-        files: snap.manifest.files.len() as u64,
-        bytes: snap.manifest.total_bytes(),
+        files: manifest.files.len() as u64,
+        bytes: manifest.total_bytes(),
         rows: outcome.profile.rows,
-        hashed: snap.hashed as u64,
-        reused: snap.reused as u64,
-        checks: checks.digest,
+        hashed,
+        reused,
+        checks: checks.digest.clone(),
         baseline: args.baseline.clone().filter(|b| b != &id),
         drift,
         captured,
     };
     // The report goes last: a version directory with a report is complete.
-    store
-        .write_json(&id, report::MANIFEST, &snap.manifest)
-        .await?;
+    store.write_json(&id, report::MANIFEST, &manifest).await?;
     store
         .write_json(&id, report::PROFILE, &outcome.profile)
         .await?;
@@ -332,64 +448,61 @@ async fn join_capture(
     Ok(joined)
 }
 
-/// The artifact store, at this dataset's prefix.
-struct Store {
-    artifacts: Arc<dyn ObjectStore>,
-    root: Path,
-    uri: String,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory as _, Parser as _};
 
-impl Store {
-    fn location(&self, id: &str) -> String {
-        format!("{}/{id}", self.uri)
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: CheckArgs,
     }
 
-    fn path(&self, id: &str, file: &str) -> Path {
-        self.root.clone().join(id).join(file)
-    }
+    const STORES: [&str; 5] = [
+        "snapshot",
+        "--source",
+        "file:///data",
+        "--artifacts",
+        "file:///artifacts",
+    ];
 
-    /// `<id>/<file>` parsed, or None when it is not there.
-    async fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        id: &str,
-        file: &str,
-    ) -> Result<Option<T>, Failed> {
-        use object_store::ObjectStoreExt as _;
-        let path = self.path(id, file);
-        let bytes = match self.artifacts.get(&path).await {
-            Ok(got) => got.bytes().await.map_err(unavailable)?,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(unavailable(e)),
-        };
-        match serde_json::from_slice(&bytes) {
-            Ok(v) => Ok(Some(v)),
-            // Written by another version of ciclo, or damaged: check again from scratch.
-            Err(e) => {
-                tracing::warn!(%path, error = %e, "ignoring an unreadable stored file");
-                Ok(None)
-            }
-        }
+    #[test]
+    fn sharding_flags_parse_and_the_index_defaults_to_the_indexed_jobs() {
+        let flags = [
+            "--shards",
+            "3",
+            "--shard-index",
+            "2",
+            "--shard-dir",
+            "check-7",
+            "--shard-wait",
+            "90m",
+        ];
+        let sharded = Command::try_parse_from(STORES.iter().chain(&flags))
+            .unwrap()
+            .args;
+        assert_eq!(
+            (
+                sharded.shards,
+                sharded.shard_index,
+                sharded.shard_dir.as_deref()
+            ),
+            (3, Some(2), Some("check-7"))
+        );
+        assert_eq!(
+            sharded.shard_wait,
+            Some(jiff::SignedDuration::from_secs(90 * 60))
+        );
+        assert_eq!(Command::try_parse_from(STORES).unwrap().args.shards, 1);
+        let command = Command::command();
+        let index = command
+            .get_arguments()
+            .find(|a| a.get_id() == "shard_index")
+            .unwrap();
+        assert_eq!(
+            index.get_env(),
+            Some(std::ffi::OsStr::new("JOB_COMPLETION_INDEX"))
+        );
     }
-
-    async fn write_json<T: serde::Serialize>(
-        &self,
-        id: &str,
-        file: &str,
-        value: &T,
-    ) -> Result<(), Failed> {
-        use object_store::ObjectStoreExt as _;
-        let body = serde_json::to_vec_pretty(value).expect("reports serialize");
-        self.artifacts
-            .put(&self.path(id, file), body.into())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
-}
-
-fn unavailable(e: object_store::Error) -> Failed {
-    (
-        FailureReason::ArtifactStoreUnavailable,
-        format!("the artifact store: {e}"),
-    )
 }

@@ -6,11 +6,13 @@
 //! as a stat cache does, so unchanged data is never read again.
 #![forbid(unsafe_code)]
 
+mod artifacts;
 pub mod captured;
 pub mod check;
 pub mod manifest;
 pub mod report;
 pub mod select;
+mod shard;
 pub mod snapshot;
 pub mod source;
 

@@ -15,10 +15,13 @@ const PARALLEL_FILES: usize = 4;
 /// being hashed, reused for every read: no allocation or page fault per block.
 const BLOCK: usize = 1024 * 1024;
 
+/// Why a listing or its hashing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The source could not be listed or read.
     #[error("the source cannot be read: {0}")]
     Source(#[from] object_store::Error),
+    /// A hashing task panicked or was cancelled.
     #[error("hashing stopped unexpectedly: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -26,6 +29,7 @@ pub enum Error {
 /// A snapshot's manifest, and how much it had to read to make it.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// The files' paths, sizes and hashes, sorted by path.
     pub manifest: Manifest,
     /// Files whose content was read and hashed.
     pub hashed: usize,
@@ -46,6 +50,65 @@ pub enum Reads {
     Local(Arc<object_store::local::LocalFileSystem>),
 }
 
+/// One selected file of a listing.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    /// Its path relative to the prefix, `/`-separated.
+    pub relative: String,
+    /// What the listing said of it: where it is, its size, ETag and modification time.
+    pub meta: ObjectMeta,
+}
+
+impl Listed {
+    /// The store's ETag, if it gave one.
+    pub fn etag(&self) -> Option<String> {
+        self.meta.e_tag.clone()
+    }
+
+    /// The modification time (RFC 3339), as manifests keep it.
+    pub fn last_modified(&self) -> String {
+        self.meta.last_modified.to_rfc3339()
+    }
+
+    /// The `previous` manifest's entry for this file if it vouches for it: the same size and
+    /// ETag, or the same time when it has no ETag.
+    pub fn unchanged_in<'m>(&self, previous: &'m Manifest) -> Option<&'m FileEntry> {
+        previous.get(&self.relative).filter(|old| {
+            old.size == self.meta.size
+                && match &old.etag {
+                    Some(etag) => self.meta.e_tag.as_ref() == Some(etag),
+                    None => old.last_modified.as_deref() == Some(&self.last_modified()),
+                }
+        })
+    }
+}
+
+/// Lists `prefix` in `store` and keeps what `selection` selects, sorted by relative path
+/// (manifest order).
+pub async fn list(
+    store: &dyn ObjectStore,
+    prefix: &Path,
+    selection: &Selection,
+) -> Result<Vec<Listed>, Error> {
+    let objects: Vec<ObjectMeta> = store.list(Some(prefix)).try_collect().await?;
+    let mut listed: Vec<Listed> = objects
+        .into_iter()
+        .map(|meta| Listed {
+            relative: relative_path(prefix, &meta.location),
+            meta,
+        })
+        .filter(|l| selection.selects(&l.relative))
+        .collect();
+    listed.sort_by(|a, b| a.relative.cmp(&b.relative));
+    Ok(listed)
+}
+
+/// Whether `previous` vouches for the whole listing: the same files, none changed.
+pub fn vouches(previous: &Manifest, listed: &[Listed]) -> bool {
+    previous.files.len() == listed.len()
+        && listed.iter().all(|l| l.unchanged_in(previous).is_some())
+}
+
 /// Lists `prefix` in `store`, keeps what `selection` selects, and hashes every file the
 /// `previous` manifest cannot vouch for.
 pub async fn snapshot(
@@ -55,30 +118,31 @@ pub async fn snapshot(
     previous: Option<&Manifest>,
     reads: Reads,
 ) -> Result<Snapshot, Error> {
-    let objects: Vec<ObjectMeta> = store.list(Some(prefix)).try_collect().await?;
+    let listed = list(store.as_ref(), prefix, selection).await?;
+    hash(store, listed, previous, reads).await
+}
+
+/// Hashes the `listed` files the `previous` manifest cannot vouch for, and takes the hashes
+/// of the others from it.
+pub async fn hash(
+    store: Arc<dyn ObjectStore>,
+    listed: Vec<Listed>,
+    previous: Option<&Manifest>,
+    reads: Reads,
+) -> Result<Snapshot, Error> {
     let mut entries = Vec::new();
     let mut to_hash = Vec::new();
     let mut locations = std::collections::HashMap::new();
-    for meta in objects {
-        let relative = relative_path(prefix, &meta.location);
-        if !selection.selects(&relative) {
-            continue;
-        }
-        locations.insert(relative.clone(), meta.location.clone());
-        let etag = meta.e_tag.clone();
-        let last_modified = Some(meta.last_modified.to_rfc3339());
-        let unchanged = previous.and_then(|p| p.get(&relative)).filter(|old| {
-            old.size == meta.size
-                && (old.etag.is_some() && old.etag == etag
-                    || old.etag.is_none() && old.last_modified == last_modified)
-        });
-        match unchanged {
+    for file in listed {
+        locations.insert(file.relative.clone(), file.meta.location.clone());
+        let (etag, last_modified) = (file.etag(), Some(file.last_modified()));
+        match previous.and_then(|p| file.unchanged_in(p)) {
             Some(old) => entries.push(FileEntry {
                 etag,
                 last_modified,
                 ..old.clone()
             }),
-            None => to_hash.push((relative, meta, etag, last_modified)),
+            None => to_hash.push((file.relative, file.meta, etag, last_modified)),
         }
     }
     let (hashed, reused) = (to_hash.len(), entries.len());

@@ -58,6 +58,21 @@ pub fn watch_config() -> kube::runtime::watcher::Config {
     kube::runtime::watcher::Config::default().any_semantic()
 }
 
+/// How a watch gets its first list: streamed as watch events where the API server can
+/// (`sendInitialEvents`), so the operator holds one object at a time instead of a whole list.
+/// A list read from the API server's cache (`resourceVersion=0`, as [`watch_config`] asks)
+/// comes in one response whatever the page size: 10,000 Jobs at once.
+fn initial_list(
+    ctx: &Context,
+    config: kube::runtime::watcher::Config,
+) -> kube::runtime::watcher::Config {
+    if ctx.streaming_lists {
+        config.streaming_lists()
+    } else {
+        config
+    }
+}
+
 /// A namespaced kind a controller watches or caches.
 pub trait Watched:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -106,14 +121,14 @@ where
     K: Watched,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), watch_config()).modify(
-        move |obj| {
-            obj.meta_mut().managed_fields = None;
+    let config = initial_list(ctx, watch_config());
+    let objects =
+        kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), config).modify(move |obj| {
+            unread_metadata(obj.meta_mut());
             if let Ok(k) = obj.0.as_mut() {
                 strip(k);
             }
-        },
-    );
+        });
     let objects = kube::runtime::reflector(writer, objects).applied_objects();
     kube::runtime::Controller::for_stream(objects, reader)
 }
@@ -135,15 +150,26 @@ where
     K: Watched,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    let changes = kube::runtime::watcher(api::<K>(ctx), config)
+    let changes = kube::runtime::watcher(api::<K>(ctx), initial_list(ctx, config))
         .modify(move |obj| {
-            obj.meta_mut().managed_fields = None;
+            unread_metadata(obj.meta_mut());
             strip(obj);
         })
         .reflect(writer)
         // Deleted objects too: a child's deletion wakes its owner.
         .touched_objects();
     (reader, changes)
+}
+
+/// Drops from a cached object's metadata what no reconcile reads and what can be larger than
+/// the rest of it: `managedFields`, and the copy of the whole object `kubectl apply` (client
+/// side) keeps in an annotation. `None`, not an empty list: an object written back from the
+/// cache must not reset them.
+fn unread_metadata(meta: &mut kube::api::ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 /// When caches are ready (their first list is in), for any number of reconciles to await at
@@ -361,7 +387,12 @@ mod tests {
                 .get_matches_from(["t"]),
         )
         .unwrap();
-        Arc::new(Context::new(client, Arc::new(Metrics::default()), &args))
+        Arc::new(Context::new(
+            client,
+            Arc::new(Metrics::default()),
+            &args,
+            true,
+        ))
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@ use super::registry::Registry;
 use super::{controller_stripped, run_until};
 use crate::context::Context;
 use crate::error::Result;
+use crate::own_writes::{self, Read};
 use crate::status;
 use ciclo_api::conditions::{self, Set};
 use ciclo_api::labels::GATES as GATES_ANNOTATION;
@@ -45,8 +46,14 @@ async fn reconcile(
     store: Store<DeserializeGuard<ModelVersion>>,
     stores: Store<ConfigMap>,
     ready: super::Ready,
-    mv: ModelVersion,
+    cached: ModelVersion,
 ) -> Result<Action> {
+    // Judged and recorded once: the cached object must hold this controller's last write.
+    let mv = match own_writes::read(&ctx, cached).await? {
+        Read::Object(mv) => mv,
+        Read::Behind => return Ok(Action::requeue(own_writes::RECHECK)),
+        Read::Gone => return Ok(Action::await_change()),
+    };
     // A verdict is part of the record: judged once, it stays, even when the baseline it was
     // compared with is deleted or a later version is blessed. Once judged, the version is
     // written to the registry's records in the artifact store, once.
@@ -105,12 +112,20 @@ async fn record(ctx: &Context, stores: &Store<ConfigMap>, mv: &ModelVersion) -> 
     let uri = Registry::open(ctx, &ns, &store).await?.write(&full).await?;
     // A merge patch of this one field: an apply of the status without the conditions would
     // drop them.
-    api.patch_status(
+    ctx.own_writes.wrote(KIND, &ns, &mv.name_any(), None);
+    let written = api
+        .patch_status(
+            &mv.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"record": uri}})),
+        )
+        .await?;
+    ctx.own_writes.wrote(
+        KIND,
+        &ns,
         &mv.name_any(),
-        &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"status": {"record": uri}})),
-    )
-    .await?;
+        written.resource_version().as_deref(),
+    );
     Ok(Action::await_change())
 }
 

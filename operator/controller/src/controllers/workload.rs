@@ -47,6 +47,15 @@ pub fn strip_pod_template(job: &mut Job) {
     }
 }
 
+/// The watch of a component's Pods that have succeeded ([`anticipate`] reads no other): a
+/// pending or running Pod is neither cached nor wakes anything, so thousands of queued runs
+/// cost nothing here. (A Pod entering the phase arrives as added, one deleted as deleted.)
+pub fn succeeded_pods(component: &str) -> kube::runtime::watcher::Config {
+    super::watch_config()
+        .labels(component)
+        .fields("status.phase=Succeeded")
+}
+
 /// What no controller reads of a Job's Pod it caches: its spec, and of its status all but the
 /// phase and the container states (where a result is read from).
 pub fn strip_pod(pod: &mut Pod) {
@@ -55,6 +64,14 @@ pub fn strip_pod(pod: &mut Pod) {
         s.conditions = None;
         s.init_container_statuses = None;
         s.ephemeral_container_statuses = None;
+        // The result (a termination message of up to 4 KiB) is read from the API when the
+        // run is recorded, not from here.
+        for c in s.container_statuses.iter_mut().flatten() {
+            c.last_state = None;
+            if let Some(t) = c.state.as_mut().and_then(|st| st.terminated.as_mut()) {
+                t.message = None;
+            }
+        }
     }
 }
 
@@ -121,6 +138,18 @@ pub async fn last_terminated(
     container: &str,
     rank0: bool,
 ) -> kube::Result<Option<(ContainerStateTerminated, Option<String>)>> {
+    Ok(terminated(client, ns, job, container, rank0).await?.pop())
+}
+
+/// Every termination of `container` among the Pods of Job `job` (see [`last_terminated`]),
+/// oldest first.
+pub async fn terminated(
+    client: &kube::Client,
+    ns: &str,
+    job: &str,
+    container: &str,
+    rank0: bool,
+) -> kube::Result<Vec<(ContainerStateTerminated, Option<String>)>> {
     let pods: kube::Api<Pod> = kube::Api::namespaced(client.clone(), ns);
     let mut selector = format!("batch.kubernetes.io/job-name={job}");
     if rank0 {
@@ -142,7 +171,7 @@ pub async fn last_terminated(
         })
         .collect();
     terminated.sort_by(|a, b| a.0.finished_at.cmp(&b.0.finished_at));
-    Ok(terminated.pop())
+    Ok(terminated)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! inferred types with arrow's cast kernels; a value that does not parse is reported with
 //! its line.
 
-use super::{BATCH_ROWS, Chunks, Context, SAMPLE_BYTES, seed};
+use super::{BATCH_ROWS, Chunks, Context, SAMPLE_BYTES};
 use crate::Error;
 use crate::check::{At, RowNumbers};
 use crate::part::{Part, Unit};
@@ -40,7 +40,15 @@ pub(super) fn read(ctx: &Context, file: usize, chunks: &mut Chunks) -> Result<Pa
         }
     };
     let fields = (0..schema.fields().len()).collect();
-    let mut unit = Unit::new(&ctx.checks, file, &schema, fields, true, 0, seed(file, 0));
+    let mut unit = Unit::new(
+        &ctx.checks,
+        file,
+        &schema,
+        fields,
+        true,
+        0,
+        ctx.seed(file, 0),
+    );
     let mut decoder = Decoder::new(&schema, &input.relative, input.size);
     decoder.feed(&head, &mut unit);
     drop(head);

@@ -4,7 +4,7 @@
 //! bad line is reported with its number and the good lines still count. Keys missing from
 //! the inferred schema are ignored; nested values are decoded but not profiled.
 
-use super::{BATCH_ROWS, Chunks, Context, SAMPLE_BYTES, seed};
+use super::{BATCH_ROWS, Chunks, Context, SAMPLE_BYTES};
 use crate::Error;
 use crate::check::{At, RowNumbers};
 use crate::part::{Part, Unit};
@@ -32,7 +32,15 @@ pub(super) fn read(ctx: &Context, file: usize, chunks: &mut Chunks) -> Result<Pa
         }
     };
     let fields = (0..schema.fields().len()).collect();
-    let mut unit = Unit::new(&ctx.checks, file, &schema, fields, true, 0, seed(file, 0));
+    let mut unit = Unit::new(
+        &ctx.checks,
+        file,
+        &schema,
+        fields,
+        true,
+        0,
+        ctx.seed(file, 0),
+    );
     let mut lines = Lines::new(schema, &input.relative, input.size);
     lines.feed(&head, &mut unit);
     drop(head);

@@ -41,7 +41,10 @@ const CHUNK_BYTES: usize = 1 << 20;
 /// What every reader shares.
 pub(crate) struct Context {
     pub store: Arc<dyn ObjectStore>,
+    /// The inputs this part reads; readers number them from 0.
     pub inputs: Vec<Input>,
+    /// The index of `inputs[0]` among all the version's inputs.
+    pub first: usize,
     /// Each input's format, `None` when it is unknown.
     pub formats: Vec<Option<Format>>,
     pub checks: Checks,
@@ -194,7 +197,10 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> Error {
     Error::Internal(e.to_string())
 }
 
-/// A unit's sampling seed: reproducible per file and unit.
-pub(crate) fn seed(file: usize, unit: usize) -> u64 {
-    ((file as u64) << 32) ^ unit as u64
+impl Context {
+    /// A unit's sampling seed: reproducible per file and unit. The file counts among all the
+    /// version's inputs, so a shard samples each file as a whole check would.
+    pub fn seed(&self, file: usize, unit: usize) -> u64 {
+        (((self.first + file) as u64) << 32) ^ unit as u64
+    }
 }

@@ -6,7 +6,7 @@
 //! and checked on tokio's blocking pool.
 
 use super::store::StoreReader;
-use super::{BATCH_ROWS, Context, internal, seed};
+use super::{BATCH_ROWS, Context, internal};
 use crate::Error;
 use crate::check::{At, ColumnOffences, RowNumbers};
 use crate::part::{Part, Unit};
@@ -230,7 +230,7 @@ fn decode(
         task.columns,
         task.counts_rows,
         task.rows,
-        seed(file, task.id),
+        ctx.seed(file, task.id),
     );
     let mut next = task.first_row;
     for batch in reader {

@@ -57,6 +57,21 @@ pub fn requested_at(ds: &Dataset) -> Option<&str> {
 
 pub use crate::controllers::data_source::artifacts_uri;
 
+/// How many workers check `ds` now: its `spec.sharding.workers` when the last version
+/// recorded was at least `minBytes` or `minFiles` large, else one. The operator never reads
+/// the data, so the size is the last check's; a capture (one joined file) is never sharded.
+pub fn workers(ds: &Dataset) -> i32 {
+    let sharding = ds.spec.sharding.clone().unwrap_or_default();
+    let last = ds.status.as_ref().and_then(|s| s.versions.first());
+    let large =
+        last.is_some_and(|v| v.bytes >= sharding.min_bytes || v.files >= sharding.min_files);
+    if large && ds.spec.source.capture.is_none() {
+        sharding.workers.max(1)
+    } else {
+        1
+    }
+}
+
 /// The check Job `name` for `ds`, run with `image`, writing to `store` (whose `uri` is set).
 pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStore) -> Job {
     let spec = &ds.spec;
@@ -119,6 +134,17 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStore) -> Jo
     if store.force_path_style {
         args.push("--artifacts-force-path-style".into());
     }
+    // A sharded check: each pod of the Indexed Job takes the share its completion index
+    // names; the shares meet under the Job's name in the artifact store.
+    let workers = workers(ds);
+    if workers > 1 {
+        args.extend([
+            "--shards".into(),
+            workers.to_string(),
+            "--shard-dir".into(),
+            name.to_string(),
+        ]);
+    }
 
     // Credentials reach the container as environment under a prefix per store, straight
     // from the Secrets: they never appear in the Job's spec, the status or an Event.
@@ -163,6 +189,9 @@ pub fn build(ds: &Dataset, name: &str, image: &str, store: &ArtifactStore) -> Jo
         spec: Some(JobSpec {
             // One attempt: the operator decides when to check again, and records each failure.
             backoff_limit: Some(0),
+            completion_mode: (workers > 1).then(|| "Indexed".into()),
+            completions: (workers > 1).then_some(workers),
+            parallelism: (workers > 1).then_some(workers),
             active_deadline_seconds: Some(DEADLINE_SECONDS),
             ttl_seconds_after_finished: Some(TTL_AFTER_FINISHED_SECONDS),
             template: PodTemplateSpec {
@@ -261,6 +290,64 @@ spec:
         let mut long = ds.clone();
         long.metadata.name = Some("a".repeat(253));
         assert!(name(&long).len() <= 63);
+    }
+
+    #[test]
+    fn a_check_is_sharded_once_the_last_version_was_large_and_never_a_capture() {
+        let with_last = |bytes: i64, files: i64, sharding: &str| {
+            let mut ds = dataset(&format!("{DS}  sharding: {sharding}\n"));
+            ds.status = serde_yaml::from_str(&format!(
+                "versions: [{{id: bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb, created: '2026-11-26T10:00:00Z', rows: 1, bytes: {bytes}, files: {files}, verdict: Rejected}}]"
+            ))
+            .unwrap();
+            ds
+        };
+        assert_eq!(workers(&dataset(DS)), 1, "no version yet: one pod");
+        assert_eq!(
+            workers(&with_last(11 << 30, 1, "{}")),
+            4,
+            "the defaults: 10 GiB, 4 workers"
+        );
+        assert_eq!(workers(&with_last(1 << 30, 9_999, "{}")), 1);
+        assert_eq!(workers(&with_last(1, 3, "{workers: 3, minFiles: 3}")), 3);
+        assert_eq!(
+            workers(&with_last(11 << 30, 1, "{workers: 1}")),
+            1,
+            "1 never shards"
+        );
+
+        let ds = with_last(1, 3, "{workers: 3, minFiles: 3}");
+        let job = build(&ds, "iris-check-1", "ghcr.io/ciclo-dev/ciclo:v1", &store());
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(
+            (
+                spec.completion_mode.as_deref(),
+                spec.completions,
+                spec.parallelism
+            ),
+            (Some("Indexed"), Some(3), Some(3))
+        );
+        let args = spec.template.spec.as_ref().unwrap().containers[0]
+            .args
+            .as_ref()
+            .unwrap()
+            .join(" ");
+        assert!(
+            args.contains("--shards 3 --shard-dir iris-check-1"),
+            "the shares meet under the Job's name: {args}"
+        );
+        let one = build(&dataset(DS), "iris-check-1", "i", &store());
+        let spec = one.spec.as_ref().unwrap();
+        assert_eq!(
+            (spec.completion_mode.as_deref(), spec.completions),
+            (None, None)
+        );
+
+        let mut capture = with_last(1, 3, "{workers: 3, minFiles: 3}");
+        capture.spec.source.uri = None;
+        capture.spec.source.capture =
+            Some(serde_yaml::from_str("{modelDeployment: churn}").unwrap());
+        assert_eq!(workers(&capture), 1, "a capture is one joined file");
     }
 
     #[test]

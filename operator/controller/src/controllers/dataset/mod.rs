@@ -15,10 +15,11 @@ use super::{
 };
 use crate::context::Context;
 use crate::error::Result;
+use crate::own_writes::{self, Read};
 use crate::status;
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
-use ciclo_core::snapshot_result::{FailureReason, SnapshotSummary};
+use ciclo_core::snapshot_result::{FailureReason, Outcome, SnapshotSummary};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::api::{Api, DeleteParams, PostParams, PropagationPolicy};
@@ -41,7 +42,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     );
     let (pods, pod_changes) = cache::<Pod>(
         &ctx,
-        watch_config().labels("app.kubernetes.io/component=dataset-check"),
+        super::workload::succeeded_pods("app.kubernetes.io/component=dataset-check"),
         super::workload::strip_pod,
     );
     let (stores, store_changes) = super::artifact_store::configs(&ctx);
@@ -85,13 +86,13 @@ struct Checks {
 
 async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // Fresh: the cache may not show this controller's last status write yet, and a check
-    // must never be recorded twice. The check Jobs come from their cache, whose changes wake
-    // this reconcile.
-    let datasets: Api<Dataset> = Api::namespaced(ctx.client.clone(), &ns);
-    let Some(ds) = datasets.get_opt(&cached.name_any()).await? else {
-        status::forget(&ctx, KIND, &ns, &cached.name_any());
-        return Ok(Action::await_change());
+    // From the cache, once it holds this controller's last status write: a check must never
+    // be recorded twice. The check Jobs come from their cache, whose changes wake this
+    // reconcile.
+    let ds = match own_writes::read(&ctx, cached).await? {
+        Read::Object(ds) => ds,
+        Read::Behind => return Ok(Action::requeue(own_writes::RECHECK)),
+        Read::Gone => return Ok(Action::await_change()),
     };
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     // Until the first list is in, an empty cache would say "no check Job".
@@ -236,12 +237,21 @@ fn is_finished(job: &Job) -> bool {
         })
 }
 
-/// The check's summary, from its Pod's termination message.
+/// The check's summary, from its Pod's termination message. Of a sharded check, the last
+/// summary that is a check's result: worker 0's (which merged the others' shares), or that of
+/// a worker that failed; never a share handed to worker 0.
 async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSummary> {
-    let last =
-        super::workload::last_terminated(&ctx.client, ns, &job.name_any(), job::CONTAINER, false)
-            .await?
-            .map(|(t, _)| t);
+    let ended =
+        super::workload::terminated(&ctx.client, ns, &job.name_any(), job::CONTAINER, false)
+            .await?;
+    if let Some(summary) = ended.iter().rev().find_map(|(t, _)| {
+        serde_json::from_str::<SnapshotSummary>(t.message.as_deref()?.trim())
+            .ok()
+            .filter(|s| s.outcome != Outcome::Part)
+    }) {
+        return Ok(summary);
+    }
+    let last = ended.last().map(|(t, _)| t);
     let why_failed = || {
         job.status
             .as_ref()
@@ -255,13 +265,7 @@ async fn read_result(ctx: &Context, ns: &str, job: &Job) -> Result<SnapshotSumma
                 )
             })
     };
-    let message = last
-        .as_ref()
-        .and_then(|t| t.message.clone())
-        .unwrap_or_default();
-    if let Ok(summary) = serde_json::from_str::<SnapshotSummary>(message.trim()) {
-        return Ok(summary);
-    }
+    let message = last.and_then(|t| t.message.clone()).unwrap_or_default();
     let exit = last
         .as_ref()
         .map(|t| format!("exit code {}", t.exit_code))

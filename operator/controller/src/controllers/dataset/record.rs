@@ -54,7 +54,8 @@ pub fn record(
     });
     let id = summary.id.clone()?;
     let note = match summary.outcome {
-        Outcome::Failed => return None,
+        // A share of a sharded check is never read as its result (`read_result`).
+        Outcome::Failed | Outcome::Part => return None,
         Outcome::Unchanged => Note {
             warning: false,
             reason: "Unchanged",

@@ -19,6 +19,7 @@ use super::{
 };
 use crate::context::Context;
 use crate::error::Result;
+use crate::own_writes::{self, Read};
 use crate::status;
 use ciclo_api::labels::{self, FIELD_MANAGER};
 use ciclo_api::model_deployment::{ModelDeployment, ModelDeploymentStatus};
@@ -134,7 +135,8 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
                 super::model_version::strip(mv);
             }
         });
-    let (runs, run_changes) = cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), |_| {});
+    let (runs, run_changes) =
+        cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), producer_only);
     let (stores, store_changes) = super::artifact_store::configs(&ctx);
     let controller = controller::<ModelDeployment>(&ctx).owns_stream(deployment_changes);
     let (by_version, by_run, by_store) =
@@ -185,6 +187,37 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 
 /// The objects of `store` in `ns` that could be read (a malformed one is reported by its own
 /// controller).
+/// What this controller reads of a TrainingRun: the model it produces (to wake that model's
+/// deployments, and to know a version is on its way). The rest is dropped from the cache: a
+/// platform runs thousands of TrainingRuns, and the TrainingRun controller keeps them whole.
+fn producer_only(guard: &mut DeserializeGuard<TrainingRun>) {
+    let Ok(tr) = guard.0.as_mut() else {
+        return;
+    };
+    let meta = &mut tr.metadata;
+    meta.labels = None;
+    meta.annotations = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    tr.status = None;
+    let spec = &mut tr.spec;
+    spec.trainer = None;
+    spec.image = None;
+    spec.command = Vec::new();
+    spec.args = Vec::new();
+    spec.params = Default::default();
+    spec.resources = None;
+    spec.schedule = None;
+    spec.node_selector = Default::default();
+    spec.tolerations = Vec::new();
+    spec.service_account_name = None;
+    spec.metrics = Vec::new();
+    spec.primary_metric = None;
+    spec.gates = Vec::new();
+    spec.git = None;
+    spec.retention = None;
+}
+
 fn readable<K>(store: &Store<DeserializeGuard<K>>, ns: &str) -> Vec<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
@@ -199,15 +232,13 @@ where
 
 async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // The one fresh read: the rollout's step lives in the status; act on the latest one,
-    // never a cached one, or a step could be judged or advanced twice. Versions, runs, pods
-    // and Deployments come from caches whose changes wake this reconcile.
-    let Some(md) = Api::<ModelDeployment>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&cached.name_any())
-        .await?
-    else {
-        status::forget(&ctx, KIND, &ns, &cached.name_any());
-        return Ok(Action::await_change());
+    // The rollout's step lives in the status: act on the cached object only once it holds
+    // this controller's last status write, or a step could be judged or advanced twice.
+    // Versions, runs, pods and Deployments come from caches whose changes wake this reconcile.
+    let md = match own_writes::read(&ctx, cached).await? {
+        Read::Object(md) => md,
+        Read::Behind => return Ok(Action::requeue(own_writes::RECHECK)),
+        Read::Gone => return Ok(Action::await_change()),
     };
     caches.ready.clone().await;
     let model = &md.spec.model.name;
@@ -223,9 +254,12 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         restore_registry(&ctx, &caches, &ns, model).await;
     }
     // Who would register the model matters only while it has no version.
-    let producers = readable(&caches.runs, &ns)
+    let producers = caches
+        .runs
+        .state()
         .iter()
-        .filter(|tr| &tr.spec.model.name == model)
+        .filter(|g| g.namespace().as_deref() == Some(&ns))
+        .filter(|g| g.0.as_ref().is_ok_and(|tr| &tr.spec.model.name == model))
         .count();
     let serving_now = md.status.as_ref().and_then(|s| s.serving_version);
     let (selection, held_back) = select::hold_back(

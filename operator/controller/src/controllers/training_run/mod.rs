@@ -17,6 +17,7 @@ use super::{
 use super::{artifact_store, workload};
 use crate::context::Context;
 use crate::error::Result;
+use crate::own_writes::{self, Read};
 use crate::status;
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
@@ -26,7 +27,6 @@ use jiff::Timestamp;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt as _;
-use kube::api::Api;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -41,7 +41,8 @@ struct Caches {
     /// ciclo's training Jobs, without their pod templates.
     jobs: Store<Job>,
     datasets: Store<DeserializeGuard<Dataset>>,
-    /// The training Jobs' Pods, without their specs: a run's end is seen on its Pod first.
+    /// The training Jobs' succeeded Pods, without their specs: a run's end is seen on its Pod
+    /// first.
     pods: Store<Pod>,
     /// The namespaces' own artifact stores.
     stores: Store<ConfigMap>,
@@ -60,7 +61,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         cache::<DeserializeGuard<Dataset>>(&ctx, watch_config(), |_| {});
     let (pods, pod_changes) = cache::<Pod>(
         &ctx,
-        watch_config().labels("app.kubernetes.io/component=training-run"),
+        super::workload::succeeded_pods("app.kubernetes.io/component=training-run"),
         super::workload::strip_pod,
     );
     let (stores, store_changes) = artifact_store::configs(&ctx);
@@ -104,15 +105,13 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 
 async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // The one fresh read: the cache may not show this controller's last status write yet, and
-    // a run must never be recorded or started twice. The Dataset and the Jobs come from the
-    // caches: a change there wakes this reconcile again once the cache holds it.
-    let Some(tr) = Api::<TrainingRun>::namespaced(ctx.client.clone(), &ns)
-        .get_opt(&cached.name_any())
-        .await?
-    else {
-        status::forget(&ctx, KIND, &ns, &cached.name_any());
-        return Ok(Action::await_change());
+    // From the cache, once it holds this controller's last status write (a run must never be
+    // recorded or started twice). The Dataset and the Jobs come from the caches too: a change
+    // there wakes this reconcile again once the cache holds it.
+    let tr = match own_writes::read(&ctx, cached).await? {
+        Read::Object(tr) => tr,
+        Read::Behind => return Ok(Action::requeue(own_writes::RECHECK)),
+        Read::Gone => return Ok(Action::await_change()),
     };
     // Until the first list is in, an empty cache would say "no Dataset", "no Job".
     caches.ready.clone().await;
@@ -141,21 +140,26 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
     let mut current = decision.current;
     // A refusal that may pass is retried with back-off once the status says so.
     let mut retry = None;
-    if let (Some(start), Some(ds), Ok(store)) = (&decision.start, &dataset, &store)
-        && let Err(e) = runs::start(&ctx, &tr, ds, store, start).await
-    {
-        conditions = decide::refused(start, &e);
-        current = None;
-        if e.invalid_object().is_none() {
-            retry = Some(e);
+    let mut started = false;
+    if let (Some(start), Some(ds), Ok(store)) = (&decision.start, &dataset, &store) {
+        match runs::start(&ctx, &tr, ds, store, start).await {
+            Ok(created) => started = created,
+            Err(e) => {
+                conditions = decide::refused(start, &e);
+                current = None;
+                if e.invalid_object().is_none() {
+                    retry = Some(e);
+                }
+            }
         }
     }
-    // The run that just ended was announced by its own Event (RunSucceeded, RunFailed): the
-    // conditions it brings need no second one.
-    let announce = !decision
-        .verdict
-        .as_ref()
-        .is_some_and(|id| runs.announced.contains(id));
+    // The run that just ended was announced by its own Event (RunSucceeded, RunFailed), and
+    // so was the run just started (RunStarted): the conditions they bring need no second one.
+    let announce = !started
+        && !decision
+            .verdict
+            .as_ref()
+            .is_some_and(|id| runs.announced.contains(id));
     status::update_announcing(&ctx, &tr, tr.status.as_ref(), &conditions, announce, |s| {
         if decision.dataset_version.is_some() {
             s.dataset_version = decision.dataset_version.clone();

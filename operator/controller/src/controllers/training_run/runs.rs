@@ -196,14 +196,15 @@ async fn result(
 type Note = (EventType, &'static str, String);
 
 /// Starts the run `start` plans: its Service first (distributed runs), then its Job.
-/// Either already existing is the same run, started before a restart.
+/// Either already existing is the same run, started before a restart. True when this call
+/// created the Job (and announced the run with a `RunStarted` Event).
 pub async fn start(
     ctx: &Context,
     tr: &TrainingRun,
     dataset: &Dataset,
     store: &ArtifactStore,
     start: &decide::Start,
-) -> Result<()> {
+) -> Result<bool> {
     let ns = tr.namespace().unwrap_or_default();
     let run_id = &start.record.id;
     let code = code_source::resolve(&ctx.client, tr).await;
@@ -224,11 +225,12 @@ pub async fn start(
         )?;
     }
     let name = job.name_any();
-    if ignore_exists(
+    let created = ignore_exists(
         Api::<Job>::namespaced(ctx.client.clone(), &ns)
             .create(&PostParams::default(), &job)
             .await,
-    )? {
+    )?;
+    if created {
         publish(
             ctx,
             tr,
@@ -241,7 +243,7 @@ pub async fn start(
         )
         .await;
     }
-    Ok(())
+    Ok(created)
 }
 
 /// Registers the ModelVersion of a successful run, once: found by run id first; a number
