@@ -181,7 +181,7 @@ impl Registry {
     }
 
     /// The registry whose namespace folder is `namespace_uri`, opened with `options`.
-    fn at(namespace_uri: String, options: &ciclo_store::Options) -> Result<Self> {
+    pub(crate) fn at(namespace_uri: String, options: &ciclo_store::Options) -> Result<Self> {
         let (store, namespace_path) =
             ciclo_store::open(&namespace_uri, options).map_err(Error::Store)?;
         Ok(Self {

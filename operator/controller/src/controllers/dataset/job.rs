@@ -57,6 +57,21 @@ pub fn requested_at(ds: &Dataset) -> Option<&str> {
 
 pub use crate::controllers::data_source::artifacts_uri;
 
+/// Whether `job` is a sharded check (an Indexed Job).
+pub fn is_sharded(job: &Job) -> bool {
+    job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed")
+}
+
+/// Where the workers of check `job` hand their shares to worker 0, for
+/// `Registry::delete_folder`: the folder's parent under the namespace's store path, and the
+/// folder's URI (`<artifacts>/shards/<job>/`, as `ciclo dataset snapshot --shard-dir` names it).
+pub fn shares(store_uri: &str, ds: &Dataset, job: &str) -> (String, String) {
+    (
+        format!("datasets/{}/shards", ds.name_any()),
+        format!("{}/shards/{job}/", artifacts_uri(store_uri, ds)),
+    )
+}
+
 /// How many workers check `ds` now: its `spec.sharding.workers` when the last version
 /// recorded was at least `minBytes` or `minFiles` large, else one. The operator never reads
 /// the data, so the size is the last check's; a capture (one joined file) is never sharded.
@@ -348,6 +363,42 @@ spec:
         capture.spec.source.capture =
             Some(serde_yaml::from_str("{modelDeployment: churn}").unwrap());
         assert_eq!(workers(&capture), 1, "a capture is one joined file");
+    }
+
+    #[tokio::test]
+    async fn a_failed_sharded_checks_shares_are_deleted_and_nothing_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store_uri = format!("file://{}/ciclo", dir.path().display());
+        let root = dir.path().join("ciclo/ml/datasets/iris");
+        for file in [
+            "shards/iris-check-1/1.json",
+            "shards/iris-check-1/2.json",
+            "shards/iris-check-2/1.json",
+            "0123456789abcdef0123456789abcdef/report.json",
+        ] {
+            let path = root.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "{}").unwrap();
+        }
+        let ds = dataset(DS);
+        let (under, folder) = shares(&store_uri, &ds, "iris-check-1");
+        let registry = crate::controllers::registry::Registry::at(
+            format!("{store_uri}/ml"),
+            &ciclo_store::Options::default(),
+        )
+        .unwrap();
+        let gone = registry.delete_folder(&under, &folder).await.unwrap();
+        assert_eq!(gone.as_deref(), Some(folder.as_str()));
+        assert!(!root.join("shards/iris-check-1/1.json").exists());
+        assert!(!root.join("shards/iris-check-1/2.json").exists());
+        assert!(
+            root.join("shards/iris-check-2/1.json").exists(),
+            "another check's"
+        );
+        assert!(
+            root.join("0123456789abcdef0123456789abcdef/report.json")
+                .exists()
+        );
     }
 
     #[test]

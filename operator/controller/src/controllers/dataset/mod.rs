@@ -113,6 +113,9 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
         if recorded.as_deref() != Some(name.as_str()) {
             let summary = read_result(&ctx, &ns, finished).await?;
             record_check(&ctx, &ds, &caches.stores, finished, &summary).await?;
+            if summary.outcome == Outcome::Failed && job::is_sharded(finished) {
+                remove_shares(&ctx, &ds, &caches.stores, &name).await;
+            }
         }
         // Recorded: the Job (and its Pod) can go.
         let delete = DeleteParams {
@@ -235,6 +238,26 @@ fn is_finished(job: &Job) -> bool {
             cs.iter()
                 .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
         })
+}
+
+/// Deletes what the workers of the failed sharded check `job` handed to its worker 0, which
+/// removes them only once it has written the version. Best effort, once: a failure is
+/// logged, and the shares (manifest entries and sketches, never data) stay in the store.
+async fn remove_shares(ctx: &Context, ds: &Dataset, stores: &Store<ConfigMap>, job: &str) {
+    let ns = ds.namespace().unwrap_or_default();
+    let Ok(store) = super::artifact_store::of_namespace(stores, &ns, &ctx.artifact_store) else {
+        return;
+    };
+    let (under, folder) = job::shares(&store.uri, ds, job);
+    let removed = async {
+        super::registry::Registry::open(ctx, &ns, &store)
+            .await?
+            .delete_folder(&under, &folder)
+            .await
+    };
+    if let Err(e) = removed.await {
+        tracing::warn!(dataset = %ds.name_any(), namespace = %ns, %folder, error = %e, "removing a failed sharded check's shares");
+    }
 }
 
 /// The check's summary, from its Pod's termination message. Of a sharded check, the last
