@@ -58,6 +58,20 @@ impl OwnWrites {
         };
     }
 
+    /// Makes `write` (a write of `kind` `ns`/`name` answered with the object) and records the
+    /// version it made. Until the answer comes, and if none does (a write that timed out may
+    /// still have been made), the object is read fresh next time.
+    pub async fn write<K: kube::Resource>(
+        &self,
+        (kind, ns, name): (&str, &str, &str),
+        write: impl std::future::Future<Output = kube::Result<K>>,
+    ) -> kube::Result<K> {
+        self.wrote(kind, ns, name, None);
+        let written = write.await?;
+        self.wrote(kind, ns, name, written.meta().resource_version.as_deref());
+        Ok(written)
+    }
+
     /// Whether the cached object (of resource version `cached`) includes this process's last
     /// write to it. An object caught up is forgotten, so the map holds only writes in flight.
     pub fn freshness(&self, kind: &str, ns: &str, name: &str, cached: Option<&str>) -> Freshness {

@@ -100,18 +100,16 @@ where
         "kind": kind,
         "status": new_value,
     });
-    // Until the answer says which version the write made, the next reconcile reads the object
-    // fresh: a write that timed out may still have been made.
-    ctx.own_writes.wrote(&kind, &ns, &name, None);
-    let written = api
-        .patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
+    ctx.own_writes
+        .write(
+            (&kind, &ns, &name),
+            api.patch_status(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&patch),
+            ),
         )
         .await?;
-    ctx.own_writes
-        .wrote(&kind, &ns, &name, written.resource_version().as_deref());
     Ok(())
 }
 

@@ -112,20 +112,16 @@ async fn record(ctx: &Context, stores: &Store<ConfigMap>, mv: &ModelVersion) -> 
     let uri = Registry::open(ctx, &ns, &store).await?.write(&full).await?;
     // A merge patch of this one field: an apply of the status without the conditions would
     // drop them.
-    ctx.own_writes.wrote(KIND, &ns, &mv.name_any(), None);
-    let written = api
-        .patch_status(
-            &mv.name_any(),
-            &PatchParams::default(),
-            &Patch::Merge(serde_json::json!({"status": {"record": uri}})),
+    ctx.own_writes
+        .write(
+            (KIND, &ns, &mv.name_any()),
+            api.patch_status(
+                &mv.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"status": {"record": uri}})),
+            ),
         )
         .await?;
-    ctx.own_writes.wrote(
-        KIND,
-        &ns,
-        &mv.name_any(),
-        written.resource_version().as_deref(),
-    );
     Ok(Action::await_change())
 }
 
