@@ -7,11 +7,13 @@ mod model_deployment;
 pub mod model_version;
 mod pod_security;
 mod registry;
+mod slim;
 mod training_run;
 mod workload;
 
 use crate::context::Context;
 use crate::error::Error;
+use ciclo_api::training_run::TrainingRun;
 use futures::StreamExt as _;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
@@ -44,11 +46,23 @@ pub async fn run_all(ctx: Arc<Context>, stop: CancellationToken) {
 /// Every controller over one scope (a namespace, or all of them).
 async fn run_scope(ctx: Arc<Context>, stop: CancellationToken) {
     tracing::info!(namespace = ?ctx.namespace, "starting controllers");
+    // The TrainingRuns, watched and cached once for their controller and for the
+    // ModelDeployment controller (which reads who produces a model).
+    let runs = Shared::<TrainingRun>::new(&ctx);
+    let (for_deployments, runs_store) = (runs.subscribe(), runs.store.clone());
+    let (runs_controller, runs_feed) = runs.into_controller();
     tokio::join!(
         dataset::run(ctx.clone(), stop.clone()),
-        training_run::run(ctx.clone(), stop.clone()),
+        training_run::run(ctx.clone(), runs_controller, stop.clone()),
         model_version::run(ctx.clone(), stop.clone()),
-        model_deployment::run(ctx.clone(), stop.clone()),
+        model_deployment::run(ctx.clone(), (runs_store, for_deployments), stop.clone()),
+        // Ends with the controllers: once neither reads its changes, its stream is dropped.
+        async {
+            tokio::select! {
+                () = runs_feed => {}
+                () = stop.cancelled() => {}
+            }
+        },
     );
 }
 
@@ -122,8 +136,9 @@ where
 {
     let (reader, writer) = kube::runtime::reflector::store();
     let config = initial_list(ctx, watch_config());
-    let objects =
-        kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), config).modify(move |obj| {
+    let objects = kube::runtime::watcher(api::<DeserializeGuard<K>>(ctx), config)
+        .default_backoff()
+        .modify(move |obj| {
             unread_metadata(obj.meta_mut());
             if let Ok(k) = obj.0.as_mut() {
                 strip(k);
@@ -131,6 +146,64 @@ where
         });
     let objects = kube::runtime::reflector(writer, objects).applied_objects();
     kube::runtime::Controller::for_stream(objects, reader)
+}
+
+/// How many changes of a shared cache wait for its slowest reader before the watch waits.
+const SHARED_BUFFER: usize = 256;
+
+/// One watch and one cache of `K` (readable objects as [`controller`] keeps them) for the
+/// controller of `K` and for other controllers that read `K` too: each object is held once,
+/// however many controllers read it, and each subscriber sees every applied object (not a
+/// deletion). The feed must run for any of them to see anything.
+pub struct Shared<K: Watched> {
+    pub store: Store<DeserializeGuard<K>>,
+    writer: kube::runtime::reflector::store::Writer<DeserializeGuard<K>>,
+    ctx: Arc<Context>,
+}
+
+/// The changes of a [`Shared`] cache, for one reader.
+pub type Subscription<K> = kube::runtime::reflector::ReflectHandle<DeserializeGuard<K>>;
+
+impl<K: Watched> Shared<K> {
+    pub fn new(ctx: &Arc<Context>) -> Self {
+        let (store, writer) = kube::runtime::reflector::store_shared(SHARED_BUFFER);
+        Shared {
+            store,
+            writer,
+            ctx: ctx.clone(),
+        }
+    }
+
+    /// The changes, for a reader other than `K`'s controller.
+    pub fn subscribe(&self) -> Subscription<K> {
+        self.writer
+            .subscribe()
+            .expect("a shared store's writer has subscribers")
+    }
+
+    /// `K`'s controller over this cache, and the feed: the watch that fills the cache and
+    /// tells every subscriber, to run beside the controllers.
+    pub fn into_controller(
+        self,
+    ) -> (
+        kube::runtime::Controller<DeserializeGuard<K>>,
+        impl std::future::Future<Output = ()> + Send,
+    ) {
+        let controller =
+            kube::runtime::Controller::for_shared_stream(self.subscribe(), self.store.clone());
+        let config = initial_list(&self.ctx, watch_config());
+        let feed = kube::runtime::watcher(api::<DeserializeGuard<K>>(&self.ctx), config)
+            .default_backoff()
+            .modify(|obj| unread_metadata(obj.meta_mut()))
+            .reflect_shared(self.writer)
+            .for_each(|event| {
+                if let Err(e) = event {
+                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                }
+                futures::future::ready(())
+            });
+        (controller, feed)
+    }
 }
 
 /// A cache of `K` in the watched namespace(s) (a reflector store, kept by one watch with
@@ -151,6 +224,7 @@ where
 {
     let (reader, writer) = kube::runtime::reflector::store();
     let changes = kube::runtime::watcher(api::<K>(ctx), initial_list(ctx, config))
+        .default_backoff()
         .modify(move |obj| {
             unread_metadata(obj.meta_mut());
             strip(obj);

@@ -1,10 +1,12 @@
 //! What ciclo's Jobs share: how a store's settings and credentials reach the container.
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
+use super::slim::Slim;
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::{
     ContainerStateTerminated, EnvFromSource, EnvVar, Pod, SecretEnvSource,
 };
 use kube::ResourceExt as _;
+use serde::Deserialize;
 
 /// A Secret's keys as environment under `prefix` (`CICLO_SOURCE_AWS_ACCESS_KEY_ID`, …):
 /// straight from the Secret, never written into a spec, the status or an Event.
@@ -37,14 +39,54 @@ pub fn store_settings_env(
         .collect()
 }
 
-/// What no controller reads of a Job it caches: its pod template (the largest part, with the
-/// environment and the user's command) and selector. Annotations, labels, owner, completion
-/// mode and status stay.
-pub fn strip_pod_template(job: &mut Job) {
-    if let Some(spec) = job.spec.as_mut() {
-        spec.template = Default::default();
-        spec.selector = None;
+/// A Job as the controllers cache it: its metadata and status, and of its spec only the
+/// completion mode (the pod template, the largest part, is never parsed).
+pub type CachedJob = Slim<Job, CachedJobSpec, JobStatus>;
+
+/// What the controllers read of a cached Job's spec.
+#[derive(Deserialize, Clone, Debug, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct CachedJobSpec {
+    pub completion_mode: Option<String>,
+}
+
+impl From<&CachedJob> for Job {
+    /// The Job as a reconcile reads it: all a cached Job holds, the rest empty.
+    fn from(cached: &CachedJob) -> Job {
+        Job {
+            metadata: cached.metadata.clone(),
+            spec: Some(JobSpec {
+                completion_mode: cached.spec.completion_mode.clone(),
+                ..Default::default()
+            }),
+            status: cached.status.clone(),
+        }
     }
+}
+
+/// What no controller reads of a cached Job's metadata: its labels (the Job controller's
+/// four and ciclo's, which the watch selected on). Its owner says whose it is
+/// ([`controlled_by`]); the labels, as a map of strings, would weigh as much as the rest of
+/// the metadata.
+pub fn strip_job(job: &mut CachedJob) {
+    job.metadata.labels = None;
+}
+
+/// The cached Jobs in `ns` that `owner` controls (a same-named owner deleted and created
+/// again owns none of its predecessor's).
+pub fn controlled_by<O: kube::Resource>(
+    jobs: &kube::runtime::reflector::Store<CachedJob>,
+    ns: &str,
+    owner: &O,
+) -> Vec<std::sync::Arc<CachedJob>> {
+    let uid = owner.meta().uid.as_ref();
+    jobs.state()
+        .into_iter()
+        .filter(|j| {
+            j.metadata.namespace.as_deref() == Some(ns)
+                && j.owner_references().iter().any(|r| Some(&r.uid) == uid)
+        })
+        .collect()
 }
 
 /// The watch of a component's Pods that have succeeded ([`anticipate`] reads no other): a
@@ -81,16 +123,16 @@ pub fn strip_pod(pod: &mut Pod) {
 /// taking the Pod's word saves that second on every check and every run. Only for a Job of
 /// one Pod (not Indexed: a distributed run ends when all its workers have), and only for
 /// success (a failed Pod may be retried within `backoffLimit`).
-pub fn anticipate(job: &Job, pods: &[Pod]) -> Job {
+pub fn anticipate(job: &CachedJob, pods: &[Pod]) -> Job {
     let status = job.status.clone().unwrap_or_default();
     let decided = status
         .conditions
         .iter()
         .flatten()
         .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
-    let indexed = job.spec.as_ref().and_then(|s| s.completion_mode.as_deref()) == Some("Indexed");
+    let indexed = job.spec.completion_mode.as_deref() == Some("Indexed");
     if decided || indexed {
-        return job.clone();
+        return job.into();
     }
     let uid = job.metadata.uid.as_ref();
     let finished = pods
@@ -108,9 +150,9 @@ pub fn anticipate(job: &Job, pods: &[Pod]) -> Job {
         })
         .max_by_key(|t| t.0);
     let Some(at) = finished else {
-        return job.clone();
+        return job.into();
     };
-    let mut job = job.clone();
+    let mut job = Job::from(job);
     job.status = Some(JobStatus {
         active: Some(0),
         succeeded: Some(1),
@@ -178,7 +220,7 @@ pub async fn terminated(
 mod tests {
     use super::*;
 
-    fn job(status: &str, indexed: bool) -> Job {
+    fn job(status: &str, indexed: bool) -> CachedJob {
         let mode = if indexed {
             "completionMode: Indexed, "
         } else {
@@ -235,6 +277,6 @@ status:
             false,
         );
         let done = pod("u1", "Succeeded", "2026-12-01T00:00:07Z");
-        assert_eq!(anticipate(&failed, &[done]), failed);
+        assert_eq!(anticipate(&failed, &[done]), Job::from(&failed));
     }
 }

@@ -10,9 +10,8 @@ mod decide;
 mod job;
 mod record;
 
-use super::{
-    Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
-};
+use super::workload::CachedJob;
+use super::{Ready, cache, controller, in_namespace, ready, run_until, store_ready, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::own_writes::{self, Read};
@@ -35,10 +34,10 @@ const KIND: &str = "Dataset";
 
 pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     // Only the check Jobs ciclo made, so other Jobs in the cluster never wake it.
-    let (jobs, changes) = cache::<Job>(
+    let (jobs, changes) = cache::<CachedJob>(
         &ctx,
         watch_config().labels("app.kubernetes.io/component=dataset-check"),
-        super::workload::strip_pod_template,
+        super::workload::strip_job,
     );
     let (pods, pod_changes) = cache::<Pod>(
         &ctx,
@@ -74,7 +73,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
 /// The check Jobs and their Pods, cached.
 #[derive(Clone)]
 struct Checks {
-    jobs: Store<Job>,
+    jobs: Store<CachedJob>,
     pods: Store<Pod>,
     /// The namespaces' own artifact stores.
     stores: Store<ConfigMap>,
@@ -98,7 +97,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
     // Until the first list is in, an empty cache would say "no check Job".
     caches.ready.clone().await;
     let pods = in_namespace(&caches.pods, &ns);
-    let jobs: Vec<Job> = owned_by(&caches.jobs, &ns, labels::DATASET, &ds.name_any(), &ds)
+    let jobs: Vec<Job> = super::workload::controlled_by(&caches.jobs, &ns, &ds)
         .iter()
         .map(|j| super::workload::anticipate(j, &pods))
         .collect();

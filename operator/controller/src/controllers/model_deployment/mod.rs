@@ -64,6 +64,7 @@ fn serving(
 #[derive(Clone)]
 struct Caches {
     versions: Store<DeserializeGuard<ModelVersion>>,
+    /// The scope's TrainingRuns (the cache their controller keeps): who produces a model.
     runs: Store<DeserializeGuard<TrainingRun>>,
     /// The serving pods, without their specs.
     pods: Store<Pod>,
@@ -124,7 +125,15 @@ async fn restore_registry(ctx: &Context, caches: &Caches, ns: &str, model: &str)
     }
 }
 
-pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+/// Runs the controller until `stop`; `runs` is the scope's shared TrainingRun cache.
+pub async fn run(
+    ctx: Arc<Context>,
+    (runs, run_changes): (
+        Store<DeserializeGuard<TrainingRun>>,
+        super::Subscription<TrainingRun>,
+    ),
+    stop: CancellationToken,
+) {
     // Only the serving Deployments and pods ciclo made: their readiness moves the rollout on.
     let serving_only = || watch_config().labels("app.kubernetes.io/component=model-server");
     let (deployments, deployment_changes) = cache::<Deployment>(&ctx, serving_only(), |_| {});
@@ -135,8 +144,6 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
                 super::model_version::strip(mv);
             }
         });
-    let (runs, run_changes) =
-        cache::<DeserializeGuard<TrainingRun>>(&ctx, watch_config(), producer_only);
     let (stores, store_changes) = super::artifact_store::configs(&ctx);
     let controller = controller::<ModelDeployment>(&ctx).owns_stream(deployment_changes);
     let (by_version, by_run, by_store) =
@@ -151,7 +158,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
                     .unwrap_or_default();
             serving(&by_version, mv.namespace(), &model)
         })
-        .watches_stream(run_changes, move |tr| {
+        .watches_shared_stream(run_changes, move |tr| {
             let model =
                 tr.0.as_ref()
                     .map(|tr| tr.spec.model.name.clone())
@@ -185,39 +192,12 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
+/// How often a deployment waiting for a TrainingRun's first version looks whether the run
+/// still exists.
+const PRODUCERS_RECHECK: Duration = Duration::from_secs(60);
+
 /// The objects of `store` in `ns` that could be read (a malformed one is reported by its own
 /// controller).
-/// What this controller reads of a TrainingRun: the model it produces (to wake that model's
-/// deployments, and to know a version is on its way). The rest is dropped from the cache: a
-/// platform runs thousands of TrainingRuns, and the TrainingRun controller keeps them whole.
-fn producer_only(guard: &mut DeserializeGuard<TrainingRun>) {
-    let Ok(tr) = guard.0.as_mut() else {
-        return;
-    };
-    let meta = &mut tr.metadata;
-    meta.labels = None;
-    meta.annotations = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    tr.status = None;
-    let spec = &mut tr.spec;
-    spec.trainer = None;
-    spec.image = None;
-    spec.command = Vec::new();
-    spec.args = Vec::new();
-    spec.params = Default::default();
-    spec.resources = None;
-    spec.schedule = None;
-    spec.node_selector = Default::default();
-    spec.tolerations = Vec::new();
-    spec.service_account_name = None;
-    spec.metrics = Vec::new();
-    spec.primary_metric = None;
-    spec.gates = Vec::new();
-    spec.git = None;
-    spec.retention = None;
-}
-
 fn readable<K>(store: &Store<DeserializeGuard<K>>, ns: &str) -> Vec<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
@@ -391,6 +371,15 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         held_back,
     );
     let mut requeue = plan.requeue;
+    // A producer's deletion wakes nothing here (the shared TrainingRun cache tells its
+    // readers of changes, not deletions): while the deployment waits for a version a
+    // TrainingRun is to register, it looks again now and then.
+    let awaited = md.spec.model.version.map_or(versions.is_empty(), |pinned| {
+        !versions.iter().any(|mv| mv.spec.version == pinned)
+    });
+    if producers > 0 && awaited {
+        requeue = Some(requeue.map_or(PRODUCERS_RECHECK, |r| r.min(PRODUCERS_RECHECK)));
+    }
     next.skew = match &md.spec.skew {
         Some(spec) => {
             let watched = skew_watch::watch(

@@ -11,10 +11,9 @@ mod retention;
 mod runs;
 mod schedule;
 
-use super::{
-    Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
-};
-use super::{artifact_store, workload};
+use super::artifact_store;
+use super::workload::{self, CachedJob};
+use super::{Ready, cache, in_namespace, ready, run_until, store_ready, watch_config};
 use crate::context::Context;
 use crate::error::Result;
 use crate::own_writes::{self, Read};
@@ -24,7 +23,6 @@ use ciclo_api::labels;
 use ciclo_api::training_run::TrainingRun;
 use decide::{Facts, decide};
 use jiff::Timestamp;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::ResourceExt as _;
 use kube::core::DeserializeGuard;
@@ -39,7 +37,7 @@ const KIND: &str = "TrainingRun";
 #[derive(Clone)]
 struct Caches {
     /// ciclo's training Jobs, without their pod templates.
-    jobs: Store<Job>,
+    jobs: Store<CachedJob>,
     datasets: Store<DeserializeGuard<Dataset>>,
     /// The training Jobs' succeeded Pods, without their specs: a run's end is seen on its Pod
     /// first.
@@ -50,12 +48,17 @@ struct Caches {
     ready: Ready,
 }
 
-pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
+/// Runs `controller` (over the scope's shared TrainingRun cache) until `stop`.
+pub async fn run(
+    ctx: Arc<Context>,
+    controller: kube::runtime::Controller<DeserializeGuard<TrainingRun>>,
+    stop: CancellationToken,
+) {
     // Only the training Jobs ciclo made, so other Jobs never wake it.
-    let (jobs, job_changes) = cache::<Job>(
+    let (jobs, job_changes) = cache::<CachedJob>(
         &ctx,
         watch_config().labels("app.kubernetes.io/component=training-run"),
-        super::workload::strip_pod_template,
+        workload::strip_job,
     );
     let (datasets, dataset_changes) =
         cache::<DeserializeGuard<Dataset>>(&ctx, watch_config(), |_| {});
@@ -65,7 +68,7 @@ pub async fn run(ctx: Arc<Context>, stop: CancellationToken) {
         super::workload::strip_pod,
     );
     let (stores, store_changes) = artifact_store::configs(&ctx);
-    let controller = controller::<TrainingRun>(&ctx).owns_stream(job_changes);
+    let controller = controller.owns_stream(job_changes);
     let store = controller.store();
     let controller = controller.watches_stream(store_changes, artifact_store::wakes(store.clone()));
     // A Dataset appearing, changing or going wakes the runs that train on it.
@@ -120,7 +123,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .get(&ObjectRef::new(&tr.spec.dataset.name).within(&ns))
         .and_then(|g| g.0.as_ref().ok().cloned());
     let pods = in_namespace(&caches.pods, &ns);
-    let jobs = owned_by(&caches.jobs, &ns, labels::TRAINING_RUN, &tr.name_any(), &tr)
+    let jobs = workload::controlled_by(&caches.jobs, &ns, &tr)
         .iter()
         .map(|j| workload::anticipate(j, &pods))
         .collect();
