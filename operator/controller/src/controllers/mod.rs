@@ -276,15 +276,18 @@ where
     .boxed()
 }
 
-/// The objects in `store` in namespace `ns`.
-pub fn in_namespace<K>(store: &Store<K>, ns: &str) -> Vec<K>
+/// The objects in `store` in namespace `ns` that `keep` selects. Selected before they are
+/// cloned: a reconcile copies what concerns it, not the whole namespace (at 1000
+/// ModelDeployments, copying every serving pod and version in each reconcile took the
+/// operator from under 100 MiB to 230 MiB on a restart).
+pub fn in_namespace<K>(store: &Store<K>, ns: &str, keep: impl Fn(&K) -> bool) -> Vec<K>
 where
     K: Resource<DynamicType = ()> + Clone,
 {
     store
         .state()
         .iter()
-        .filter(|o| o.namespace().as_deref() == Some(ns))
+        .filter(|o| o.namespace().as_deref() == Some(ns) && keep(o))
         .map(|o| (**o).clone())
         .collect()
 }

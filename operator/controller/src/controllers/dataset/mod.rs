@@ -96,7 +96,9 @@ async fn reconcile(ctx: Arc<Context>, caches: Checks, cached: Dataset) -> Result
     let jobs_api: Api<Job> = Api::namespaced(ctx.client.clone(), &ns);
     // Until the first list is in, an empty cache would say "no check Job".
     caches.ready.clone().await;
-    let pods = in_namespace(&caches.pods, &ns);
+    let pods = in_namespace(&caches.pods, &ns, |p| {
+        p.labels().get(labels::DATASET) == Some(&ds.name_any())
+    });
     let jobs: Vec<Job> = super::workload::controlled_by(&caches.jobs, &ns, &ds)
         .iter()
         .map(|j| super::workload::anticipate(j, &pods))

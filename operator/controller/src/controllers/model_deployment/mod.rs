@@ -197,8 +197,8 @@ pub async fn run(
 const PRODUCERS_RECHECK: Duration = Duration::from_secs(60);
 
 /// The objects of `store` in `ns` that could be read (a malformed one is reported by its own
-/// controller).
-fn readable<K>(store: &Store<DeserializeGuard<K>>, ns: &str) -> Vec<K>
+/// controller) and that `keep` selects, selected before they are cloned (see `in_namespace`).
+fn readable<K>(store: &Store<DeserializeGuard<K>>, ns: &str, keep: impl Fn(&K) -> bool) -> Vec<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
@@ -206,7 +206,7 @@ where
         .state()
         .iter()
         .filter(|g| g.namespace().as_deref() == Some(ns))
-        .filter_map(|g| g.0.as_ref().ok().cloned())
+        .filter_map(|g| g.0.as_ref().ok().filter(|k| keep(k)).cloned())
         .collect()
 }
 
@@ -224,10 +224,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
     let model = &md.spec.model.name;
     // Every version of the model, also those registered by hand or by another tool without
     // ciclo's labels.
-    let versions: Vec<ModelVersion> = readable(&caches.versions, &ns)
-        .into_iter()
-        .filter(|mv| &mv.spec.model == model)
-        .collect();
+    let versions = readable(&caches.versions, &ns, |mv| &mv.spec.model == model);
     // A model without versions in the cluster (rebuilt from git) gets them back from the
     // registry's records; the new versions reach this reconcile through the cache.
     if versions.is_empty() && caches.restores.due(&ns, model) {
@@ -248,11 +245,10 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         decide(&md, &versions, producers),
         serving_now,
     );
-    let pods: Vec<Pod> = in_namespace(&caches.pods, &ns)
-        .into_iter()
-        .filter(|p| p.labels().get(labels::DEPLOYMENT) == Some(&md.name_any()))
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect();
+    let pods: Vec<Pod> = in_namespace(&caches.pods, &ns, |p| {
+        p.labels().get(labels::DEPLOYMENT) == Some(&md.name_any())
+            && p.metadata.deletion_timestamp.is_none()
+    });
     let by_version = observe(&pods);
 
     let current = md.status.clone().unwrap_or_default();

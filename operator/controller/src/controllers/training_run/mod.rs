@@ -122,7 +122,9 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Re
         .datasets
         .get(&ObjectRef::new(&tr.spec.dataset.name).within(&ns))
         .and_then(|g| g.0.as_ref().ok().cloned());
-    let pods = in_namespace(&caches.pods, &ns);
+    let pods = in_namespace(&caches.pods, &ns, |p| {
+        p.labels().get(labels::TRAINING_RUN) == Some(&tr.name_any())
+    });
     let jobs = workload::controlled_by(&caches.jobs, &ns, &tr)
         .iter()
         .map(|j| workload::anticipate(j, &pods))
