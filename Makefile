@@ -39,11 +39,12 @@ example-images: ## build the example trainer's and runtime's images from their C
 	  e2e/cluster/load-image.sh "$$(e2e/cluster/app-image.sh examples/runtimes/mlserver localhost/ciclo-examples/mlserver-onnx:e2e)"; \
 	else echo "example-images: no kubelet node (the process node runs no images)"; fi
 
-bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, a sharded check with 1, 2 and 4 workers (equality and a cost model), profiling vs Polars, 10,000 TrainingRuns vs 10,000 Jobs (local cluster), one TrainingRun iterated 200 times (soak), serving over REST and gRPC beside a bare server and MLServer (model.json and an exporter-made ONNX file), and with capture at 10 % and 100 %
+bench: ## benchmarks, each figure beside its peer: hashing vs b3sum, re-snapshot, memory, a sharded check with 1, 2 and 4 workers (equality and a cost model), profiling vs Polars, 10,000 TrainingRuns vs 10,000 Jobs and 1000 ModelDeployments vs 1000 Deployments (local cluster), one TrainingRun iterated 200 times (soak), serving over REST and gRPC beside a bare server and MLServer (model.json and an exporter-made ONNX file), and with capture at 10 % and 100 %
 	e2e/bench/snapshot.sh
 	e2e/bench/sharding.sh
 	e2e/bench/profile.sh
 	BENCH_TRAININGRUNS=$${BENCH_TRAININGRUNS:-10000} e2e/bench/trainingruns.sh
+	e2e/bench/modeldeployments.sh
 	e2e/bench/soak.sh
 	e2e/bench/serve.sh
 

@@ -1,4 +1,5 @@
-# The harness the operator benchmarks share (sourced by trainingruns.sh and soak.sh): the
+# The harness the operator benchmarks share (sourced by trainingruns.sh, modeldeployments.sh
+# and soak.sh): the
 # release build, the local cluster (started if it is not up, stopped again at the end), the
 # CRDs, no other ciclo operator (scaled to 0 and restored), the operator as a local process
 # with its metrics, and a suspended Dataset whose versions the benchmark records itself.
@@ -7,7 +8,8 @@
 # and optionally operator_args (more flags for `ciclo operator`).
 # It gets: log, die, calc, now, kc, work, watchers, namespaces, start_operator, stop_operator,
 # scrape, metric, requests, own_writes, lease_writes, rss_kib, mib, wait_for_leader,
-# accept_version, and a running operator that leads, over the Dataset `bench` in $ns.
+# accept_version, wait_quiet, by_verb, by_resource, met, and a running operator that leads,
+# over the Dataset `bench` in $ns.
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -116,6 +118,64 @@ own_writes() {
 lease_writes() { metric "$1" ciclo_kube_requests_total 'resource="leases".*verb="(create|update|patch)"|verb="(create|update|patch)".*resource="leases"'; }
 rss_kib() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$op_pid/status"; }
 mib() { calc "$1 / 1024"; }
+
+# wait_quiet <scrape file> [reconciles]: returns once the operator has made no request but the
+# Lease's (and with `reconciles`, started no reconcile either) for $quiet seconds, its last
+# scrape in the file, and sets $quiet_at to when its last request was seen (to a quarter
+# second) and $max_sockets to the most sockets it held meanwhile (connections to the API
+# server, and its metrics listener).
+wait_quiet() {
+    local last=-1 n s t deadline=$((SECONDS + timeout))
+    quiet_at=$(now)
+    max_sockets=0
+    while :; do
+        ((SECONDS < deadline)) || die "the operator was still busy after ${timeout}s"
+        t=$(now)
+        scrape >"$1"
+        n=$(requests "$1")
+        [[ "${2:-}" == reconciles ]] && n=$((n + $(metric "$1" ciclo_reconcile_runs_total)))
+        if ((n != last)); then
+            quiet_at=$t
+            last=$n
+        fi
+        s=$(find "/proc/$op_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+        ((s > max_sockets)) && max_sockets=$s
+        [[ "$(calc "($t - $quiet_at >= $quiet) ? 1 : 0")" == 1 ]] && return 0
+        sleep 0.25
+    done
+}
+
+# by_verb <from scrape> <to scrape> <n>: the requests between two scrapes (the Lease's left
+# out) divided by <n>, by verb: "create 2.00, patch 1.00".
+by_verb() {
+    awk -v n="$3" '
+        FNR == 1 { f++ }
+        /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
+            match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+            if (f == 1) a[v] -= $NF; else a[v] += $NF
+        }
+        END {
+            split("get list watch create update patch delete", order, " ")
+            for (i = 1; i in order; i++) { v = order[i]; if (v in a && a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }; delete a[v] }
+            for (v in a) if (a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }
+        }' "$1" "$2"
+}
+
+# by_resource <from scrape> <to scrape> <n>: the same by verb and resource, without those under
+# 0.005 (a watch's renewal): "create events 1.00; patch deployments 1.00".
+by_resource() {
+    awk -v n="$3" '
+        FNR == 1 { f++ }
+        /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
+            match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
+            match($0, /resource="[^"]*"/); r = substr($0, RSTART + 10, RLENGTH - 11)
+            k = v " " r
+            if (f == 1) a[k] -= $NF; else a[k] += $NF
+        }
+        END { for (k in a) if (a[k] / n >= 0.005 || a[k] / n <= -0.005) printf "%s %.2f\n", k, a[k] / n }' "$1" "$2" | sort | paste -sd ';' | sed 's/;/; /g'
+}
+
+met() { if [[ "$1" == 1 ]]; then echo met; else echo MISSED; fi; }
 
 # Waits until the operator leads (after a restart, the Lease it released is free at once).
 wait_for_leader() {
