@@ -103,7 +103,6 @@ import json, sys
 print(sum(1 for e in json.load(sys.stdin)["items"]
           if e.get("reason") == "RunSucceeded" and e.get("regarding", {}).get("name") == "soak"))')
 
-met() { if [[ "$1" == 1 ]]; then echo met; else echo MISSED; fi; }
 per10() { calc "($2 - $1) / 10"; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); kubernetes $(kc version -o json | python3 -c 'import json, sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])'); ciclo operator (release) as a local process"
 printf '%-46s %-24s %s\n' "one TrainingRun, $iterations iterations" "ciclo" "goal"

@@ -156,29 +156,6 @@ tr_apply=$(calc "$(now) - $t0")
 tr_jobs=$(wait_for_jobs "$ns" "$selector" "$t0")
 log "$count Jobs exist after $tr_jobs s (the apply took $tr_apply s)"
 
-# wait_quiet <scrape file>: returns once the operator has made no request but the Lease's for
-# $quiet seconds, its last scrape in the file, and sets $quiet_at to when its last request
-# was seen (to a quarter second) and $max_sockets to the most sockets it held meanwhile
-# (connections to the API server, and its metrics listener).
-wait_quiet() {
-    local last=-1 n s t deadline=$((SECONDS + timeout))
-    quiet_at=$(now)
-    max_sockets=0
-    while :; do
-        ((SECONDS < deadline)) || die "the operator was still busy after ${timeout}s"
-        t=$(now)
-        scrape >"$1"
-        n=$(requests "$1")
-        if ((n != last)); then
-            quiet_at=$t
-            last=$n
-        fi
-        s=$(find "/proc/$op_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)
-        ((s > max_sockets)) && max_sockets=$s
-        [[ "$(calc "($t - $quiet_at >= $quiet) ? 1 : 0")" == 1 ]] && return 0
-        sleep 0.25
-    done
-}
 wait_quiet "$work/m1"
 tr_quiet=$(calc "$quiet_at - $t0")
 running=$(kc -n "$ns" get trainingruns -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Running")].status}{"\n"}{end}' | grep -c '^True$' || true)
@@ -211,17 +188,7 @@ restart_rss=$(rss_kib VmHWM)
 restart_sockets=$max_sockets
 
 # Requests per TrainingRun from the apply until quiet, by verb, the Lease's left out.
-per_verb=$(awk -v n="$count" '
-    FNR == 1 { f++ }
-    /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
-        match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
-        if (f == 1) a[v] -= $NF; else a[v] += $NF
-    }
-    END {
-        split("get list watch create update patch delete", order, " ")
-        for (i = 1; i in order; i++) { v = order[i]; if (v in a && a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }; delete a[v] }
-        for (v in a) if (a[v] != 0) { printf "%s%s %.2f", sep, v, a[v] / n; sep = ", " }
-    }' "$work/m0" "$work/m1")
+per_verb=$(by_verb "$work/m0" "$work/m1" "$count")
 per_resource=$(awk -v n="$count" '
     FNR == 1 { f++ }
     /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
@@ -233,7 +200,6 @@ per_resource=$(awk -v n="$count" '
     END { for (k in a) if (a[k] != 0) printf "%s %.2f\n", k, a[k] / n }' "$work/m0" "$work/m1" | sort | paste -sd ';' | sed 's/;/; /g')
 total=$(($(requests "$work/m1") - $(requests "$work/m0")))
 
-met() { if [[ "$1" == 1 ]]; then echo met; else echo MISSED; fi; }
 rss_met=$(met "$(calc "($peak_rss / 1024 <= $rss_goal_mib && $restart_rss / 1024 <= $rss_goal_mib) ? 1 : 0")")
 requests_met=$(met "$(calc "($total / $count <= $requests_goal) ? 1 : 0")")
 jobs_met=$(met "$(calc "($tr_jobs / $peer_jobs <= $jobs_ratio_goal) ? 1 : 0")")
