@@ -31,10 +31,11 @@ spec:
   analysis: {minRequests: 10, maxErrorRatio: 0.0}
 "#;
 
-/// A team's trainer that takes half a minute: its run is under way during the upgrade.
+/// A team's trainer that takes a minute: its run is under way during the upgrade (which took
+/// from 5 to 30 s in runs here).
 const SLOW_TRAINER: &str = r#"
 import json, os, time
-time.sleep(30)
+time.sleep(60)
 summary = {"outcome": "Succeeded", "metrics": {"accuracy": 0.95},
            "model": os.environ["CICLO_OUTPUT_URI"] + "/model.json", "digest": "blake3:00ab"}
 with open("/dev/termination-log", "w") as f:
@@ -150,7 +151,7 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
     })
     .await["stepStarted"]
         .clone();
-    // Started now, it trains through the upgrade (which takes seconds, the run 30).
+    // Started now, it trains through the upgrade (which takes seconds, the run 60).
     apply(&ns, &user_run("slow", SLOW_TRAINER, 0.95, 0.9));
     wait_status(&w.runs, "slow", "the slow run under way", |s| {
         s["currentRun"].is_object()
@@ -197,6 +198,7 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
     let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![step.clone()]));
     let judged_from = step.as_str().unwrap().parse::<jiff::Timestamp>().unwrap()
         + jiff::SignedDuration::from_secs(35);
+    let last = std::sync::Mutex::new(Value::Null);
     wait_for(TIMEOUT, "version 2 promoted", || async {
         let s = status(&deployments, "points").await;
         // Until the step's pause is nearly over: its end promotes, and applies the new template
@@ -212,10 +214,17 @@ async fn an_upgrade_mid_run_and_mid_canary_loses_nothing_duplicates_nothing_and_
         if s["stepStarted"].is_string() && !seen.contains(&s["stepStarted"]) {
             seen.push(s["stepStarted"].clone());
         }
-        Ok(s["servingVersion"] == 2 && s["canaryVersion"].is_null())
+        let done = s["servingVersion"] == 2 && s["canaryVersion"].is_null();
+        *last.lock().unwrap() = s;
+        Ok(done)
     })
     .await
-    .unwrap();
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}; the ModelDeployment's status: {}",
+            last.lock().unwrap()
+        )
+    });
     assert_eq!(
         *seen.lock().unwrap(),
         [step],

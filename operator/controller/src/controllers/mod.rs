@@ -262,8 +262,20 @@ pub fn ready(stores: Vec<futures::future::BoxFuture<'static, ()>>) -> Ready {
         .shared()
 }
 
+/// How often a wait for a cache looks again whether it is ready (see [`store_ready`]).
+const CACHE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long a cache may take to get its first list before the operator says so.
+const CACHE_SLOW: std::time::Duration = std::time::Duration::from_secs(20);
+
 /// The moment `store` is ready, for [`ready`]. (An error means the cache's writer is gone with
 /// its controller: nothing more will be read from it either way.)
+///
+/// It looks again every second instead of trusting the store's wake-up: another task may
+/// wait on the same store (kube's runner waits for a controller's store before its first
+/// reconcile, and the TrainingRun cache is shared with the ModelDeployment controller), and
+/// the store's one-shot channel wakes only the last task that looked. The ModelDeployment
+/// controller waited forever that way after an upgrade, in the middle of a canary step.
 pub fn store_ready<K>(store: &Store<K>) -> futures::future::BoxFuture<'static, ()>
 where
     K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
@@ -271,7 +283,22 @@ where
     use futures::FutureExt as _;
     let store = store.clone();
     async move {
-        let _ = store.wait_until_ready().await;
+        let started = tokio::time::Instant::now();
+        let mut warned = false;
+        while tokio::time::timeout(CACHE_RECHECK, store.wait_until_ready())
+            .await
+            .is_err()
+        {
+            // Reconciles wait for it: say which cache holds them up.
+            if !warned && started.elapsed() >= CACHE_SLOW {
+                warned = true;
+                tracing::warn!(
+                    kind = %K::kind(&()),
+                    waited = ?started.elapsed(),
+                    "a cache has not had its first list yet; reconciles that read it wait"
+                );
+            }
+        }
     }
     .boxed()
 }
@@ -378,6 +405,7 @@ where
             return Ok(Action::await_change());
         }
     };
+    tracing::debug!(object = %key, "reconciling");
     let result = reconcile(ctx.clone(), obj).await;
     if result.is_ok() {
         ctx.succeeded(&key);
@@ -540,5 +568,27 @@ mod tests {
                 .expect("a waiter was never woken")
                 .unwrap();
         }
+    }
+
+    /// The TrainingRun cache is waited on by its controller's runner (kube) and by the
+    /// ModelDeployment controller's reconciles: the store wakes only the last task that
+    /// looked, and the other must still go on.
+    #[tokio::test]
+    async fn a_wait_for_a_cache_goes_on_when_another_task_waits_on_it_too() {
+        use kube::runtime::watcher::Event;
+        let (reader, mut writer) = kube::runtime::reflector::store::<Job>();
+        let ours = tokio::spawn(ready(vec![store_ready(&reader)]));
+        tokio::task::yield_now().await;
+        // Another task looks after ours: the store's channel now keeps only its waker.
+        let other = reader.clone();
+        let theirs = tokio::spawn(async move { other.wait_until_ready().await.is_ok() });
+        tokio::task::yield_now().await;
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitDone);
+        assert!(theirs.await.unwrap());
+        tokio::time::timeout(std::time::Duration::from_secs(10), ours)
+            .await
+            .expect("the first waiter was never woken")
+            .unwrap();
     }
 }
