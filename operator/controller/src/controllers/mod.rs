@@ -48,7 +48,7 @@ async fn run_scope(ctx: Arc<Context>, stop: CancellationToken) {
     tracing::info!(namespace = ?ctx.namespace, "starting controllers");
     // The TrainingRuns, watched and cached once for their controller and for the
     // ModelDeployment controller (which reads who produces a model).
-    let runs = Shared::<TrainingRun>::new(&ctx);
+    let mut runs = Shared::<TrainingRun>::new(&ctx);
     let (for_deployments, runs_store) = (runs.subscribe(), runs.store.clone());
     let (runs_controller, runs_feed) = runs.into_controller();
     tokio::join!(
@@ -153,38 +153,45 @@ const SHARED_BUFFER: usize = 256;
 
 /// One watch and one cache of `K` (readable objects as [`controller`] keeps them) for the
 /// controller of `K` and for other controllers that read `K` too: each object is held once,
-/// however many controllers read it, and each subscriber sees every applied object (not a
+/// however many controllers read it, and each reader is handed every applied object (not a
 /// deletion). The feed must run for any of them to see anything.
+///
+/// Not kube's shared reflector (`store_shared` and its `ReflectHandle`): a handle looks each
+/// change up in the store when it is read, and when the object was deleted in between it
+/// returns `Pending` without asking to be woken, so that reader never sees another change,
+/// and once the buffer is full the watch itself stops. Here a reader is handed the object.
 pub struct Shared<K: Watched> {
     pub store: Store<DeserializeGuard<K>>,
     writer: kube::runtime::reflector::store::Writer<DeserializeGuard<K>>,
+    readers: Vec<futures::channel::mpsc::Sender<Arc<DeserializeGuard<K>>>>,
     ctx: Arc<Context>,
 }
 
 /// The changes of a [`Shared`] cache, for one reader.
-pub type Subscription<K> = kube::runtime::reflector::ReflectHandle<DeserializeGuard<K>>;
+pub type Subscription<K> = futures::channel::mpsc::Receiver<Arc<DeserializeGuard<K>>>;
 
 impl<K: Watched> Shared<K> {
     pub fn new(ctx: &Arc<Context>) -> Self {
-        let (store, writer) = kube::runtime::reflector::store_shared(SHARED_BUFFER);
+        let (store, writer) = kube::runtime::reflector::store();
         Shared {
             store,
             writer,
+            readers: Vec::new(),
             ctx: ctx.clone(),
         }
     }
 
     /// The changes, for a reader other than `K`'s controller.
-    pub fn subscribe(&self) -> Subscription<K> {
-        self.writer
-            .subscribe()
-            .expect("a shared store's writer has subscribers")
+    pub fn subscribe(&mut self) -> Subscription<K> {
+        let (tx, rx) = futures::channel::mpsc::channel(SHARED_BUFFER);
+        self.readers.push(tx);
+        rx
     }
 
     /// `K`'s controller over this cache, and the feed: the watch that fills the cache and
-    /// tells every subscriber, to run beside the controllers.
+    /// hands the changes to every reader, to run beside the controllers.
     pub fn into_controller(
-        self,
+        mut self,
     ) -> (
         kube::runtime::Controller<DeserializeGuard<K>>,
         impl std::future::Future<Output = ()> + Send,
@@ -192,17 +199,50 @@ impl<K: Watched> Shared<K> {
         let controller =
             kube::runtime::Controller::for_shared_stream(self.subscribe(), self.store.clone());
         let config = initial_list(&self.ctx, watch_config());
-        let feed = kube::runtime::watcher(api::<DeserializeGuard<K>>(&self.ctx), config)
+        let events = kube::runtime::watcher(api::<DeserializeGuard<K>>(&self.ctx), config)
             .default_backoff()
-            .modify(|obj| unread_metadata(obj.meta_mut()))
-            .reflect_shared(self.writer)
-            .for_each(|event| {
-                if let Err(e) = event {
-                    tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
-                }
-                futures::future::ready(())
-            });
-        (controller, feed)
+            .modify(|obj| unread_metadata(obj.meta_mut()));
+        (controller, fan_out(events, self.writer, self.readers))
+    }
+}
+
+/// Applies each watch event to the cache, then hands what changed to every reader: an
+/// applied object, or every object once a (re)list is in. A deletion is handed to no one (as
+/// kube's own shared streams do; a controller finds the object gone from its cache).
+async fn fan_out<K>(
+    events: impl futures::Stream<
+        Item = Result<kube::runtime::watcher::Event<K>, kube::runtime::watcher::Error>,
+    >,
+    mut writer: kube::runtime::reflector::store::Writer<K>,
+    mut readers: Vec<futures::channel::mpsc::Sender<Arc<K>>>,
+) where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    use futures::SinkExt as _;
+    use kube::runtime::reflector::Lookup as _;
+    use kube::runtime::watcher::Event;
+    let store = writer.as_reader();
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::warn!(kind = %K::kind(&()), error = %e, "watch failed; retrying");
+                continue;
+            }
+        };
+        writer.apply_watcher_event(&event);
+        let changed = match &event {
+            Event::Apply(obj) => store.get(&obj.to_object_ref(())).into_iter().collect(),
+            Event::InitDone => store.state(),
+            Event::Delete(_) | Event::Init | Event::InitApply(_) => Vec::new(),
+        };
+        for obj in changed {
+            for reader in &mut readers {
+                // A reader gone (its controller stopped) just misses it.
+                let _ = reader.send(obj.clone()).await;
+            }
+        }
     }
 }
 
@@ -590,5 +630,69 @@ mod tests {
             .await
             .expect("the first waiter was never woken")
             .unwrap();
+    }
+
+    fn named(name: &str) -> Job {
+        Job {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ml".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    /// A change whose object is deleted before its reader gets to it must not stop the
+    /// reader: kube's shared handle stalled there for good.
+    #[tokio::test]
+    async fn a_reader_of_a_shared_cache_goes_on_past_an_object_deleted_before_it_read_it() {
+        use kube::runtime::watcher::Event;
+        let (store, writer) = kube::runtime::reflector::store::<Job>();
+        let (tx, mut rx) = futures::channel::mpsc::channel(SHARED_BUFFER);
+        let events = futures::stream::iter(
+            [
+                Event::Init,
+                Event::InitDone,
+                Event::Apply(named("a")),
+                Event::Delete(named("a")),
+                Event::Apply(named("b")),
+            ]
+            .map(Ok),
+        );
+        // The whole feed runs before the reader reads anything.
+        fan_out(events, writer, vec![tx]).await;
+        let seen: Vec<String> = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            (&mut rx).map(|j| j.name_any()).collect::<Vec<_>>(),
+        )
+        .await
+        .expect("the reader stalled");
+        assert_eq!(seen, ["a", "b"]);
+        assert_eq!(store.state().len(), 1, "the cache holds b only");
+    }
+
+    /// A (re)list hands every object to the readers: that is how a controller starts.
+    #[tokio::test]
+    async fn a_list_hands_every_object_of_a_shared_cache_to_every_reader() {
+        use kube::runtime::watcher::Event;
+        let (_, writer) = kube::runtime::reflector::store::<Job>();
+        let (tx1, rx1) = futures::channel::mpsc::channel(SHARED_BUFFER);
+        let (tx2, rx2) = futures::channel::mpsc::channel(SHARED_BUFFER);
+        let events = futures::stream::iter(
+            [
+                Event::Init,
+                Event::InitApply(named("a")),
+                Event::InitApply(named("b")),
+                Event::InitDone,
+            ]
+            .map(Ok),
+        );
+        fan_out(events, writer, vec![tx1, tx2]).await;
+        for rx in [rx1, rx2] {
+            let mut seen: Vec<String> = rx.map(|j| j.name_any()).collect().await;
+            seen.sort();
+            assert_eq!(seen, ["a", "b"]);
+        }
     }
 }
