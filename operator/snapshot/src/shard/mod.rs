@@ -115,6 +115,16 @@ pub(crate) async fn run(ready: &Ready<'_>, sharding: &Sharding) -> Result<Snapsh
     let sizes: Vec<u64> = listed.iter().map(|l| l.meta.size).collect();
     let ranges = split::split(&sizes, sharding.shards);
     let mine = ranges[sharding.index].clone();
+    // Each phase is logged (with the log line's own time) so a check's time can be split
+    // between listing, hashing, the hand-over and the merge from outside.
+    tracing::info!(
+        shard = sharding.index,
+        files = listed.len(),
+        bytes = sizes.iter().sum::<u64>(),
+        share_files = mine.len(),
+        share_bytes = sizes[mine.clone()].iter().sum::<u64>(),
+        "listed the source"
+    );
     let digest = handoff::listing_digest(&listed);
     let share = share(
         ready,
@@ -135,6 +145,7 @@ pub(crate) async fn run(ready: &Ready<'_>, sharding: &Sharding) -> Result<Snapsh
     let folder = Folder::new(store, &sharding.dir);
     if sharding.index > 0 {
         folder.put(&share).await?;
+        tracing::info!(shard = sharding.index, "handed this share to worker 0");
         return Ok(SnapshotSummary {
             outcome: Outcome::Part,
             id: None,
@@ -151,7 +162,13 @@ pub(crate) async fn run(ready: &Ready<'_>, sharding: &Sharding) -> Result<Snapsh
         workers = sharding.shards - 1,
         "waiting for the other workers' shares"
     );
+    let waiting = std::time::Instant::now();
     let others = folder.collect(sharding.shards, sharding.wait).await?;
+    tracing::info!(
+        shares = others.len(),
+        waited = ?waiting.elapsed(),
+        "all the other workers' shares are in"
+    );
     let merged = merge(ready, &listed, &ranges, share, others).await;
     // Whatever came of them, the shares have served.
     folder.remove().await;
