@@ -189,15 +189,7 @@ restart_sockets=$max_sockets
 
 # Requests per TrainingRun from the apply until quiet, by verb, the Lease's left out.
 per_verb=$(by_verb "$work/m0" "$work/m1" "$count")
-per_resource=$(awk -v n="$count" '
-    FNR == 1 { f++ }
-    /^ciclo_kube_requests_total\{/ && !/resource="leases"/ {
-        match($0, /verb="[^"]*"/); v = substr($0, RSTART + 6, RLENGTH - 7)
-        match($0, /resource="[^"]*"/); r = substr($0, RSTART + 10, RLENGTH - 11)
-        k = v " " r
-        if (f == 1) a[k] -= $NF; else a[k] += $NF
-    }
-    END { for (k in a) if (a[k] != 0) printf "%s %.2f\n", k, a[k] / n }' "$work/m0" "$work/m1" | sort | paste -sd ';' | sed 's/;/; /g')
+per_resource=$(by_resource "$work/m0" "$work/m1" "$count")
 total=$(($(requests "$work/m1") - $(requests "$work/m0")))
 
 rss_met=$(met "$(calc "($peak_rss / 1024 <= $rss_goal_mib && $restart_rss / 1024 <= $rss_goal_mib) ? 1 : 0")")
