@@ -10,25 +10,52 @@
 //! they are comparable as increasing integers within one resource type (KEP-5504, part of
 //! conformance). Where a server's are not (not decimal), the reconcile reads the object
 //! fresh, as it always did.
+//!
+//! A kind whose cache keeps only part of each object (TrainingRuns: see
+//! `controllers/training_run/cached.rs`) is read whole from the API server instead
+//! ([`read_whole`]), except right after this process wrote it: the object a write returns is
+//! kept for a while ([`OwnWrites::keep_objects_of`]), and while the cache holds that very
+//! version it is the object, with no request. Most reconciles of such a kind follow its own
+//! status write (the write's watch event, then its Job's changes).
 
 use crate::context::Context;
 use crate::error::Result;
 use crate::status::Owner;
 use kube::ResourceExt as _;
 use kube::api::Api;
+use kube::core::DeserializeGuard;
+use std::any::Any;
 use std::cmp::Ordering;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long a write is waited for. A watch that lost its connection relists and delivers the
 /// write later; past this, the object is read fresh once instead.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-/// The resource versions this process's status writes produced, per object.
+/// How long a written object is kept ([`OwnWrites::keep_objects_of`]). The reconciles that
+/// follow a write come within seconds (its own watch event, its Job's first changes); after
+/// this the object is read from the API server, which is always right. Short, because while
+/// many objects are written (10,000 TrainingRuns applied at once) the kept ones add up.
+const KEEP: Duration = Duration::from_secs(10);
+
+/// The resource versions this process's status writes produced, per object, and for the
+/// kinds that ask, the objects themselves for a while.
 #[derive(Default)]
 pub struct OwnWrites {
-    written: Mutex<HashMap<Key, (String, Instant)>>,
+    written: Mutex<HashMap<Key, Written>>,
+    /// The kinds whose written objects are kept ([`OwnWrites::keep_objects_of`]).
+    keeping: Mutex<HashSet<String>>,
+}
+
+/// This process's last write of an object.
+struct Written {
+    /// The resource version it produced; empty while unknown.
+    version: String,
+    at: Instant,
+    /// The object as the write returned it, for a kind that keeps them.
+    object: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 /// Kind, namespace, name.
@@ -47,29 +74,87 @@ pub enum Freshness {
 }
 
 impl OwnWrites {
+    /// Keeps the objects this process writes of `kind` for [`KEEP`], for [`read_whole`]:
+    /// for a kind whose cache does not hold whole objects.
+    pub fn keep_objects_of(&self, kind: &str) {
+        self.keeping
+            .lock()
+            .expect("own writes lock")
+            .insert(kind.to_string());
+    }
+
     /// Records that this process wrote `kind` `ns`/`name`, which then had `resource_version`.
     pub fn wrote(&self, kind: &str, ns: &str, name: &str, resource_version: Option<&str>) {
+        self.record(kind, ns, name, resource_version, None);
+    }
+
+    fn record(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        resource_version: Option<&str>,
+        object: Option<Arc<dyn Any + Send + Sync>>,
+    ) {
         let key = (kind.to_string(), ns.to_string(), name.to_string());
         let mut written = self.written.lock().expect("own writes lock");
-        match resource_version {
-            Some(rv) => written.insert(key, (rv.to_string(), Instant::now())),
-            // A write whose result is unknown: nothing to wait for, read fresh next time.
-            None => written.insert(key, (String::new(), Instant::now())),
-        };
+        if object.is_some() {
+            // Kept objects are dropped once [`KEEP`] has passed, read or not: the map holds
+            // the writes of the last moments, not a second cache. (Their versions go with
+            // them: a slim kind's reconcile then reads the object from the API server.)
+            written.retain(|_, w| w.object.is_none() || w.at.elapsed() < KEEP);
+        }
+        written.insert(
+            key,
+            Written {
+                // A write whose result is unknown: nothing to wait for, read fresh next time.
+                version: resource_version.unwrap_or_default().to_string(),
+                at: Instant::now(),
+                object,
+            },
+        );
     }
 
     /// Makes `write` (a write of `kind` `ns`/`name` answered with the object) and records the
-    /// version it made. Until the answer comes, and if none does (a write that timed out may
-    /// still have been made), the object is read fresh next time.
-    pub async fn write<K: kube::Resource>(
+    /// version it made, and the object for a kind that keeps them. Until the answer comes,
+    /// and if none does (a write that timed out may still have been made), the object is
+    /// read fresh next time.
+    pub async fn write<K: kube::Resource + Clone + Send + Sync + 'static>(
         &self,
         (kind, ns, name): (&str, &str, &str),
         write: impl std::future::Future<Output = kube::Result<K>>,
     ) -> kube::Result<K> {
         self.wrote(kind, ns, name, None);
         let written = write.await?;
-        self.wrote(kind, ns, name, written.meta().resource_version.as_deref());
+        let keep = self.keeping.lock().expect("own writes lock").contains(kind);
+        let object = keep.then(|| {
+            let mut kept = written.clone();
+            // As a cache keeps it: the managed fields alone, parsed, can weigh more than the
+            // rest of the object.
+            crate::controllers::unread_metadata(kept.meta_mut());
+            Arc::new(kept) as Arc<dyn Any + Send + Sync>
+        });
+        let version = written.meta().resource_version.as_deref();
+        self.record(kind, ns, name, version, object);
         Ok(written)
+    }
+
+    /// The object this process last wrote of `kind` `ns`/`name`, if it is kept and of
+    /// resource version `version` (what the cache holds).
+    fn kept<K: Clone + 'static>(
+        &self,
+        kind: &str,
+        ns: &str,
+        name: &str,
+        version: &str,
+    ) -> Option<K> {
+        let key = (kind.to_string(), ns.to_string(), name.to_string());
+        let written = self.written.lock().expect("own writes lock");
+        let w = written.get(&key)?;
+        if w.version != version || w.at.elapsed() >= KEEP {
+            return None;
+        }
+        w.object.as_ref()?.downcast_ref::<K>().cloned()
     }
 
     /// Whether the cached object (of resource version `cached`) includes this process's last
@@ -77,15 +162,19 @@ impl OwnWrites {
     pub fn freshness(&self, kind: &str, ns: &str, name: &str, cached: Option<&str>) -> Freshness {
         let key = (kind.to_string(), ns.to_string(), name.to_string());
         let mut written = self.written.lock().expect("own writes lock");
-        let Some((wrote, at)) = written.get(&key) else {
+        let Some(w) = written.get(&key) else {
             return Freshness::Current;
         };
-        let verdict = match cached.and_then(|c| compare(c, wrote)) {
-            Some(Ordering::Less) if at.elapsed() < PATIENCE => Freshness::Behind,
+        let order = cached.and_then(|c| compare(c, &w.version));
+        let verdict = match order {
+            Some(Ordering::Less) if w.at.elapsed() < PATIENCE => Freshness::Behind,
             Some(Ordering::Less) | None => Freshness::Unknown,
             Some(Ordering::Equal | Ordering::Greater) => Freshness::Current,
         };
-        if verdict != Freshness::Behind {
+        // A kept object stays while the cache holds its version (the reconciles that follow
+        // read it); otherwise the write is forgotten once the cache is past it.
+        let kept = w.object.is_some() && order == Some(Ordering::Equal);
+        if verdict != Freshness::Behind && !kept {
             written.remove(&key);
         }
         verdict
@@ -136,6 +225,39 @@ pub async fn read<K: Owner>(ctx: &Context, cached: K) -> Result<Read<K>> {
             .await?
             .map_or(Read::Gone, Read::Object)),
     }
+}
+
+/// The whole object for `cached`, a cached copy that holds only part of it (a kind whose
+/// cache is slim: see the module): the object this process last wrote if the cache holds
+/// that version, else read from the API server (through the guard: a malformed object is
+/// the caller's to report). `Behind` as [`read`] says it.
+pub async fn read_whole<K>(
+    ctx: &Context,
+    cached: &impl kube::Resource,
+) -> Result<Read<DeserializeGuard<K>>>
+where
+    K: Owner + Send + Sync + 'static,
+{
+    let kind = K::kind(&());
+    let ns = cached.meta().namespace.clone().unwrap_or_default();
+    let name = cached.meta().name.clone().unwrap_or_default();
+    let version = cached.meta().resource_version.as_deref();
+    match ctx.own_writes.freshness(&kind, &ns, &name, version) {
+        Freshness::Behind => return Ok(Read::Behind),
+        Freshness::Current => {
+            if let Some(obj) = version.and_then(|v| ctx.own_writes.kept::<K>(&kind, &ns, &name, v))
+            {
+                return Ok(Read::Object(DeserializeGuard(Ok(obj))));
+            }
+        }
+        Freshness::Unknown => {}
+    }
+    Ok(
+        Api::<DeserializeGuard<K>>::namespaced(ctx.client.clone(), &ns)
+            .get_opt(&name)
+            .await?
+            .map_or(Read::Gone, Read::Object),
+    )
 }
 
 /// Compares two resource versions as KEP-5504 defines them: decimal integers without leading
@@ -232,5 +354,76 @@ mod tests {
         w.wrote("TrainingRun", "ml", "a", Some("7"));
         w.forget("TrainingRun", "ml", "a");
         assert_eq!(w.len(), 0, "a deleted object leaves nothing behind");
+    }
+
+    fn job(version: &str) -> k8s_openapi::api::batch::v1::Job {
+        let mut job = k8s_openapi::api::batch::v1::Job::default();
+        job.metadata.resource_version = Some(version.into());
+        job.metadata.managed_fields = Some(vec![Default::default()]);
+        job
+    }
+
+    #[tokio::test]
+    async fn a_kept_write_is_the_object_while_the_cache_holds_its_version() {
+        let w = OwnWrites::default();
+        w.keep_objects_of("Job");
+        let ok = |v: &str| std::future::ready(Ok(job(v)));
+        w.write(("Job", "ml", "a"), ok("100")).await.unwrap();
+        assert_eq!(
+            w.freshness("Job", "ml", "a", Some("99")),
+            Freshness::Behind,
+            "the cache has not seen it yet"
+        );
+        assert_eq!(
+            w.freshness("Job", "ml", "a", Some("100")),
+            Freshness::Current
+        );
+        let kept: Option<k8s_openapi::api::batch::v1::Job> = w.kept("Job", "ml", "a", "100");
+        let kept = kept.expect("the written object");
+        assert_eq!(kept.metadata.resource_version.as_deref(), Some("100"));
+        assert!(
+            kept.metadata.managed_fields.is_none(),
+            "kept as a cache keeps it"
+        );
+        // Read again (the next reconcile, woken by another change): still there.
+        assert_eq!(
+            w.freshness("Job", "ml", "a", Some("100")),
+            Freshness::Current
+        );
+        assert!(
+            w.kept::<k8s_openapi::api::batch::v1::Job>("Job", "ml", "a", "100")
+                .is_some()
+        );
+        // Another version in the cache (somebody else wrote): not this object, and forgotten.
+        assert!(
+            w.kept::<k8s_openapi::api::batch::v1::Job>("Job", "ml", "a", "101")
+                .is_none()
+        );
+        assert_eq!(
+            w.freshness("Job", "ml", "a", Some("101")),
+            Freshness::Current
+        );
+        assert_eq!(w.len(), 0);
+        // Of the wrong type, or of a kind that does not keep its objects: nothing.
+        w.write(("Job", "ml", "b"), ok("7")).await.unwrap();
+        assert!(
+            w.kept::<ciclo_api::Dataset>("Job", "ml", "b", "7")
+                .is_none()
+        );
+        w.write(("Pod", "ml", "c"), ok("8")).await.unwrap();
+        assert!(
+            w.kept::<k8s_openapi::api::batch::v1::Job>("Pod", "ml", "c", "8")
+                .is_none()
+        );
+        // A failed write keeps nothing, and reads fresh.
+        let failed = std::future::ready(Err::<k8s_openapi::api::batch::v1::Job, _>(
+            kube::Error::LinesCodecMaxLineLengthExceeded,
+        ));
+        assert!(w.write(("Job", "ml", "b"), failed).await.is_err());
+        assert!(
+            w.kept::<k8s_openapi::api::batch::v1::Job>("Job", "ml", "b", "7")
+                .is_none()
+        );
+        assert_eq!(w.freshness("Job", "ml", "b", Some("7")), Freshness::Unknown);
     }
 }

@@ -19,6 +19,9 @@ pub trait Owner:
     + Clone
     + DeserializeOwned
     + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -27,6 +30,9 @@ impl<K> Owner for K where
         + Clone
         + DeserializeOwned
         + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
 {
 }
 

@@ -13,7 +13,6 @@ mod workload;
 
 use crate::context::Context;
 use crate::error::Error;
-use ciclo_api::training_run::TrainingRun;
 use futures::StreamExt as _;
 use kube::api::Api;
 use kube::core::{DeserializeGuard, NamespaceResourceScope};
@@ -46,9 +45,9 @@ pub async fn run_all(ctx: Arc<Context>, stop: CancellationToken) {
 /// Every controller over one scope (a namespace, or all of them).
 async fn run_scope(ctx: Arc<Context>, stop: CancellationToken) {
     tracing::info!(namespace = ?ctx.namespace, "starting controllers");
-    // The TrainingRuns, watched and cached once for their controller and for the
-    // ModelDeployment controller (which reads who produces a model).
-    let mut runs = Shared::<TrainingRun>::new(&ctx);
+    // The TrainingRuns, watched and cached once (slim: their names) for their controller and
+    // for the ModelDeployment controller (which reads who produces a model).
+    let mut runs = Shared::new(&ctx, training_run::cached::strip);
     let (for_deployments, runs_store) = (runs.subscribe(), runs.store.clone());
     let (runs_controller, runs_feed) = runs.into_controller();
     tokio::join!(
@@ -164,6 +163,8 @@ pub struct Shared<K: Watched> {
     pub store: Store<DeserializeGuard<K>>,
     writer: kube::runtime::reflector::store::Writer<DeserializeGuard<K>>,
     readers: Vec<futures::channel::mpsc::Sender<Arc<DeserializeGuard<K>>>>,
+    /// Drops what no reader reads, as [`cache`]'s `strip`.
+    strip: fn(&mut K),
     ctx: Arc<Context>,
 }
 
@@ -171,12 +172,13 @@ pub struct Shared<K: Watched> {
 pub type Subscription<K> = futures::channel::mpsc::Receiver<Arc<DeserializeGuard<K>>>;
 
 impl<K: Watched> Shared<K> {
-    pub fn new(ctx: &Arc<Context>) -> Self {
+    pub fn new(ctx: &Arc<Context>, strip: fn(&mut K)) -> Self {
         let (store, writer) = kube::runtime::reflector::store();
         Shared {
             store,
             writer,
             readers: Vec::new(),
+            strip,
             ctx: ctx.clone(),
         }
     }
@@ -199,9 +201,15 @@ impl<K: Watched> Shared<K> {
         let controller =
             kube::runtime::Controller::for_shared_stream(self.subscribe(), self.store.clone());
         let config = initial_list(&self.ctx, watch_config());
+        let strip = self.strip;
         let events = kube::runtime::watcher(api::<DeserializeGuard<K>>(&self.ctx), config)
             .default_backoff()
-            .modify(|obj| unread_metadata(obj.meta_mut()));
+            .modify(move |obj| {
+                unread_metadata(obj.meta_mut());
+                if let Ok(k) = obj.0.as_mut() {
+                    strip(k);
+                }
+            });
         (controller, fan_out(events, self.writer, self.readers))
     }
 }
@@ -279,7 +287,7 @@ where
 /// the rest of it: `managedFields`, and the copy of the whole object `kubectl apply` (client
 /// side) keeps in an annotation. `None`, not an empty list: an object written back from the
 /// cache must not reset them.
-fn unread_metadata(meta: &mut kube::api::ObjectMeta) {
+pub(crate) fn unread_metadata(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
@@ -467,7 +475,7 @@ pub fn error_policy<K: Resource<DynamicType = ()>>(
     }
 }
 
-async fn report_malformed<K: Resource<DynamicType = ()>>(
+pub(crate) async fn report_malformed<K: Resource<DynamicType = ()>>(
     ctx: &Context,
     kind: &'static str,
     guard: &DeserializeGuard<K>,

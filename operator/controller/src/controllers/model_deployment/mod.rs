@@ -14,6 +14,7 @@ mod skew_watch;
 mod traffic;
 mod write_back;
 
+use super::training_run::cached::CachedRun;
 use super::{
     Ready, cache, controller, in_namespace, owned_by, ready, run_until, store_ready, watch_config,
 };
@@ -24,7 +25,6 @@ use crate::status;
 use ciclo_api::labels::{self, FIELD_MANAGER};
 use ciclo_api::model_deployment::{ModelDeployment, ModelDeploymentStatus};
 use ciclo_api::model_version::ModelVersion;
-use ciclo_api::training_run::TrainingRun;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
@@ -65,7 +65,7 @@ fn serving(
 struct Caches {
     versions: Store<DeserializeGuard<ModelVersion>>,
     /// The scope's TrainingRuns (the cache their controller keeps): who produces a model.
-    runs: Store<DeserializeGuard<TrainingRun>>,
+    runs: Store<DeserializeGuard<CachedRun>>,
     /// The serving pods, without their specs.
     pods: Store<Pod>,
     /// The serving Deployments ciclo made.
@@ -129,8 +129,8 @@ async fn restore_registry(ctx: &Context, caches: &Caches, ns: &str, model: &str)
 pub async fn run(
     ctx: Arc<Context>,
     (runs, run_changes): (
-        Store<DeserializeGuard<TrainingRun>>,
-        super::Subscription<TrainingRun>,
+        Store<DeserializeGuard<CachedRun>>,
+        super::Subscription<CachedRun>,
     ),
     stop: CancellationToken,
 ) {

@@ -1,7 +1,8 @@
-//! The TrainingRun controller: read the TrainingRun fresh → record finished runs
+//! The TrainingRun controller: read the TrainingRun whole (its cache is slim) → record finished runs
 //! (registering their ModelVersions) → decide (resolve the dataset version, the run due) →
 //! start it → status → mark or delete the recorded runs' Jobs.
 
+pub mod cached;
 mod code_source;
 mod decide;
 mod job;
@@ -13,11 +14,14 @@ mod schedule;
 
 use super::artifact_store;
 use super::workload::{self, CachedJob};
-use super::{Ready, cache, in_namespace, ready, run_until, store_ready, watch_config};
+use super::{
+    Ready, cache, in_namespace, ready, report_malformed, run_until, store_ready, watch_config,
+};
 use crate::context::Context;
 use crate::error::Result;
 use crate::own_writes::{self, Read};
 use crate::status;
+use cached::CachedRun;
 use ciclo_api::dataset::Dataset;
 use ciclo_api::labels;
 use ciclo_api::training_run::TrainingRun;
@@ -51,9 +55,12 @@ struct Caches {
 /// Runs `controller` (over the scope's shared TrainingRun cache) until `stop`.
 pub async fn run(
     ctx: Arc<Context>,
-    controller: kube::runtime::Controller<DeserializeGuard<TrainingRun>>,
+    controller: kube::runtime::Controller<DeserializeGuard<CachedRun>>,
     stop: CancellationToken,
 ) {
+    // The cache is slim: the status a reconcile writes is kept for the reconciles that
+    // follow it, which would otherwise read the object again.
+    ctx.own_writes.keep_objects_of(KIND);
     // Only the training Jobs ciclo made, so other Jobs never wake it.
     let (jobs, job_changes) = cache::<CachedJob>(
         &ctx,
@@ -106,13 +113,20 @@ pub async fn run(
     run_until(KIND, controller, reconcile, ctx, stop).await;
 }
 
-async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: TrainingRun) -> Result<Action> {
+async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: CachedRun) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
-    // From the cache, once it holds this controller's last status write (a run must never be
-    // recorded or started twice). The Dataset and the Jobs come from the caches too: a change
-    // there wakes this reconcile again once the cache holds it.
-    let tr = match own_writes::read(&ctx, cached).await? {
-        Read::Object(tr) => tr,
+    // Whole, once the cache holds this controller's last status write (a run must never be
+    // recorded or started twice): that write itself, or read from the API server. The Dataset
+    // and the Jobs come from the caches: a change there wakes this reconcile again once the
+    // cache holds it.
+    let tr = match own_writes::read_whole::<TrainingRun>(&ctx, &cached).await? {
+        Read::Object(DeserializeGuard(Ok(tr))) => tr,
+        Read::Object(guard @ DeserializeGuard(Err(_))) => {
+            if let Err(invalid) = &guard.0 {
+                report_malformed(&ctx, KIND, &guard, &invalid.error).await;
+            }
+            return Ok(Action::await_change());
+        }
         Read::Behind => return Ok(Action::requeue(own_writes::RECHECK)),
         Read::Gone => return Ok(Action::await_change()),
     };
