@@ -8,6 +8,7 @@ mod get;
 mod lineage;
 mod one_line;
 mod train;
+mod ui;
 
 use clap::Parser as _;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ enum Cli {
     /// Show datasets, training runs, model versions and deployments with their conditions,
     /// once or live (`--watch`).
     Get(get::GetArgs),
+    /// Serve a read-only web view of the cycle on 127.0.0.1 (datasets, runs, model
+    /// versions, deployments), with your kubeconfig's credentials; open the address it prints.
+    Ui(ui::UiArgs),
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -70,5 +74,6 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Cli::Lineage(args) => lineage::run(&args),
         Cli::Get(args) => get::run(&args),
+        Cli::Ui(args) => ui::run(&args),
     }
 }

@@ -7,14 +7,16 @@
 //! judging its conditions with [`ready`] → [`table`] prints the summaries, and [`frame`]
 //! decides what a live view prints on each change. `-o json` prints the summaries as they are.
 
-mod fetch;
+pub(crate) mod fetch;
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 mod frame;
 mod ready;
-mod summary;
-mod table;
+pub(crate) mod summary;
+pub(crate) mod table;
 mod watch;
+
+pub(crate) use watch::stopped;
 
 use crate::one_line::one_line;
 use anyhow::Context as _;

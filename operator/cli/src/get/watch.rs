@@ -182,7 +182,7 @@ where
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.
-async fn stopped() {
+pub(crate) async fn stopped() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
