@@ -172,7 +172,9 @@ done >"$work/deployments.yaml"
 # <selector> in <namespace> as a watch sees them.
 watch_names() {
     : >"$work/seen-$1-$2"
-    kc -n "$2" get "$1" -l "$3" --watch -o name --request-timeout=0 >>"$work/seen-$1-$2" 2>/dev/null &
+    # kubectl itself in the background (not through `kc`, a function: its subshell would be
+    # the pid killed at the end, and the watch would outlive the benchmark).
+    "$kubectl" -n "$2" get "$1" -l "$3" --watch -o name --request-timeout=0 >>"$work/seen-$1-$2" 2>/dev/null &
     watchers+=($!)
 }
 # wait_for_names <kind> <namespace> <start>: prints the seconds from <start> until <count>

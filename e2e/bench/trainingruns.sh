@@ -118,7 +118,9 @@ wait_for_jobs() {
 }
 watch_jobs() {
     : >"$work/seen-$1"
-    kc -n "$1" get jobs -l "$2" --watch -o name --request-timeout=0 >>"$work/seen-$1" 2>/dev/null &
+    # kubectl itself in the background (not through `kc`, a function: its subshell would be
+    # the pid killed at the end, and the watch would outlive the benchmark).
+    "$kubectl" -n "$1" get jobs -l "$2" --watch -o name --request-timeout=0 >>"$work/seen-$1" 2>/dev/null &
     watchers+=($!)
     sleep 1 # the watch is established before the clock starts
 }

@@ -230,7 +230,8 @@ pub async fn read<K: Owner>(ctx: &Context, cached: K) -> Result<Read<K>> {
 /// The whole object for `cached`, a cached copy that holds only part of it (a kind whose
 /// cache is slim: see the module): the object this process last wrote if the cache holds
 /// that version, else read from the API server (through the guard: a malformed object is
-/// the caller's to report). `Behind` as [`read`] says it.
+/// the caller's to report): from its watch cache, not older than the cached version, once
+/// the cache holds this process's last write, else the latest. `Behind` as [`read`] says it.
 pub async fn read_whole<K>(
     ctx: &Context,
     cached: &impl kube::Resource,
@@ -242,22 +243,29 @@ where
     let ns = cached.meta().namespace.clone().unwrap_or_default();
     let name = cached.meta().name.clone().unwrap_or_default();
     let version = cached.meta().resource_version.as_deref();
-    match ctx.own_writes.freshness(&kind, &ns, &name, version) {
+    let api = Api::<DeserializeGuard<K>>::namespaced(ctx.client.clone(), &ns);
+    let read = match ctx.own_writes.freshness(&kind, &ns, &name, version) {
         Freshness::Behind => return Ok(Read::Behind),
         Freshness::Current => {
             if let Some(obj) = version.and_then(|v| ctx.own_writes.kept::<K>(&kind, &ns, &name, v))
             {
                 return Ok(Read::Object(DeserializeGuard(Ok(obj))));
             }
+            // The cache holds this process's last write, so any version not older than the
+            // cached one will do: the API server's watch cache answers, not etcd.
+            match version {
+                Some(v) => api.get_with(&name, &kube::api::GetParams::at(v)).await,
+                None => api.get(&name).await,
+            }
         }
-        Freshness::Unknown => {}
+        // The latest version, from etcd.
+        Freshness::Unknown => api.get(&name).await,
+    };
+    match read {
+        Ok(obj) => Ok(Read::Object(obj)),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Read::Gone),
+        Err(e) => Err(e.into()),
     }
-    Ok(
-        Api::<DeserializeGuard<K>>::namespaced(ctx.client.clone(), &ns)
-            .get_opt(&name)
-            .await?
-            .map_or(Read::Gone, Read::Object),
-    )
 }
 
 /// Compares two resource versions as KEP-5504 defines them: decimal integers without leading
