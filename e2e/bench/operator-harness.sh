@@ -138,7 +138,8 @@ wait_quiet() {
             quiet_at=$t
             last=$n
         fi
-        s=$(find "/proc/$op_pid/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+        # find fails when a descriptor closes while it reads them (pipefail would end the run).
+        s=$({ find "/proc/$op_pid/fd" -lname 'socket:*' 2>/dev/null || true; } | wc -l)
         ((s > max_sockets)) && max_sockets=$s
         [[ "$(calc "($t - $quiet_at >= $quiet) ? 1 : 0")" == 1 ]] && return 0
         sleep 0.25
