@@ -8,17 +8,19 @@
 //! [`layout`]'s frame → [`live`] tells open pages when something changed, and they fetch
 //! their content again.
 
+mod chart;
 mod cluster;
 mod guard;
 mod layout;
 mod live;
+mod model;
 mod overview;
 
 use crate::get::Scope;
 use crate::one_line::one_line;
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -98,6 +100,7 @@ pub fn run(args: &UiArgs) -> anyhow::Result<ExitCode> {
 fn router(ui: Arc<Ui>, guard: Guard) -> Router {
     Router::new()
         .route("/", get(overview))
+        .route("/models/{namespace}/{model}", get(model_page))
         .route("/events", get(live::events))
         .route("/style.css", get(|| asset("text/css", layout::STYLE)))
         .route("/live.js", get(|| asset("text/javascript", layout::LIVE)))
@@ -141,6 +144,25 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+async fn model_page(
+    State(ui): State<Arc<Ui>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> maud::Markup {
+    let c = &ui.cluster;
+    let (versions, deployments) = (c.model_versions.objects(), c.model_deployments.objects());
+    let model = model::Model {
+        namespace: &namespace,
+        name: &name,
+        versions: &versions,
+        deployments: &deployments,
+    };
+    layout::page(
+        &format!("Model {name}"),
+        &c.scope,
+        model::render(&model, jiff::Timestamp::now()),
+    )
 }
 
 async fn overview(State(ui): State<Arc<Ui>>) -> maud::Markup {
@@ -217,6 +239,19 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("src=\"/live.js\""));
+
+        let model = app
+            .clone()
+            .oneshot(get("/models/ml/iris", Some("ciclo-ui-token=s3cret")))
+            .await
+            .unwrap();
+        assert_eq!(model.status(), StatusCode::OK);
+        let html = body(model).await;
+        assert!(html.contains("Model iris"), "{html}");
+        assert!(
+            html.contains("model versions"),
+            "the cluster cannot be reached here: the page says so: {html}"
+        );
 
         let script = app
             .clone()

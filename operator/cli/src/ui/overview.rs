@@ -55,51 +55,51 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> Markup {
                 }
             }
         }
-        (section("datasets", "Datasets", &datasets, now, &["Latest version", "Rows", "Newest checked"], |d| match d {
+        (section("datasets", "Datasets", &datasets, now, &["Latest version", "Rows", "Newest checked"], |s| match &s.details {
             Details::Dataset(d) => vec![
-                short(d.latest.as_deref()),
-                d.rows.map(|r| r.to_string()).unwrap_or_default(),
+                html! { (short(d.latest.as_deref())) },
+                html! { (d.rows.map(|r| r.to_string()).unwrap_or_default()) },
                 match (&d.newest, d.verdict) {
-                    (Some(id), Some(v)) => format!("{} {v:?}", short(Some(id))),
-                    _ => String::new(),
+                    (Some(id), Some(v)) => html! { (short(Some(id))) " " (format!("{v:?}")) },
+                    _ => html! {},
                 },
             ],
             _ => Vec::new(),
         }))
-        (section("trainingruns", "Training runs", &runs, now, &["Model", "Dataset", "Run", "Last model version"], |d| match d {
+        (section("trainingruns", "Training runs", &runs, now, &["Model", "Dataset", "Run", "Last model version"], |s| match &s.details {
             Details::TrainingRun(t) => vec![
-                t.model.clone(),
+                model_link(&s.namespace, &t.model),
                 match &t.dataset_version {
-                    Some(v) => format!("{} @ {}", t.dataset, short(Some(v))),
-                    None => t.dataset.clone(),
+                    Some(v) => html! { (t.dataset) " @ " (short(Some(v))) },
+                    None => html! { (t.dataset) },
                 },
-                [t.run.clone(), t.phase.clone()].into_iter().flatten().collect::<Vec<_>>().join(" "),
-                t.last_model_version.map(|v| v.to_string()).unwrap_or_default(),
+                html! { ([t.run.clone(), t.phase.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ")) },
+                html! { (t.last_model_version.map(|v| v.to_string()).unwrap_or_default()) },
             ],
             _ => Vec::new(),
         }))
-        (section("modelversions", "Model versions", &versions, now, &["Model", "Version", "Blessed", "Metrics"], |d| match d {
+        (section("modelversions", "Model versions", &versions, now, &["Model", "Version", "Blessed", "Metrics"], |s| match &s.details {
             Details::ModelVersion(m) => vec![
-                m.model.clone(),
-                m.version.to_string(),
-                format!("{} {}", m.blessed.status, m.blessed.reason),
-                m.metrics.iter().map(|x| format!("{} {}", x.name, number(x.value))).collect::<Vec<_>>().join(", "),
+                model_link(&s.namespace, &m.model),
+                html! { (m.version) },
+                html! { span class=(m.blessed.status) { (m.blessed.status) } " " (m.blessed.reason) },
+                html! { (m.metrics.iter().map(|x| format!("{} {}", x.name, number(x.value))).collect::<Vec<_>>().join(", ")) },
             ],
             _ => Vec::new(),
         }))
-        (section("modeldeployments", "Model deployments", &deployments, now, &["Model", "Serving", "Rollout"], |d| match d {
+        (section("modeldeployments", "Model deployments", &deployments, now, &["Model", "Serving", "Rollout"], |s| match &s.details {
             Details::ModelDeployment(m) => vec![
-                m.model.clone(),
-                m.serving.map(|v| format!("version {v}")).unwrap_or_default(),
-                match (m.canary, m.weight, m.step) {
-                    (Some(c), w, s) => format!(
+                model_link(&s.namespace, &m.model),
+                html! { (m.serving.map(|v| format!("version {v}")).unwrap_or_default()) },
+                html! { (match (m.canary, m.weight, m.step) {
+                    (Some(c), w, step) => format!(
                         "version {c} at {}% (step {} of {})",
                         w.unwrap_or(0),
-                        s.unwrap_or(0),
+                        step.unwrap_or(0),
                         m.steps
                     ),
                     _ => m.phase.map(|p| format!("{p:?}")).unwrap_or_default(),
-                },
+                }) },
             ],
             _ => Vec::new(),
         }))
@@ -178,7 +178,7 @@ fn section(
     rows: &Result<Vec<Summary>, Health>,
     now: Timestamp,
     columns: &[&str],
-    cells: impl Fn(&Details) -> Vec<String>,
+    cells: impl Fn(&Summary) -> Vec<Markup>,
 ) -> Markup {
     html! {
         section id=(id) {
@@ -197,20 +197,35 @@ fn section(
                                 td { (s.name) }
                                 td class=(s.ready.status) { (s.ready.status) }
                                 td title=(s.ready.message) { (s.ready.reason) }
-                                @for c in cells(&s.details) { td { (c) } }
+                                @for c in cells(s) { td { (c) } }
                                 td { (s.created.map(|c| age(c, now)).unwrap_or_default()) }
                             }
                         }
                     }
                 },
-                Err(Health::Forbidden(message)) => p.forbidden {
-                    "Forbidden: your credentials may not list these here (" (message) ")."
-                },
-                Err(Health::Failing(message)) => p.failing { "Cannot read these: " (message) " (retrying)." },
-                Err(Health::Loading | Health::Ready) => p.note { "Loading…" },
+                Err(health) => (unavailable(&title.to_lowercase(), health)),
             }
         }
     }
+}
+
+/// What a page says where a kind cannot be shown: forbidden to this user, failing, or not
+/// listed yet.
+pub fn unavailable(what: &str, health: &Health) -> Markup {
+    html! {
+        @match health {
+            Health::Forbidden(message) => p.forbidden {
+                "Forbidden: your credentials may not list " (what) " here (" (message) ")."
+            },
+            Health::Failing(message) => p.failing { "Cannot read " (what) ": " (message) " (retrying)." },
+            Health::Loading | Health::Ready => p.note { "Loading " (what) "…" },
+        }
+    }
+}
+
+/// A link to a model's page.
+fn model_link(namespace: &str, model: &str) -> Markup {
+    html! { a href=(format!("/models/{namespace}/{model}")) { (model) } }
 }
 
 fn name<K: kube::Resource>(o: &K) -> String {
@@ -295,6 +310,10 @@ mod tests {
         assert!(
             html.contains("version 3 at 25% (step 2 of 4)"),
             "the canary: {html}"
+        );
+        assert!(
+            html.contains("<a href=\"/models/ml/iris\">iris</a>"),
+            "models link to their page: {html}"
         );
     }
 
