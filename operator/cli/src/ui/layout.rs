@@ -20,6 +20,7 @@ pub fn page(title: &str, scope: &Scope, body: Markup) -> Markup {
             body {
                 header {
                     a.home href="/" { "ciclo" }
+                    a href="/lineage" { "lineage" }
                     span.scope { (scope.words()) }
                     span #live title="live updates" {}
                 }

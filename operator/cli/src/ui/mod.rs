@@ -12,6 +12,7 @@ mod chart;
 mod cluster;
 mod guard;
 mod layout;
+mod lineage;
 mod live;
 mod model;
 mod overview;
@@ -101,6 +102,7 @@ fn router(ui: Arc<Ui>, guard: Guard) -> Router {
     Router::new()
         .route("/", get(overview))
         .route("/models/{namespace}/{model}", get(model_page))
+        .route("/lineage", get(lineage_page))
         .route("/events", get(live::events))
         .route("/style.css", get(|| asset("text/css", layout::STYLE)))
         .route("/live.js", get(|| asset("text/javascript", layout::LIVE)))
@@ -142,6 +144,17 @@ async fn admit(State(guard): State<Arc<Guard>>, request: Request, next: Next) ->
     response
 }
 
+/// A version id (a content digest) as people read it: its first 12 characters.
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// Objects as a page reads them from a store that holds every one (for tests).
+#[cfg(test)]
+fn all<K>(objects: Vec<K>) -> Result<Vec<Arc<K>>, cluster::Health> {
+    Ok(objects.into_iter().map(Arc::new).collect())
+}
+
 async fn asset(content_type: &'static str, body: &'static str) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -162,6 +175,16 @@ async fn model_page(
         &format!("Model {name}"),
         &c.scope,
         model::render(&model, jiff::Timestamp::now()),
+    )
+}
+
+async fn lineage_page(State(ui): State<Arc<Ui>>) -> maud::Markup {
+    let c = &ui.cluster;
+    let (versions, deployments) = (c.model_versions.objects(), c.model_deployments.objects());
+    layout::page(
+        "Lineage",
+        &c.scope,
+        lineage::render(&versions, &deployments),
     )
 }
 

@@ -4,6 +4,7 @@
 
 use super::chart::{self, Point};
 use super::cluster::Health;
+use super::short;
 use ciclo_api::conditions::{self, Kstatus};
 use ciclo_api::model_version::BLESSED;
 use ciclo_api::{ModelDeployment, ModelVersion};
@@ -176,18 +177,11 @@ fn verdict(mv: &ModelVersion) -> (&'static str, String, String) {
     }
 }
 
-fn short(id: &str) -> String {
-    id.chars().take(12).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::get::fixtures;
-
-    fn all<K>(v: Vec<K>) -> Result<Vec<Arc<K>>, Health> {
-        Ok(v.into_iter().map(Arc::new).collect())
-    }
+    use crate::ui::all;
 
     #[test]
     fn one_point_per_version_in_each_metric_chart_and_the_served_one_marked() {

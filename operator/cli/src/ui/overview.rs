@@ -236,9 +236,9 @@ fn name<K: kube::Resource>(o: &K) -> String {
     )
 }
 
-/// A version id as people read it: its first 12 characters.
+/// A version id as people read it, or nothing.
 fn short(id: Option<&str>) -> String {
-    id.map(|i| i.chars().take(12).collect()).unwrap_or_default()
+    id.map(super::short).unwrap_or_default()
 }
 
 /// The conditions of each kind's status.
@@ -261,10 +261,7 @@ has_status!(Dataset, TrainingRun, ModelVersion, ModelDeployment);
 mod tests {
     use super::*;
     use crate::get::fixtures;
-
-    fn all<K>(v: Vec<K>) -> Result<Vec<Arc<K>>, Health> {
-        Ok(v.into_iter().map(Arc::new).collect())
-    }
+    use crate::ui::all;
 
     fn now() -> Timestamp {
         fixtures::NOW.parse().unwrap()
