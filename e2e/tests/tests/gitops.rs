@@ -189,6 +189,9 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     let bad = repo.commit("points: a schedule that is no cron expression");
     reconcile_now(&ns);
     let failed = format!("main@sha1:{bad}");
+    // The failed status as the wait saw it: Flux reconciles again on its interval, so a
+    // second read may find the next attempt in progress (Ready Unknown, Progressing).
+    let seen = std::sync::Mutex::new(serde_json::Value::Null);
     wait_for(
         TIMEOUT,
         "the Kustomization failed by the Stalled TrainingRun",
@@ -196,6 +199,7 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
             let s = k.get("team").await?.data["status"].clone();
             let ready = condition(&s, "Ready").cloned().unwrap_or_default();
             if s["lastAttemptedRevision"] == failed.as_str() && ready["status"] == "False" {
+                *seen.lock().unwrap() = ready;
                 Ok(true)
             } else {
                 anyhow::bail!("Kustomization status now: {s}")
@@ -204,8 +208,7 @@ async fn commits_flow_through_flux_into_training_and_lineage_names_each_commit()
     )
     .await
     .unwrap();
-    let s = k.get("team").await.unwrap().data["status"].clone();
-    let ready = condition(&s, "Ready").unwrap();
+    let ready = seen.into_inner().unwrap();
     // Flux names the object and its kstatus (its v1.9.6 wait does not copy the object's own
     // message); ciclo's reason is on the TrainingRun, where `kubectl describe` and `ciclo get`
     // show it.
