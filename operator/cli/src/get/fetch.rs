@@ -41,6 +41,29 @@ where
     Ok(objects.items.iter().map(Summarize::summarize).collect())
 }
 
+/// A ciclo kind as the watches of `ciclo get --watch` and `ciclo ui` keep it in a store.
+pub trait Watchable:
+    Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Watchable for K where
+    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// The API of kind `K` in the scope: one namespace, or all of them.
 pub fn api<K>(client: &Client, scope: &Scope) -> Api<K>
 where

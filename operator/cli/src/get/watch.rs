@@ -2,7 +2,7 @@
 //! dirty, and it is drawn again once the burst has settled ([`DEBOUNCE`]), so a reconcile
 //! that writes five objects in a row gives one new table, not five.
 
-use super::fetch::api;
+use super::fetch::{Watchable, api};
 use super::frame::{Frames, write_stdout};
 use super::summary::{Summarize, Summary, sort};
 use super::{Kind, Scope, View};
@@ -10,11 +10,9 @@ use ciclo_api::{Dataset, ModelDeployment, ModelVersion, TrainingRun};
 use futures::stream::{BoxStream, SelectAll};
 use futures::{StreamExt as _, future};
 use jiff::Timestamp;
-use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::io::IsTerminal as _;
 use std::time::Duration;
@@ -154,13 +152,7 @@ fn watch_kind<K>(
     slot: &mut Option<Store<K>>,
 ) -> BoxStream<'static, Result<Signal, watcher::Error>>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let (store, writer) = reflector::store();
     *slot = Some(store);

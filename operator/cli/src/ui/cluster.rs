@@ -4,14 +4,12 @@
 //! shows. Every change moves [`Cluster::changes`] on, which the pages' live updates follow.
 
 use crate::get::Scope;
-use crate::get::fetch::api;
+use crate::get::fetch::{Watchable, api};
 use ciclo_api::{Dataset, ModelDeployment, ModelVersion, TrainingRun};
 use futures::StreamExt as _;
-use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
-use serde::de::DeserializeOwned;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
@@ -83,13 +81,7 @@ impl Cluster {
 
 fn start<K>(client: &Client, scope: &Scope, changes: &Arc<watch::Sender<u64>>) -> Watched<K>
 where
-    K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watchable,
 {
     let (store, writer) = reflector::store();
     let state = Arc::new(Mutex::new(State {
