@@ -5,8 +5,7 @@ use crate::Error;
 use crate::args::Format;
 use crate::model::Runtime;
 use ciclo_core::contract::ARTIFACTS_ENV_PREFIX;
-use ciclo_store::{self as source, Options};
-use object_store::ObjectStoreExt as _;
+use ciclo_store as source;
 
 const DIGEST_PREFIX: &str = "blake3:";
 
@@ -29,33 +28,15 @@ pub(crate) fn digest_of(bytes: &[u8]) -> String {
     format!("{DIGEST_PREFIX}{}", blake3::hash(bytes).to_hex())
 }
 
-/// The bytes at `uri`: an object-store URI (`s3://`, `gs://`, `az://`, `file://`, `https://`)
-/// with the artifact store's settings from `CICLO_ARTIFACTS_*`, or a local path.
+/// The bytes at `uri` ([`ciclo_store::fetch`] with the artifact store's settings from
+/// `CICLO_ARTIFACTS_*`).
 pub(crate) async fn fetch(uri: &str) -> Result<Vec<u8>, Error> {
-    let unavailable = |message: String| Error::Unavailable {
-        uri: uri.to_string(),
-        message,
-    };
-    if !uri.contains("://") {
-        return tokio::fs::read(uri)
-            .await
-            .map_err(|e| unavailable(e.to_string()));
-    }
-    let options = Options {
-        env_prefix: ARTIFACTS_ENV_PREFIX.into(),
-        ..Options::default()
-    };
-    let (store, path) = source::open(uri, &options).map_err(|e| {
-        unavailable(format!(
-            "{e} (its settings and credentials come from {ARTIFACTS_ENV_PREFIX}* variables)"
-        ))
-    })?;
-    let got = store
-        .get(&path)
+    source::fetch(uri, ARTIFACTS_ENV_PREFIX)
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let bytes = got.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-    Ok(bytes.to_vec())
+        .map_err(|message| Error::Unavailable {
+            uri: uri.to_string(),
+            message,
+        })
 }
 
 /// Fetches, verifies and reads the model; returns it with its digest.

@@ -234,6 +234,26 @@ fn store_settings(
     .collect()
 }
 
+/// The bytes at `uri`: an object-store URI (`s3://`, `gs://`, `az://`, `file://`, `https://`)
+/// opened with the settings under `env_prefix` (e.g. [`ARTIFACTS_ENV_PREFIX`]), or a local
+/// path. The error says what failed, and where the settings come from.
+pub async fn fetch(uri: &str, env_prefix: &str) -> Result<Vec<u8>, String> {
+    use object_store::ObjectStoreExt as _;
+    if !uri.contains("://") {
+        return tokio::fs::read(uri).await.map_err(|e| e.to_string());
+    }
+    let options = Options {
+        env_prefix: env_prefix.into(),
+        ..Options::default()
+    };
+    let (store, path) = open(uri, &options).map_err(|e| {
+        format!("{e} (its settings and credentials come from {env_prefix}* variables)")
+    })?;
+    let got = store.get(&path).await.map_err(|e| e.to_string())?;
+    let bytes = got.bytes().await.map_err(|e| e.to_string())?;
+    Ok(bytes.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,46 @@ pub fn line(title: &str, x_axis: &str, points: &[Point]) -> Markup {
     }
 }
 
+/// One bar of a bar chart: its height, the label under it, its title (what a hover or a
+/// screen reader says).
+pub struct Bar {
+    pub value: f64,
+    pub label: String,
+    pub title: String,
+}
+
+/// A bar chart of `bars` side by side (a histogram's bins, a column's most frequent values),
+/// each a `rect.bar` from zero up to its value.
+pub fn bars(title: &str, bars: &[Bar]) -> Markup {
+    const H: f64 = 150.0;
+    let top = bars.iter().map(|b| b.value).fold(0.0_f64, f64::max);
+    let top = if top > 0.0 { top } else { 1.0 };
+    let n = bars.len().max(1) as f64;
+    let slot = (WIDTH - LEFT - RIGHT) / n;
+    let gap = (slot * 0.15).min(4.0);
+    let sy = |y: f64| TOP + (top - y) / top * (H - TOP - BOTTOM);
+    let every = bars.len().div_ceil(8).max(1);
+    html! {
+        figure.chart.bars {
+            svg viewBox=(format!("0 0 {WIDTH} {H}")) role="img" aria-label=(title) {
+                line.axis x1=(LEFT) y1=(H - BOTTOM) x2=(WIDTH - RIGHT) y2=(H - BOTTOM) {}
+                text.tick x=(LEFT - 6.0) y=(sy(top) + 4.0) text-anchor="end" { (number(top)) }
+                text.tick x=(LEFT - 6.0) y=(H - BOTTOM + 4.0) text-anchor="end" { "0" }
+                @for (i, b) in bars.iter().enumerate() {
+                    @let x = LEFT + i as f64 * slot;
+                    rect.bar x=(format!("{:.1}", x + gap / 2.0)) y=(format!("{:.1}", sy(b.value))) width=(format!("{:.1}", (slot - gap).max(1.0))) height=(format!("{:.1}", H - BOTTOM - sy(b.value))) {
+                        title { (b.title) }
+                    }
+                    @if i % every == 0 {
+                        text.tick x=(format!("{:.1}", x + slot / 2.0)) y=(H - BOTTOM + 14.0) text-anchor="middle" { (b.label) }
+                    }
+                }
+            }
+            figcaption { (title) }
+        }
+    }
+}
+
 /// The least and greatest of `values`, apart (a single value gets a band around it).
 fn bounds(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
@@ -119,6 +159,23 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("<title>version 2</title>"));
+    }
+
+    #[test]
+    fn a_bar_per_value_none_above_the_chart_and_empty_ones_flat() {
+        let bar = |value: f64, label: &str| Bar {
+            value,
+            label: label.into(),
+            title: format!("{label}: {value}"),
+        };
+        let svg = bars("age", &[bar(3.0, "0"), bar(0.0, "10"), bar(6.0, "20")]).into_string();
+        assert_eq!(svg.matches("<rect class=\"bar\"").count(), 3, "{svg}");
+        // The tallest bar reaches the top of the plot area; an empty bin has no height.
+        assert!(svg.contains(&format!("y=\"{TOP:.1}\"")), "{svg}");
+        assert!(svg.contains("height=\"0.0\""), "{svg}");
+        assert!(svg.contains("<title>20: 6</title>"), "{svg}");
+        let none = bars("empty", &[]).into_string();
+        assert!(!none.contains("NaN") && !none.contains("inf"), "{none}");
     }
 
     #[test]

@@ -68,7 +68,11 @@ fn graph(versions: &[Arc<ModelVersion>], deployments: &[Arc<ModelDeployment>]) -
             0,
             format!("data/{ns}/{}/{}", l.dataset.name, l.dataset.version),
             format!("{} @ {}", l.dataset.name, short(&l.dataset.version)),
-            None,
+            Some(format!(
+                "/datasets/{ns}/{}?version={}",
+                l.dataset.name,
+                short(&l.dataset.version)
+            )),
         );
         let run = g.node(
             1,
@@ -206,6 +210,16 @@ mod tests {
             "one node per version"
         );
         assert!(html.contains("data-to=\"md/ml/iris\""), "{html}");
+        let mv = &versions[0];
+        let data = &mv.spec.lineage.dataset;
+        assert!(
+            html.contains(&format!(
+                "<a href=\"/datasets/ml/{}?version={}\">",
+                data.name,
+                short(&data.version)
+            )),
+            "a dataset version links to its page: {html}"
+        );
         assert!(
             html.contains("<a href=\"/models/ml/iris\">"),
             "versions link to their model: {html}"

@@ -10,18 +10,20 @@
 
 mod chart;
 mod cluster;
+mod dataset;
 mod guard;
 mod layout;
 mod lineage;
 mod live;
 mod model;
 mod overview;
+mod profiles;
 
 use crate::get::Scope;
 use crate::one_line::one_line;
 use anyhow::Context as _;
 use axum::Router;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -48,6 +50,7 @@ pub struct UiArgs {
 /// What every handler reads.
 struct Ui {
     cluster: Cluster,
+    profiles: profiles::Profiles,
 }
 
 /// Serves the view until Ctrl-C or SIGTERM. It prints the address to open (with its token)
@@ -86,6 +89,7 @@ pub fn run(args: &UiArgs) -> anyhow::Result<ExitCode> {
         let guard = Guard::new(listener.local_addr()?.port())?;
         let ui = Arc::new(Ui {
             cluster: Cluster::watch(&client, scope),
+            profiles: profiles::Profiles::default(),
         });
         println!("{}", guard.url());
         eprintln!(
@@ -101,6 +105,7 @@ pub fn run(args: &UiArgs) -> anyhow::Result<ExitCode> {
 fn router(ui: Arc<Ui>, guard: Guard) -> Router {
     Router::new()
         .route("/", get(overview))
+        .route("/datasets/{namespace}/{dataset}", get(dataset_page))
         .route("/models/{namespace}/{model}", get(model_page))
         .route("/lineage", get(lineage_page))
         .route("/events", get(live::events))
@@ -178,6 +183,54 @@ async fn model_page(
     )
 }
 
+async fn dataset_page(
+    State(ui): State<Arc<Ui>>,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(choice): Query<dataset::Choice>,
+) -> maud::Markup {
+    let c = &ui.cluster;
+    let title = format!("Dataset {name}");
+    let datasets = c.datasets.objects();
+    let found = datasets.as_ref().ok().and_then(|all| {
+        all.iter()
+            .find(|d| {
+                d.metadata.namespace.as_deref() == Some(namespace.as_str())
+                    && d.metadata.name.as_deref() == Some(name.as_str())
+            })
+            .cloned()
+    });
+    let Some(ds) = found else {
+        return layout::page(
+            &title,
+            &c.scope,
+            dataset::missing(&namespace, &name, &datasets),
+        );
+    };
+    let all = dataset::versions(&ds);
+    let shown = dataset::pick(&all, &ds, choice.version.as_deref());
+    let base = choice
+        .base
+        .as_deref()
+        .and_then(|b| dataset::pick(&all, &ds, Some(b)));
+    let read = async |v: Option<&ciclo_api::dataset::DatasetVersion>| match v?.location.as_deref() {
+        Some(location) => Some(ui.profiles.get(location).await),
+        None => None,
+    };
+    let (shown_read, base_read) = (read(shown).await, read(base).await);
+    let page = dataset::Page {
+        namespace: &namespace,
+        name: &name,
+        dataset: &ds,
+        shown: shown.map(|v| (v, shown_read)),
+        base: base.map(|v| (v, base_read)),
+    };
+    layout::page(
+        &title,
+        &c.scope,
+        dataset::render(&page, jiff::Timestamp::now()),
+    )
+}
+
 async fn lineage_page(State(ui): State<Arc<Ui>>) -> maud::Markup {
     let c = &ui.cluster;
     let (versions, deployments) = (c.model_versions.objects(), c.model_deployments.objects());
@@ -216,6 +269,7 @@ mod tests {
         let client = kube::Client::try_from(config).unwrap();
         let ui = Arc::new(Ui {
             cluster: Cluster::watch(&client, Scope::Namespace("ml".into())),
+            profiles: profiles::Profiles::default(),
         });
         router(ui, Guard::with_token(8123, "s3cret".into()))
     }

@@ -194,7 +194,12 @@ fn section(
                     tbody {
                         @for s in rows {
                             tr data-name=(format!("{}/{}", s.namespace, s.name)) {
-                                td { (s.name) }
+                                td {
+                                    @match page_of(id, s) {
+                                        Some(href) => a href=(href) { (s.name) },
+                                        None => (s.name),
+                                    }
+                                }
                                 td class=(s.ready.status) { (s.ready.status) }
                                 td title=(s.ready.message) { (s.ready.reason) }
                                 @for c in cells(s) { td { (c) } }
@@ -207,6 +212,15 @@ fn section(
             }
         }
     }
+}
+
+/// The page of a row's object, for the kinds that have one.
+fn page_of(section: &str, s: &Summary) -> Option<String> {
+    let kind = match section {
+        "datasets" => "datasets",
+        _ => return None,
+    };
+    Some(format!("/{kind}/{}/{}", s.namespace, s.name))
 }
 
 /// What a page says where a kind cannot be shown: forbidden to this user, failing, or not
@@ -311,6 +325,10 @@ mod tests {
         assert!(
             html.contains("<a href=\"/models/ml/iris\">iris</a>"),
             "models link to their page: {html}"
+        );
+        assert!(
+            html.contains("<a href=\"/datasets/ml/churn\">churn</a>"),
+            "datasets link to their page: {html}"
         );
     }
 
