@@ -7,6 +7,7 @@ use crate::get::Scope;
 use crate::get::fetch::{Watchable, api};
 use ciclo_api::{Dataset, ModelDeployment, ModelVersion, TrainingRun};
 use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::Event;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Client, Resource};
@@ -59,27 +60,41 @@ pub struct Cluster {
     pub training_runs: Watched<TrainingRun>,
     pub model_versions: Watched<ModelVersion>,
     pub model_deployments: Watched<ModelDeployment>,
+    /// The Events of ModelDeployments (their rollouts' steps, promotions and rollbacks).
+    pub deployment_events: Watched<Event>,
     /// Counts changes (any kind): a page's live updates wait for it to move.
     pub changes: watch::Receiver<u64>,
 }
 
 impl Cluster {
-    /// Starts the four watches (they run until the process ends).
+    /// Starts the watches (they run until the process ends).
     pub fn watch(client: &Client, scope: Scope) -> Cluster {
         let (tx, changes) = watch::channel(0);
         let tx = Arc::new(tx);
+        let all = watcher::Config::default;
         Cluster {
-            datasets: start(client, &scope, &tx),
-            training_runs: start(client, &scope, &tx),
-            model_versions: start(client, &scope, &tx),
-            model_deployments: start(client, &scope, &tx),
+            datasets: start(client, &scope, all(), &tx),
+            training_runs: start(client, &scope, all(), &tx),
+            model_versions: start(client, &scope, all(), &tx),
+            model_deployments: start(client, &scope, all(), &tx),
+            deployment_events: start(
+                client,
+                &scope,
+                all().fields("involvedObject.kind=ModelDeployment"),
+                &tx,
+            ),
             scope,
             changes,
         }
     }
 }
 
-fn start<K>(client: &Client, scope: &Scope, changes: &Arc<watch::Sender<u64>>) -> Watched<K>
+fn start<K>(
+    client: &Client,
+    scope: &Scope,
+    config: watcher::Config,
+    changes: &Arc<watch::Sender<u64>>,
+) -> Watched<K>
 where
     K: Watchable,
 {
@@ -88,7 +103,7 @@ where
         health: Health::Loading,
         listed: false,
     }));
-    let events = watcher(api::<K>(client, scope), watcher::Config::default())
+    let events = watcher(api::<K>(client, scope), config)
         .default_backoff()
         .reflect(writer);
     let (shared, changes) = (state.clone(), changes.clone());

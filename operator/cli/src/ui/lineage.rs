@@ -100,7 +100,8 @@ fn graph(versions: &[Arc<ModelVersion>], deployments: &[Arc<ModelDeployment>]) -
             .contains(&Some(mv.spec.version));
             if serves {
                 let name = md.metadata.name.clone().unwrap_or_default();
-                let deployment = g.node(3, format!("md/{ns}/{name}"), name, None);
+                let href = format!("/deployments/{ns}/{name}");
+                let deployment = g.node(3, format!("md/{ns}/{name}"), name, Some(href));
                 g.edges.insert((version.clone(), deployment));
             }
         }

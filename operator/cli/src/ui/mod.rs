@@ -11,6 +11,7 @@
 mod chart;
 mod cluster;
 mod dataset;
+mod deployment;
 mod guard;
 mod layout;
 mod lineage;
@@ -106,6 +107,10 @@ fn router(ui: Arc<Ui>, guard: Guard) -> Router {
     Router::new()
         .route("/", get(overview))
         .route("/datasets/{namespace}/{dataset}", get(dataset_page))
+        .route(
+            "/deployments/{namespace}/{deployment}",
+            get(deployment_page),
+        )
         .route("/models/{namespace}/{model}", get(model_page))
         .route("/lineage", get(lineage_page))
         .route("/events", get(live::events))
@@ -228,6 +233,42 @@ async fn dataset_page(
         &title,
         &c.scope,
         dataset::render(&page, jiff::Timestamp::now()),
+    )
+}
+
+async fn deployment_page(
+    State(ui): State<Arc<Ui>>,
+    Path((namespace, name)): Path<(String, String)>,
+) -> maud::Markup {
+    let c = &ui.cluster;
+    let title = format!("Deployment {name}");
+    let deployments = c.model_deployments.objects();
+    let found = deployments.as_ref().ok().and_then(|all| {
+        all.iter()
+            .find(|d| {
+                d.metadata.namespace.as_deref() == Some(namespace.as_str())
+                    && d.metadata.name.as_deref() == Some(name.as_str())
+            })
+            .cloned()
+    });
+    let Some(md) = found else {
+        return layout::page(
+            &title,
+            &c.scope,
+            deployment::missing(&namespace, &name, &deployments),
+        );
+    };
+    let events = c.deployment_events.objects();
+    let page = deployment::Page {
+        namespace: &namespace,
+        name: &name,
+        deployment: &md,
+        events: &events,
+    };
+    layout::page(
+        &title,
+        &c.scope,
+        deployment::render(&page, jiff::Timestamp::now()),
     )
 }
 

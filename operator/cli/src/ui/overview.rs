@@ -218,6 +218,7 @@ fn section(
 fn page_of(section: &str, s: &Summary) -> Option<String> {
     let kind = match section {
         "datasets" => "datasets",
+        "modeldeployments" => "deployments",
         _ => return None,
     };
     Some(format!("/{kind}/{}/{}", s.namespace, s.name))
@@ -329,6 +330,10 @@ mod tests {
         assert!(
             html.contains("<a href=\"/datasets/ml/churn\">churn</a>"),
             "datasets link to their page: {html}"
+        );
+        assert!(
+            html.contains("<a href=\"/deployments/ml/iris\">iris</a>"),
+            "deployments link to their page: {html}"
         );
     }
 
