@@ -28,6 +28,8 @@ unit: ## unit tests only (no cluster)
 e2e: cluster-up objectstore-up deploy example-images flux-up ## end-to-end tests (starts the control plane, the S3 store, the git server and Flux; installs ciclo from its chart)
 	@# Built first, on the host: inside the cluster's network namespace nothing can be fetched.
 	$(CARGO) test --workspace --tests --no-run
+	@# The browser of ciclo ui's test (Debian's Chromium and ChromeDriver), installed when missing.
+	e2e/tools/browser.sh >/dev/null
 	e2e/upgrade/previous.sh >/dev/null
 	KUBECTL=$(KUBECTL) HELM=$(HELM) e2e/cluster/in-cluster-netns.sh $(CARGO) test --workspace --tests --no-fail-fast -- --ignored --test-threads=4 --skip an_upgrade_mid_run
 	@# Alone, last: it installs the previous release over the cluster's operator and upgrades it back.

@@ -84,7 +84,33 @@ async fn main() -> anyhow::Result<()> {
         "\nDone in {:.0} s. Look around: `target/debug/ciclo get -n {NAMESPACE} -w`; `make demo-down` stops everything.\n",
         terminal.started.elapsed().as_secs_f64()
     );
+    println!("{}", ui_command());
     Ok(())
+}
+
+/// The command that shows the demo in a browser (`ciclo ui`), run from the repository on
+/// this machine. The dataset pages' profiles are in the S3 store: on the process node it
+/// listens on loopback, which `ciclo ui` reaches; on the kubelet node it is inside the
+/// cluster's network namespace, which nothing outside reaches.
+fn ui_command() -> String {
+    let kubeconfig = ciclo_e2e::kubeconfig();
+    let inside = std::env::var_os("CICLO_NODE_ADDRESS").is_some();
+    if inside {
+        format!(
+            "See it in a browser: KUBECONFIG={} target/debug/ciclo ui -n {NAMESPACE}\n\
+             (it prints the address to open; the datasets' profiles are in the S3 store inside the\n\
+             cluster's network namespace, which the view cannot reach from here: their pages say so,\n\
+             everything else shows)\n",
+            kubeconfig.display()
+        )
+    } else {
+        format!(
+            "See it in a browser: KUBECONFIG={} CICLO_ARTIFACTS_AWS_ENDPOINT={} target/debug/ciclo ui -n {NAMESPACE}\n\
+             (it prints the address to open)\n",
+            kubeconfig.display(),
+            ciclo_e2e::s3::endpoint()
+        )
+    }
 }
 
 /// Removes what an earlier demo left: the namespace (and with it every ciclo object of the

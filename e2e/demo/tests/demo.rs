@@ -1,6 +1,8 @@
 //! What `make demo` shows, proven: the same scenario (crate `ciclo_demo`), in a namespace and
 //! bucket of its own, with every claim the demo prints checked.
 
+mod browser;
+
 use ciclo_demo::cycle::{Cycle, Source, is_blessed, metric};
 use ciclo_demo::scenario::{self, Narrator};
 use ciclo_e2e::resources::restricted_namespace;
@@ -27,6 +29,8 @@ async fn three_iterations_of_the_cycle_run_by_themselves_the_third_from_producti
     let cycle = Cycle::new(client, &ns.name, &bucket);
     let outcome = scenario::run(&cycle, &mut Log).await.unwrap();
     check(&outcome);
+    // What the demo made, as `ciclo ui` shows it in a real browser.
+    browser::tour::tour(&cycle).await;
 }
 
 /// `make demo GITOPS=1`: the same scenario with the resources committed to the team's

@@ -52,6 +52,14 @@ pub fn open(uri: &str, options: &Options) -> Result<(Arc<dyn ObjectStore>, Path)
         );
     }
     opts.extend(options.settings.iter().cloned());
+    // An endpoint given as http:// (a store on the local network, or a test's) is meant to be
+    // reached over plain HTTP, whether or not AWS_ALLOW_HTTP was also set.
+    let plain_http = opts
+        .iter()
+        .any(|(k, v)| (k == "aws_endpoint" || k == "aws_endpoint_url") && v.starts_with("http://"));
+    if plain_http && !opts.iter().any(|(k, _)| k == "aws_allow_http") {
+        opts.push(("aws_allow_http".into(), "true".into()));
+    }
     let has_keys = opts
         .iter()
         .any(|(k, _)| k == "aws_access_key_id" || k == "aws_web_identity_token_file");
@@ -257,6 +265,21 @@ pub async fn fetch(uri: &str, env_prefix: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_http_endpoint_is_reached_over_plain_http_without_being_told_twice() {
+        // Nothing listens on port 9: the request must get as far as connecting (refused),
+        // not be refused by the client for being plain HTTP.
+        let options = Options {
+            settings: vec![("aws_endpoint".into(), "http://127.0.0.1:9".into())],
+            ..Options::default()
+        };
+        let (store, path) = open("s3://bucket/key", &options).unwrap();
+        use object_store::ObjectStoreExt as _;
+        let err = store.get(&path).await.unwrap_err().to_string();
+        assert!(!err.contains("builder error"), "{err}");
+        assert!(err.contains("127.0.0.1:9"), "{err}");
+    }
 
     #[test]
     fn uris_open_with_their_prefix() {

@@ -37,6 +37,7 @@ pub fn line(title: &str, x_axis: &str, points: &[Point]) -> Markup {
     let every = points.len().div_ceil(10).max(1);
     html! {
         figure.chart {
+            figcaption { (title) }
             svg viewBox=(format!("0 0 {WIDTH} {HEIGHT}")) role="img" aria-label=(title) {
                 line.axis x1=(LEFT) y1=(HEIGHT - BOTTOM) x2=(WIDTH - RIGHT) y2=(HEIGHT - BOTTOM) {}
                 line.axis x1=(LEFT) y1=(TOP) x2=(LEFT) y2=(HEIGHT - BOTTOM) {}
@@ -59,7 +60,6 @@ pub fn line(title: &str, x_axis: &str, points: &[Point]) -> Markup {
                     }
                 }
             }
-            figcaption { (title) }
         }
     }
 }
@@ -85,6 +85,7 @@ pub fn bars(title: &str, bars: &[Bar]) -> Markup {
     let every = bars.len().div_ceil(8).max(1);
     html! {
         figure.chart.bars {
+            figcaption { (title) }
             svg viewBox=(format!("0 0 {WIDTH} {H}")) role="img" aria-label=(title) {
                 line.axis x1=(LEFT) y1=(H - BOTTOM) x2=(WIDTH - RIGHT) y2=(H - BOTTOM) {}
                 text.tick x=(LEFT - 6.0) y=(sy(top) + 4.0) text-anchor="end" { (number(top)) }
@@ -99,7 +100,6 @@ pub fn bars(title: &str, bars: &[Bar]) -> Markup {
                     }
                 }
             }
-            figcaption { (title) }
         }
     }
 }

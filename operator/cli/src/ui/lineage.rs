@@ -1,10 +1,11 @@
 //! The lineage page (`/lineage`): every model version of the scope as the graph it came
-//! from and went to: dataset version → run → model version → deployment, each node linking
-//! to its page where there is one. Drawn as SVG on the server, one column per step.
+//! from and went to: dataset version → run → model version → deployment, and the loop's
+//! return, deployment → the dataset version made of its captured traffic; each node linking
+//! to its page. Drawn as SVG on the server, one column per step.
 
 use super::cluster::Health;
 use super::short;
-use ciclo_api::{ModelDeployment, ModelVersion};
+use ciclo_api::{Dataset, ModelDeployment, ModelVersion};
 use maud::{Markup, html};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ struct Node {
 struct Graph {
     nodes: BTreeSet<Node>,
     edges: BTreeSet<(String, String)>,
+    /// Deployment → the dataset version made of what it captured.
+    captures: BTreeSet<(String, String)>,
 }
 
 impl Graph {
@@ -41,6 +44,7 @@ const COLUMNS: [&str; 4] = ["Dataset version", "Run", "Model version", "Deployme
 
 /// The page's `<main>`.
 pub fn render(
+    datasets: &Result<Vec<Arc<Dataset>>, Health>,
     versions: &Result<Vec<Arc<ModelVersion>>, Health>,
     deployments: &Result<Vec<Arc<ModelDeployment>>, Health>,
 ) -> Markup {
@@ -53,27 +57,47 @@ pub fn render(
                 @if let Err(health) = deployments {
                     (super::overview::unavailable("model deployments", health))
                 }
-                (draw(&graph(versions, deployments.as_deref().unwrap_or_default())))
+                @if let Err(health) = datasets {
+                    (super::overview::unavailable("datasets", health))
+                }
+                (draw(&graph(
+                    versions,
+                    deployments.as_deref().unwrap_or_default(),
+                    datasets.as_deref().unwrap_or_default(),
+                )))
             }
         }
     }
 }
 
-fn graph(versions: &[Arc<ModelVersion>], deployments: &[Arc<ModelDeployment>]) -> Graph {
+fn graph(
+    versions: &[Arc<ModelVersion>],
+    deployments: &[Arc<ModelDeployment>],
+    datasets: &[Arc<Dataset>],
+) -> Graph {
     let mut g = Graph::default();
+    for ds in datasets {
+        let ns = ds.metadata.namespace.clone().unwrap_or_default();
+        let name = ds.metadata.name.clone().unwrap_or_default();
+        for v in super::dataset::versions(ds) {
+            let Some(from) = &v.captured_from else {
+                continue;
+            };
+            let data = data_node(&mut g, &ns, &name, &v.id);
+            let md = &from.model_deployment;
+            let deployment = g.node(
+                3,
+                format!("md/{ns}/{md}"),
+                md.clone(),
+                Some(format!("/deployments/{ns}/{md}")),
+            );
+            g.captures.insert((deployment, data));
+        }
+    }
     for mv in versions {
         let ns = mv.metadata.namespace.clone().unwrap_or_default();
         let l = &mv.spec.lineage;
-        let data = g.node(
-            0,
-            format!("data/{ns}/{}/{}", l.dataset.name, l.dataset.version),
-            format!("{} @ {}", l.dataset.name, short(&l.dataset.version)),
-            Some(format!(
-                "/datasets/{ns}/{}?version={}",
-                l.dataset.name,
-                short(&l.dataset.version)
-            )),
-        );
+        let data = data_node(&mut g, &ns, &l.dataset.name, &l.dataset.version);
         let run = g.node(
             1,
             format!("run/{ns}/{}/{}", l.training_run, l.run_id),
@@ -109,9 +133,26 @@ fn graph(versions: &[Arc<ModelVersion>], deployments: &[Arc<ModelDeployment>]) -
     g
 }
 
-const COLUMN_WIDTH: f64 = 230.0;
+/// A dataset version's node, linking to that version on its dataset's page.
+fn data_node(g: &mut Graph, ns: &str, dataset: &str, version: &str) -> String {
+    g.node(
+        0,
+        format!("data/{ns}/{dataset}/{version}"),
+        format!("{dataset} @ {}", short(version)),
+        Some(format!(
+            "/datasets/{ns}/{dataset}?version={}",
+            short(version)
+        )),
+    )
+}
+
+const COLUMN_WIDTH: f64 = 258.0;
 const ROW_HEIGHT: f64 = 34.0;
-const NODE_WIDTH: f64 = 190.0;
+const NODE_WIDTH: f64 = 228.0;
+/// The first column's left edge: room for the captures' way back up to it.
+const LEFT: f64 = 16.0;
+/// Room below the rows for the captures' curves back to the first column.
+const LOOP_HEIGHT: f64 = 44.0;
 const NODE_HEIGHT: f64 = 24.0;
 const TOP: f64 = 30.0;
 
@@ -125,25 +166,47 @@ fn draw(g: &Graph) -> Markup {
         at.insert(
             n.key.clone(),
             (
-                n.column as f64 * COLUMN_WIDTH + 8.0,
+                n.column as f64 * COLUMN_WIDTH + LEFT,
                 TOP + row as f64 * ROW_HEIGHT,
             ),
         );
     }
     let rows = rank.iter().copied().max().unwrap_or(0);
-    let height = TOP + rows as f64 * ROW_HEIGHT + 8.0;
-    let width = COLUMN_WIDTH * 4.0;
+    let bottom = TOP + rows as f64 * ROW_HEIGHT;
+    let loops = if g.captures.is_empty() {
+        0.0
+    } else {
+        LOOP_HEIGHT
+    };
+    let height = bottom + loops + 8.0;
+    let width = COLUMN_WIDTH * 4.0 + LEFT;
     html! {
         figure.lineage {
             svg viewBox=(format!("0 0 {width} {height}")) role="img" aria-label="lineage graph" {
                 @for (i, title) in COLUMNS.iter().enumerate() {
-                    text.tick x=(i as f64 * COLUMN_WIDTH + 8.0) y="16" { (title) }
+                    text.tick x=(i as f64 * COLUMN_WIDTH + LEFT) y="16" { (title) }
                 }
                 @for (from, to) in &g.edges {
                     @if let (Some(a), Some(b)) = (at.get(from), at.get(to)) {
                         line.edge data-from=(from) data-to=(to)
                             x1=(a.0 + NODE_WIDTH) y1=(a.1 + NODE_HEIGHT / 2.0)
                             x2=(b.0) y2=(b.1 + NODE_HEIGHT / 2.0) {}
+                    }
+                }
+                // From under the deployment, back under every row, up the left margin and into
+                // the data version's left side: across no other node.
+                @for (from, to) in &g.captures {
+                    @if let (Some(a), Some(b)) = (at.get(from), at.get(to)) {
+                        @let (x1, y1) = (a.0 + NODE_WIDTH / 2.0, a.1 + NODE_HEIGHT);
+                        @let y2 = b.1 + NODE_HEIGHT / 2.0;
+                        @let (low, side) = (bottom + LOOP_HEIGHT / 2.0, LEFT / 2.0);
+                        path.edge.capture data-from=(from) data-to=(to)
+                            d=(format!(
+                                "M {x1} {y1} V {} Q {x1} {low} {} {low} H {} Q {side} {low} {side} {} V {} Q {side} {y2} {} {y2} H {}",
+                                low - 6.0, x1 - 6.0, side + 6.0, low - 6.0, y2 + 6.0, side + 6.0, b.0
+                            )) {
+                            title { "captured production traffic, labelled" }
+                        }
                     }
                 }
                 @for n in &g.nodes {
@@ -174,7 +237,12 @@ mod tests {
     fn one_edge_per_link_from_data_to_deployment() {
         let versions = fixtures::model_versions();
         let deployments = fixtures::model_deployments();
-        let html = render(&all(versions.clone()), &all(deployments.clone())).into_string();
+        let html = render(
+            &all(fixtures::datasets()),
+            &all(versions.clone()),
+            &all(deployments.clone()),
+        )
+        .into_string();
         let lineage = |mv: &ModelVersion| mv.spec.lineage.clone();
         // The links the objects state: the data each run trained on, the version each run
         // registered, the deployments serving or rolling out each version.
@@ -229,9 +297,51 @@ mod tests {
 
     #[test]
     fn nothing_trained_or_forbidden_says_so() {
-        let html = render(&Ok(Vec::new()), &Ok(Vec::new())).into_string();
+        let html = render(&Ok(Vec::new()), &Ok(Vec::new()), &Ok(Vec::new())).into_string();
         assert!(html.contains("nothing has been trained"));
-        let html = render(&Err(Health::Forbidden("no".into())), &Ok(Vec::new())).into_string();
+        let html = render(
+            &Ok(Vec::new()),
+            &Err(Health::Forbidden("no".into())),
+            &Ok(Vec::new()),
+        )
+        .into_string();
         assert!(html.contains("class=\"forbidden\""));
+    }
+
+    #[test]
+    fn the_loop_closes_from_a_deployment_to_the_dataset_version_of_its_capture() {
+        let mut datasets = fixtures::datasets();
+        let iris = datasets
+            .iter_mut()
+            .find(|d| d.metadata.name.as_deref() == Some("iris"))
+            .unwrap();
+        let status = iris.status.as_mut().unwrap();
+        let mut captured = status.versions[0].clone();
+        captured.id = "c0ffee0000000000000000000000beef".into();
+        captured.captured_from = Some(ciclo_api::dataset::CapturedFrom {
+            model_deployment: "iris".into(),
+            model_versions: vec!["2".into()],
+            captured_rows: 40,
+        });
+        status.versions.insert(0, captured);
+        let html = render(
+            &all(datasets),
+            &all(fixtures::model_versions()),
+            &all(fixtures::model_deployments()),
+        )
+        .into_string();
+        assert_eq!(
+            html.matches("<path class=\"edge capture\"").count(),
+            1,
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "data-from=\"md/ml/iris\" data-to=\"data/ml/iris/c0ffee0000000000000000000000beef\""
+            ),
+            "{html}"
+        );
+        // The captured version is a node of its own, linking to its dataset's page.
+        assert!(html.contains("<a href=\"/datasets/ml/iris?version=c0ffee000000\">"));
     }
 }

@@ -278,7 +278,7 @@ async fn lineage_page(State(ui): State<Arc<Ui>>) -> maud::Markup {
     layout::page(
         "Lineage",
         &c.scope,
-        lineage::render(&versions, &deployments),
+        lineage::render(&c.datasets.objects(), &versions, &deployments),
     )
 }
 

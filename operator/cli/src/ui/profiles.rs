@@ -45,20 +45,14 @@ impl Profiles {
             Some(Kept::Failed(why, at)) if at.elapsed() < RETRY_AFTER => return Err(why.clone()),
             _ => {}
         }
-        let read =
-            match tokio::time::timeout(TIMEOUT, ciclo_store::fetch(&uri, ARTIFACTS_ENV_PREFIX))
-                .await
-            {
-                Err(_) => Err(format!(
-                    "no answer from the store in {} s",
-                    TIMEOUT.as_secs()
-                )),
-                Ok(Err(e)) => Err(e),
-                Ok(Ok(bytes)) => serde_json::from_slice::<Profile>(&bytes)
-                    .map(Arc::new)
-                    .map_err(|e| format!("not a dataset profile: {e}")),
-            }
-            .map_err(|e| format!("reading {uri}: {e}"));
+        let read = if unconfigured(&uri) {
+            Err(format!(
+                "no settings for the artifact store in the environment ({ARTIFACTS_ENV_PREFIX}*)"
+            ))
+        } else {
+            read(&uri).await
+        }
+        .map_err(|e| format!("reading {uri}: {e}"));
         let mut kept = self.kept.lock().expect("profiles lock");
         if kept.len() >= KEEP {
             kept.clear();
@@ -72,6 +66,30 @@ impl Profiles {
         );
         read
     }
+}
+
+async fn read(uri: &str) -> Result<Arc<Profile>, String> {
+    match tokio::time::timeout(TIMEOUT, ciclo_store::fetch(uri, ARTIFACTS_ENV_PREFIX)).await {
+        Err(_) => Err(format!(
+            "no answer from the store in {} s",
+            TIMEOUT.as_secs()
+        )),
+        Ok(Err(e)) => Err(e),
+        Ok(Ok(bytes)) => serde_json::from_slice::<Profile>(&bytes)
+            .map(Arc::new)
+            .map_err(|e| format!("not a dataset profile: {e}")),
+    }
+}
+
+/// Whether `uri` is in a cloud store while nothing in the environment configures one: the
+/// object_store crate would then look for credentials on its own (at a cloud's instance
+/// metadata address, off this machine) for a store the user never pointed the view at.
+fn unconfigured(uri: &str) -> bool {
+    let cloud = ["s3://", "gs://", "az://", "abfs://"]
+        .iter()
+        .any(|s| uri.starts_with(s));
+    cloud
+        && !std::env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with(ARTIFACTS_ENV_PREFIX))
 }
 
 #[cfg(test)]
@@ -99,5 +117,15 @@ mod tests {
         let missing = format!("file://{}", dir.path().join("gone").display());
         let why = profiles.get(&missing).await.unwrap_err();
         assert!(why.contains("gone/profile.json"), "{why}");
+    }
+
+    #[test]
+    fn a_cloud_store_needs_settings_a_local_one_does_not() {
+        // The tests' environment has no CICLO_ARTIFACTS_* (nothing sets them here).
+        if std::env::vars().any(|(k, _)| k.starts_with(ARTIFACTS_ENV_PREFIX)) {
+            return;
+        }
+        assert!(unconfigured("s3://ciclo/ml/datasets/iris/abc/profile.json"));
+        assert!(!unconfigured("file:///tmp/abc/profile.json"));
     }
 }
