@@ -117,12 +117,13 @@ MANIFESTS_RENDER = $(HELM) template ciclo charts/ciclo --namespace ciclo-system 
 manifests: tools ## regenerate manifests/base/ciclo.yaml from charts/ciclo
 	$(MANIFESTS_RENDER) > manifests/base/ciclo.yaml
 
-manifests-check: tools control-plane ## helm lint + strict schema check of the chart and kustomize, staleness of manifests/base, promtool on the chart's alerts, the Argo CD health checks
+manifests-check: tools control-plane ## helm lint + strict schema check of the chart and kustomize, staleness of manifests/base, promtool on the chart's alerts, the Grafana dashboard against @grafana/schema, the Argo CD health checks
 	@diff -u manifests/base/ciclo.yaml <($(MANIFESTS_RENDER)) \
 	  || { echo "manifests/base/ciclo.yaml is stale: run 'make manifests'"; exit 1; }
 	cd e2e/tools/schemagen && GOFLAGS=-mod=readonly GOTOOLCHAIN=local go test ./...
 	e2e/chart/check.sh
 	e2e/chart/alerts.sh
+	e2e/tools/grafana-schema.sh
 	e2e/health/test.sh
 
 deploy: build tools ## install (or upgrade) ciclo into the local cluster from charts/ciclo (e2e/deploy/values.yaml) and wait for it

@@ -299,14 +299,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn every_metric_the_charts_alerts_name_is_one_the_operator_exports() {
-        let rules = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../charts/ciclo/files/prometheus-rules.yaml"
-        ))
-        .unwrap();
-        // A family is in the text once it has a series: give each one.
+    /// The operator's metric families, each given a series so that it is in the text.
+    fn exported_families() -> Vec<String> {
         let m = Metrics::default();
         drop(m.reconcile_started("Dataset"));
         m.reconcile_failed("Dataset", "forbidden");
@@ -319,33 +313,64 @@ mod tests {
                 feature: "x".into(),
             })
             .set(0.1);
-        let exported = m.encode();
-        let families: Vec<&str> = exported
+        m.kube_requests
+            .get_or_create(&RequestLabels {
+                verb: "get",
+                resource: "trainingruns".into(),
+            })
+            .inc();
+        m.encode()
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
             .filter_map(|l| l.split(' ').next())
-            .collect();
-        let mut named = std::collections::BTreeSet::new();
-        let mut rest = rules.as_str();
-        while let Some(i) = rest.find("ciclo_") {
-            let name: String = rest[i..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            rest = &rest[i + name.len()..];
-            named.insert(name);
-        }
+            .map(String::from)
+            .collect()
+    }
+
+    /// Every `ciclo_…` family `text` names but the serving pods' (`ciclo_serve_…`).
+    fn operator_names(text: &str) -> std::collections::BTreeSet<String> {
+        let mut named = ciclo_core::prometheus_names::families(text, "ciclo_");
+        named.retain(|n| !n.starts_with("ciclo_serve_"));
+        named
+    }
+
+    #[test]
+    fn every_metric_the_charts_alerts_name_is_one_the_operator_exports() {
+        let rules = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../charts/ciclo/files/prometheus-rules.yaml"
+        ))
+        .unwrap();
+        let (named, families) = (operator_names(&rules), exported_families());
         assert!(named.len() >= 5, "{named:?}");
         for name in named {
-            // A counter's samples are `<family>_total`, a histogram's `<family>_bucket`, ….
-            let family = ["_total", "_bucket", "_sum", "_count"]
-                .iter()
-                .find_map(|s| name.strip_suffix(s))
-                .unwrap_or(&name);
             assert!(
-                families.contains(&family),
+                families.contains(&name),
                 "the alerts name {name}, which the operator does not export ({families:?})"
             );
+        }
+    }
+
+    #[test]
+    fn every_operator_metric_the_grafana_dashboard_queries_is_one_it_exports() {
+        let panels = ciclo_core::prometheus_names::dashboard_queries(include_str!(
+            "../../../charts/ciclo/files/grafana-dashboard.json"
+        ))
+        .unwrap();
+        let families = exported_families();
+        let mut queried = std::collections::BTreeSet::new();
+        for (title, queries) in panels {
+            assert!(!queries.is_empty(), "panel {title} has no query");
+            for name in queries.iter().flat_map(|q| operator_names(q)) {
+                assert!(
+                    families.contains(&name),
+                    "panel {title} queries {name}, which the operator does not export ({families:?})"
+                );
+                queried.insert(name);
+            }
+        }
+        for family in &families {
+            assert!(queried.contains(family), "no panel shows {family}");
         }
     }
 }

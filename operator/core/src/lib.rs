@@ -7,5 +7,6 @@ pub mod contract;
 pub mod distance;
 pub mod expectations;
 pub mod metrics;
+pub mod prometheus_names;
 pub mod snapshot_result;
 pub mod train_result;

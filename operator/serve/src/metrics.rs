@@ -226,4 +226,57 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn every_serving_metric_the_grafana_dashboard_queries_is_one_the_server_exports() {
+        // Every family, each with a series.
+        let m = Metrics::default();
+        m.record(
+            "/v2/models/{name}/infer",
+            200,
+            std::time::Duration::from_millis(3),
+        );
+        m.model_loaded(
+            ModelLabels {
+                name: "m".into(),
+                version: "1".into(),
+                format: "onnx".into(),
+                digest: "blake3:00".into(),
+            },
+            &[],
+        );
+        let text = m.encode();
+        let families: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        let panels = ciclo_core::prometheus_names::dashboard_queries(include_str!(
+            "../../../charts/ciclo/files/grafana-dashboard.json"
+        ))
+        .unwrap();
+        let mut queried = std::collections::BTreeSet::new();
+        for (title, queries) in panels {
+            for family in queries
+                .iter()
+                .flat_map(|q| ciclo_core::prometheus_names::families(q, "ciclo_serve_"))
+            {
+                assert!(
+                    families.contains(&family.as_str()),
+                    "panel {title} queries {family}, which ciclo serve does not export ({families:?})"
+                );
+                queried.insert(family);
+            }
+        }
+        for shown in [
+            "ciclo_serve_requests",
+            "ciclo_serve_request_duration_seconds",
+            "ciclo_serve_model_info",
+        ] {
+            assert!(
+                queried.contains(shown),
+                "no panel shows {shown}: {queried:?}"
+            );
+        }
+    }
 }
