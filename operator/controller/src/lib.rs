@@ -20,6 +20,13 @@ mod telemetry;
 
 pub use args::OperatorArgs;
 
+/// A serving pod's traffic read as the canary analysis reads it (its runtime's metric
+/// names, the p99 from two samples' histograms), for `ciclo ui`'s deployment page.
+pub mod serving_traffic {
+    pub use crate::controllers::model_deployment::analysis::p99_text;
+    pub use crate::controllers::model_deployment::traffic::Reader;
+}
+
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 

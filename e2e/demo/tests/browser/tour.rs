@@ -190,6 +190,38 @@ pub async fn tour(cycle: &Cycle) {
         b.count("#history tbody tr").await,
         md["status"]["history"].as_array().map_or(0, Vec::len)
     );
+    // Its serving pods' traffic, read through the API server's proxy: a row per running pod
+    // of the version that serves, and, from the page's second reading on, a rate.
+    let serving = md["status"]["servingVersion"].to_string();
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(cycle.client.clone(), ns);
+    let running = pods
+        .list(&ListParams::default().labels(&format!("ciclo.dev/deployment={NAME}")))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .count();
+    assert!(running >= 1);
+    b.until(
+        "a traffic row per serving pod, with a rate",
+        WAIT,
+        || async {
+            b.count("#traffic tr[data-pod]").await == running
+                && b.count(&format!("#traffic tr[data-version='{serving}']"))
+                    .await
+                    == running
+                && b.text("#traffic tbody tr td:nth-child(3)")
+                    .await
+                    .trim()
+                    .parse::<f64>()
+                    .is_ok()
+        },
+    )
+    .await;
     b.screenshot(&shots, "deployment").await;
 
     // Live: a new Dataset's status shows on the open overview, with no reload (a value the
@@ -250,6 +282,13 @@ pub async fn tour(cycle: &Cycle) {
     })
     .await;
     b.screenshot(&shots, "forbidden").await;
+    c.goto(&ui.at(&format!("/deployments/{ns}/{NAME}")))
+        .await
+        .unwrap();
+    b.until("the limited user's deployment page", WAIT, || async {
+        b.count("#traffic p.forbidden").await == 1 && b.count("li.step").await > 0
+    })
+    .await;
     drop(ui);
     browser.close().await;
 }

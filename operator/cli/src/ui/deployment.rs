@@ -4,6 +4,7 @@
 //! their reasons) and the rollouts its status records.
 
 use super::cluster::Health;
+use super::traffic::Reading;
 use ciclo_api::model_deployment::{RolloutResult, StrategyType};
 use ciclo_api::{ModelDeployment, conditions};
 use jiff::Timestamp;
@@ -18,6 +19,8 @@ pub struct Page<'a> {
     pub deployment: &'a ModelDeployment,
     /// The namespace's ModelDeployment Events (the page picks this one's).
     pub events: &'a Result<Vec<Arc<Event>>, Health>,
+    /// Its serving pods' traffic, read as the page was.
+    pub traffic: &'a Reading,
 }
 
 /// The page's `<main>` when the deployment is not in the store: gone, or not readable.
@@ -109,13 +112,48 @@ pub fn render(page: &Page, now: Timestamp) -> Markup {
                 }
             }
         }
-        section #traffic {
+        // Read again every few seconds while the page is open (live.js).
+        section #traffic data-refresh="5" {
             h2 { "Traffic" }
-            p.note {
-                "The live request rate, error ratio and p99 are not shown here yet; each step's "
-                "figures are in the timeline above, as the analysis measured them."
-            }
+            (traffic(page.traffic))
         }
+    }
+}
+
+/// The serving pods' request rate, error ratio and p99 since the page's previous reading.
+fn traffic(reading: &Reading) -> Markup {
+    match reading {
+        Reading::Forbidden(message) => html! {
+            p.forbidden {
+                "Forbidden: your credentials may not read the serving pods' metrics (list pods, "
+                "get pods/proxy): " (message) "."
+            }
+        },
+        Reading::Failed(why) => html! { p.failing { "Cannot read the serving pods: " (why) "." } },
+        Reading::Pods(pods) if pods.is_empty() => html! { p.note { "No serving pod is running." } },
+        Reading::Pods(pods) => html! {
+            table {
+                thead { tr { th { "Pod" } th { "Version" } th { "Requests/s" } th { "Errors" } th { "p99" } } }
+                tbody {
+                    @for p in pods {
+                        tr data-pod=(p.pod) data-version=(p.version) {
+                            td { (p.pod) }
+                            td { (p.version) }
+                            @match (&p.problem, &p.window) {
+                                (Some(problem), _) => td.failing colspan="3" { (problem) },
+                                (None, None) => td.note colspan="3" { "measuring (a rate needs two readings, a few seconds apart)" },
+                                (None, Some(w)) => {
+                                    td { (format!("{:.2}", w.requests_per_second)) }
+                                    td { (w.error_ratio.map(|r| format!("{:.2} %", r * 100.0)).unwrap_or_else(|| "–".into())) }
+                                    td { (w.p99.clone().unwrap_or_else(|| "–".into())) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            p.note { "Read from each pod's metrics through the API server, as the canary analysis reads them." }
+        },
     }
 }
 
@@ -209,19 +247,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_canary_steps_show_which_passed_and_which_runs() {
-        let md = deployment("iris");
-        let html = render(
+    fn page(
+        md: &ModelDeployment,
+        events: &Result<Vec<Arc<Event>>, Health>,
+        traffic: &Reading,
+    ) -> String {
+        let name = md.metadata.name.as_deref().unwrap();
+        render(
             &Page {
                 namespace: "ml",
-                name: "iris",
-                deployment: &md,
-                events: &all(Vec::new()),
+                name,
+                deployment: md,
+                events,
+                traffic,
             },
             now(),
         )
-        .into_string();
+        .into_string()
+    }
+
+    #[test]
+    fn the_canary_steps_show_which_passed_and_which_runs() {
+        let md = deployment("iris");
+        let html = page(&md, &all(Vec::new()), &Reading::Pods(Vec::new()));
         // The fixture: version 3 at step 2 of 4 (25 %) while 2 serves.
         assert_eq!(html.matches("<li class=\"step ").count(), 4, "{html}");
         assert_eq!(html.matches("<li class=\"step done\"").count(), 1);
@@ -262,16 +310,7 @@ mod tests {
                 "2026-11-27T08:30:00Z",
             ),
         ]);
-        let html = render(
-            &Page {
-                namespace: "ml",
-                name: "churn",
-                deployment: &md,
-                events: &events,
-            },
-            now(),
-        )
-        .into_string();
+        let html = page(&md, &events, &Reading::Pods(Vec::new()));
         let reasons: Vec<&str> = html
             .split("data-reason=\"")
             .skip(1)
@@ -286,20 +325,51 @@ mod tests {
     #[test]
     fn events_the_user_may_not_read_say_forbidden_and_the_rest_shows() {
         let md = deployment("churn");
-        let html = render(
-            &Page {
-                namespace: "ml",
-                name: "churn",
-                deployment: &md,
-                events: &Err(Health::Forbidden("events is forbidden".into())),
-            },
-            now(),
-        )
-        .into_string();
+        let html = page(
+            &md,
+            &Err(Health::Forbidden("events is forbidden".into())),
+            &Reading::Forbidden("pods is forbidden".into()),
+        );
         assert!(
             html.contains("Forbidden: your credentials may not list events"),
             "{html}"
         );
         assert!(html.contains("<tr data-version=\"4\">"));
+    }
+
+    #[test]
+    fn each_serving_pod_shows_its_version_and_traffic_once_measured() {
+        use super::super::traffic::{PodTraffic, Window};
+        let md = deployment("iris");
+        let traffic = Reading::Pods(vec![
+            PodTraffic {
+                pod: "iris-2-a".into(),
+                version: "2".into(),
+                window: Some(Window {
+                    seconds: 5.0,
+                    requests_per_second: 12.5,
+                    error_ratio: Some(0.004),
+                    p99: Some("≤ 25 ms".into()),
+                }),
+                problem: None,
+            },
+            PodTraffic {
+                pod: "iris-3-b".into(),
+                version: "3".into(),
+                window: None,
+                problem: None,
+            },
+        ]);
+        let html = page(&md, &all(Vec::new()), &traffic);
+        assert_eq!(html.matches("<tr data-pod=").count(), 2, "{html}");
+        assert!(
+            html.contains("<td>12.50</td><td>0.40 %</td><td>≤ 25 ms</td>"),
+            "{html}"
+        );
+        assert!(html.contains("measuring"), "{html}");
+        assert!(
+            html.contains("data-refresh=\"5\""),
+            "the page reads the traffic again"
+        );
     }
 }

@@ -23,4 +23,13 @@
     }
   };
   events.addEventListener("changed", refresh);
+  // A part that reads what no watch announces (a deployment's traffic) asks to be read again
+  // every `data-refresh` seconds.
+  setInterval(() => {
+    const every = Number(document.querySelector("main [data-refresh]")?.dataset.refresh || 0);
+    if (every > 0 && Date.now() - (window.cicloLastRefresh || 0) >= every * 1000) {
+      window.cicloLastRefresh = Date.now();
+      refresh();
+    }
+  }, 1000);
 })();

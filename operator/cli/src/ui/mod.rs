@@ -19,6 +19,7 @@ mod live;
 mod model;
 mod overview;
 mod profiles;
+mod traffic;
 
 use crate::get::Scope;
 use crate::one_line::one_line;
@@ -52,6 +53,9 @@ pub struct UiArgs {
 struct Ui {
     cluster: Cluster,
     profiles: profiles::Profiles,
+    /// The user's client, for what the watches do not hold (the serving pods' metrics).
+    client: kube::Client,
+    traffic: traffic::Traffic,
 }
 
 /// Serves the view until Ctrl-C or SIGTERM. It prints the address to open (with its token)
@@ -91,6 +95,8 @@ pub fn run(args: &UiArgs) -> anyhow::Result<ExitCode> {
         let ui = Arc::new(Ui {
             cluster: Cluster::watch(&client, scope),
             profiles: profiles::Profiles::default(),
+            client: client.clone(),
+            traffic: traffic::Traffic::default(),
         });
         println!("{}", guard.url());
         eprintln!(
@@ -259,11 +265,13 @@ async fn deployment_page(
         );
     };
     let events = c.deployment_events.objects();
+    let traffic = ui.traffic.read(&ui.client, &md).await;
     let page = deployment::Page {
         namespace: &namespace,
         name: &name,
         deployment: &md,
         events: &events,
+        traffic: &traffic,
     };
     layout::page(
         &title,
@@ -311,6 +319,8 @@ mod tests {
         let ui = Arc::new(Ui {
             cluster: Cluster::watch(&client, Scope::Namespace("ml".into())),
             profiles: profiles::Profiles::default(),
+            client: client.clone(),
+            traffic: traffic::Traffic::default(),
         });
         router(ui, Guard::with_token(8123, "s3cret".into()))
     }

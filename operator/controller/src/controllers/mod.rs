@@ -3,7 +3,7 @@
 mod artifact_store;
 mod data_source;
 mod dataset;
-mod model_deployment;
+pub(crate) mod model_deployment;
 pub mod model_version;
 mod pod_security;
 mod registry;

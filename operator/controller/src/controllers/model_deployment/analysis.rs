@@ -103,12 +103,26 @@ pub fn judge(
     }
     Verdict::Pass(format!(
         "{requests} requests, error ratio {ratio:.4}{}",
-        match p99 {
-            P99::AtMost(p) => format!(", p99 ≤ {} ms", ms(p)),
-            P99::Reported(p) => format!(", p99 {} ms (runtime's summary)", ms(p)),
-            _ => String::new(),
-        }
+        p99.text().map(|t| format!(", p99 {t}")).unwrap_or_default()
     ))
+}
+
+impl P99 {
+    /// How it reads for people ("≤ 2.5 ms"), if it is known to a bound.
+    fn text(self) -> Option<String> {
+        match self {
+            P99::AtMost(p) => Some(format!("≤ {} ms", ms(p))),
+            P99::Reported(p) => Some(format!("{} ms (runtime's summary)", ms(p))),
+            P99::Beyond(largest) => Some(format!("> {} ms", ms(largest))),
+            P99::Unknown => None,
+        }
+    }
+}
+
+/// The 99th-percentile latency of the requests between two samples of the same pods, as
+/// people read it (`≤ 2.5 ms`, `> 10000 ms`), if the pods' metrics tell it.
+pub fn p99_text(start: &TrafficSample, end: &TrafficSample) -> Option<String> {
+    p99(start, end).text()
 }
 
 /// Seconds as milliseconds for people: bucket bounds such as 0.007 s read 7, not

@@ -3,7 +3,7 @@
 //! canary pods' traffic when a step needs judging) → apply the Service, the Deployments and
 //! the autoscaler → status, Events and the ModelVersions' `deployedBy`.
 
-mod analysis;
+pub(crate) mod analysis;
 mod children;
 mod deployed_by;
 mod rollout;
@@ -11,7 +11,7 @@ mod routing;
 mod select;
 mod skew;
 mod skew_watch;
-mod traffic;
+pub(crate) mod traffic;
 mod write_back;
 
 use super::training_run::cached::CachedRun;

@@ -174,6 +174,16 @@ impl Reader {
         sample
     }
 
+    /// The port the metrics are read on.
+    pub fn port(&self) -> i32 {
+        self.port
+    }
+
+    /// The metrics' path (`/metrics`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
     /// Sums the counters of `pods` (those with an address), read over HTTP.
     pub async fn sample(&self, pods: &[Pod]) -> Result<TrafficSample, String> {
         let mut total = TrafficSample::default();
