@@ -206,23 +206,38 @@ pub async fn tour(cycle: &Cycle) {
         })
         .count();
     assert!(running >= 1);
+    // Under a steady load (the demo's unseen rows), some pod answers at a rate above 0.
+    let load = cycle.start_load(ciclo_demo::data::Rows::parse(&ciclo_demo::data::batch(
+        "batch-3.csv",
+    )));
+    let rates = || async {
+        let mut rates = Vec::new();
+        for cell in c
+            .find_all(fantoccini::Locator::Css(
+                "#traffic tbody tr td:nth-child(3)",
+            ))
+            .await
+            .unwrap()
+        {
+            rates.extend(cell.text().await.unwrap().trim().parse::<f64>().ok());
+        }
+        rates
+    };
     b.until(
-        "a traffic row per serving pod, with a rate",
+        "a traffic row per serving pod, with a rate above 0 under load",
         WAIT,
         || async {
             b.count("#traffic tr[data-pod]").await == running
                 && b.count(&format!("#traffic tr[data-version='{serving}']"))
                     .await
                     == running
-                && b.text("#traffic tbody tr td:nth-child(3)")
-                    .await
-                    .trim()
-                    .parse::<f64>()
-                    .is_ok()
+                && rates().await.iter().any(|r| *r > 0.0)
         },
     )
     .await;
     b.screenshot(&shots, "deployment").await;
+    let load = load.stop().await;
+    assert!(load.failed.is_empty(), "{load:?}");
 
     // Live: a new Dataset's status shows on the open overview, with no reload (a value the
     // page's script set survives).

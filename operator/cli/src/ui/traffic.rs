@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 /// How long one pod's metrics may take.
 const TIMEOUT: Duration = Duration::from_secs(3);
+/// A pod's previous reading older than this is dropped (the pod is gone, or no page shows it).
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 /// What the page shows of a deployment's traffic.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,11 +114,12 @@ impl Traffic {
             };
             let now = (Instant::now(), reader.parse(&text));
             let key = (format!("{ns}/{name}"), pod.uid().unwrap_or_default());
-            let before = self
-                .last
-                .lock()
-                .expect("traffic lock")
-                .insert(key, now.clone());
+            let before = {
+                let mut last = self.last.lock().expect("traffic lock");
+                // Pods come and go for as long as the view runs: forget the long unread.
+                last.retain(|_, (at, _)| at.elapsed() < FORGET_AFTER);
+                last.insert(key, now.clone())
+            };
             out.push(PodTraffic {
                 pod: name,
                 version,
