@@ -51,6 +51,19 @@ impl<K: Resource<DynamicType = ()> + Clone + 'static> Watched<K> {
             Err(state.health)
         }
     }
+
+    /// The object `namespace`/`name` (`None`: there is none), once the store holds every
+    /// one; else why not.
+    pub fn get(&self, namespace: &str, name: &str) -> Result<Option<Arc<K>>, Health> {
+        let state = self.state.lock().expect("state lock").clone();
+        if state.listed {
+            Ok(self
+                .store
+                .get(&reflector::ObjectRef::new(name).within(namespace)))
+        } else {
+            Err(state.health)
+        }
+    }
 }
 
 /// Every kind the view shows.

@@ -5,7 +5,6 @@
 //! from a second version (`?base=`).
 
 use super::chart::{self, Bar};
-use super::cluster::Health;
 use super::short;
 use ciclo_api::dataset::{DatasetVersion, Verdict};
 use ciclo_api::{Dataset, conditions};
@@ -67,22 +66,6 @@ pub fn pick<'a>(
             latest
                 .and_then(|l| all.iter().copied().find(|v| v.id == l.id))
                 .or_else(|| all.first().copied())
-        }
-    }
-}
-
-/// The page's `<main>` when the dataset is not in the store: gone, or not readable.
-pub fn missing(
-    namespace: &str,
-    name: &str,
-    datasets: &Result<Vec<Arc<Dataset>>, Health>,
-) -> Markup {
-    html! {
-        h1 { "Dataset " (name) }
-        p.note { "namespace " (namespace) }
-        @match datasets {
-            Ok(_) => p.note { "There is no Dataset " (name) " in namespace " (namespace) "." },
-            Err(health) => (super::overview::unavailable("datasets", health)),
         }
     }
 }
@@ -300,6 +283,23 @@ mod tests {
         fixtures::NOW.parse().unwrap()
     }
 
+    /// The page of `ds` in namespace ml, showing `shown` and measuring drift from `base`.
+    fn html<'a>(
+        ds: &'a Dataset,
+        shown: Option<(&'a DatasetVersion, Read)>,
+        base: Option<(&'a DatasetVersion, Read)>,
+    ) -> String {
+        let name = ds.metadata.name.as_deref().unwrap();
+        let page = Page {
+            namespace: "ml",
+            name,
+            dataset: ds,
+            shown,
+            base,
+        };
+        render(&page, now()).into_string()
+    }
+
     fn dataset(name: &str) -> Dataset {
         fixtures::datasets()
             .into_iter()
@@ -330,14 +330,7 @@ mod tests {
     fn every_version_is_listed_with_its_verdict_and_reasons() {
         let ds = dataset("churn");
         let all = versions(&ds);
-        let page = Page {
-            namespace: "ml",
-            name: "churn",
-            dataset: &ds,
-            shown: pick(&all, &ds, None).map(|v| (v, None)),
-            base: None,
-        };
-        let html = render(&page, now()).into_string();
+        let html = html(&ds, pick(&all, &ds, None).map(|v| (v, None)), None);
         assert_eq!(
             html.matches("<tr data-version=").count(),
             all.len(),
@@ -390,14 +383,11 @@ mod tests {
             rows: 151,
             columns: vec![numbers("sepal_length", vec![3, 0, 9, 27, 1]), text],
         };
-        let page = Page {
-            namespace: "ml",
-            name: "iris",
-            dataset: &ds,
-            shown: pick(&all, &ds, None).map(|v| (v, Some(Ok(Arc::new(profile))))),
-            base: None,
-        };
-        let html = render(&page, now()).into_string();
+        let html = html(
+            &ds,
+            pick(&all, &ds, None).map(|v| (v, Some(Ok(Arc::new(profile))))),
+            None,
+        );
         let column = |name: &str| {
             let start = html.find(&format!("data-column=\"{name}\"")).unwrap();
             let rest = &html[start..];
@@ -421,19 +411,16 @@ mod tests {
     fn an_unreadable_profile_says_why_and_the_versions_still_show() {
         let ds = dataset("iris");
         let all = versions(&ds);
-        let page = Page {
-            namespace: "ml",
-            name: "iris",
-            dataset: &ds,
-            shown: pick(&all, &ds, None).map(|v| {
+        let html = html(
+            &ds,
+            pick(&all, &ds, None).map(|v| {
                 (
                     v,
                     Some(Err("reading s3://ciclo/…: connection refused".into())),
                 )
             }),
-            base: None,
-        };
-        let html = render(&page, now()).into_string();
+            None,
+        );
         assert!(
             html.contains("The profile cannot be read: reading s3://ciclo/…: connection refused"),
             "{html}"
@@ -472,14 +459,11 @@ mod tests {
             }
             s
         };
-        let page = Page {
-            namespace: "ml",
-            name: "churn",
-            dataset: &ds,
-            shown: Some((newer, profile_of(&csv(60)).await)),
-            base: Some((older, profile_of(&csv(0)).await)),
-        };
-        let html = render(&page, now()).into_string();
+        let html = html(
+            &ds,
+            Some((newer, profile_of(&csv(60)).await)),
+            Some((older, profile_of(&csv(0)).await)),
+        );
         assert!(
             html.contains(&format!(
                 "Drift of {} from {}",

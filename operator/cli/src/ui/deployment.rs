@@ -23,22 +23,6 @@ pub struct Page<'a> {
     pub traffic: &'a Reading,
 }
 
-/// The page's `<main>` when the deployment is not in the store: gone, or not readable.
-pub fn missing(
-    namespace: &str,
-    name: &str,
-    deployments: &Result<Vec<Arc<ModelDeployment>>, Health>,
-) -> Markup {
-    html! {
-        h1 { "Deployment " (name) }
-        p.note { "namespace " (namespace) }
-        @match deployments {
-            Ok(_) => p.note { "There is no ModelDeployment " (name) " in namespace " (namespace) "." },
-            Err(health) => (super::overview::unavailable("model deployments", health)),
-        }
-    }
-}
-
 /// The page's `<main>`.
 pub fn render(page: &Page, now: Timestamp) -> Markup {
     let md = page.deployment;

@@ -201,21 +201,18 @@ async fn dataset_page(
 ) -> maud::Markup {
     let c = &ui.cluster;
     let title = format!("Dataset {name}");
-    let datasets = c.datasets.objects();
-    let found = datasets.as_ref().ok().and_then(|all| {
-        all.iter()
-            .find(|d| {
-                d.metadata.namespace.as_deref() == Some(namespace.as_str())
-                    && d.metadata.name.as_deref() == Some(name.as_str())
-            })
-            .cloned()
-    });
-    let Some(ds) = found else {
-        return layout::page(
-            &title,
-            &c.scope,
-            dataset::missing(&namespace, &name, &datasets),
-        );
+    let ds = match c.datasets.get(&namespace, &name) {
+        Ok(Some(ds)) => ds,
+        found => {
+            let body = overview::missing(
+                &title,
+                ("Dataset", "datasets"),
+                &namespace,
+                &name,
+                found.as_ref().map(|_| ()),
+            );
+            return layout::page(&title, &c.scope, body);
+        }
     };
     let all = dataset::versions(&ds);
     let shown = dataset::pick(&all, &ds, choice.version.as_deref());
@@ -227,7 +224,8 @@ async fn dataset_page(
         Some(location) => Some(ui.profiles.get(location).await),
         None => None,
     };
-    let (shown_read, base_read) = (read(shown).await, read(base).await);
+    // The two versions' profiles from the store at once.
+    let (shown_read, base_read) = futures::join!(read(shown), read(base));
     let page = dataset::Page {
         namespace: &namespace,
         name: &name,
@@ -248,21 +246,18 @@ async fn deployment_page(
 ) -> maud::Markup {
     let c = &ui.cluster;
     let title = format!("Deployment {name}");
-    let deployments = c.model_deployments.objects();
-    let found = deployments.as_ref().ok().and_then(|all| {
-        all.iter()
-            .find(|d| {
-                d.metadata.namespace.as_deref() == Some(namespace.as_str())
-                    && d.metadata.name.as_deref() == Some(name.as_str())
-            })
-            .cloned()
-    });
-    let Some(md) = found else {
-        return layout::page(
-            &title,
-            &c.scope,
-            deployment::missing(&namespace, &name, &deployments),
-        );
+    let md = match c.model_deployments.get(&namespace, &name) {
+        Ok(Some(md)) => md,
+        found => {
+            let body = overview::missing(
+                &title,
+                ("ModelDeployment", "model deployments"),
+                &namespace,
+                &name,
+                found.as_ref().map(|_| ()),
+            );
+            return layout::page(&title, &c.scope, body);
+        }
     };
     let events = c.deployment_events.objects();
     let traffic = ui.traffic.read(&ui.client, &md).await;

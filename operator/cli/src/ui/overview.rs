@@ -238,6 +238,25 @@ pub fn unavailable(what: &str, health: &Health) -> Markup {
     }
 }
 
+/// A page's `<main>` (headed `title`) when its object is not there: `kind` `name` does not
+/// exist in `namespace`, or `what` (the kind, in words) cannot be read (`Err`).
+pub fn missing(
+    title: &str,
+    (kind, what): (&str, &str),
+    namespace: &str,
+    name: &str,
+    found: Result<(), &Health>,
+) -> Markup {
+    html! {
+        h1 { (title) }
+        p.note { "namespace " (namespace) }
+        @match found {
+            Ok(()) => p.note { "There is no " (kind) " " (name) " in namespace " (namespace) "." },
+            Err(health) => (unavailable(what, health)),
+        }
+    }
+}
+
 /// A link to a model's page.
 fn model_link(namespace: &str, model: &str) -> Markup {
     html! { a href=(format!("/models/{namespace}/{model}")) { (model) } }
@@ -371,5 +390,34 @@ mod tests {
         let html = render(&snapshot, now()).into_string();
         assert!(!html.contains("<script>x"), "{html}");
         assert!(html.contains("&lt;script&gt;x"));
+    }
+
+    #[test]
+    fn a_missing_object_or_an_unreadable_kind_says_which() {
+        let gone = missing(
+            "Dataset iris",
+            ("Dataset", "datasets"),
+            "ml",
+            "iris",
+            Ok(()),
+        )
+        .into_string();
+        assert!(
+            gone.contains("There is no Dataset iris in namespace ml."),
+            "{gone}"
+        );
+        let health = Health::Forbidden("datasets is forbidden".into());
+        let forbidden = missing(
+            "Dataset iris",
+            ("Dataset", "datasets"),
+            "ml",
+            "iris",
+            Err(&health),
+        )
+        .into_string();
+        assert!(
+            forbidden.contains("Forbidden: your credentials may not list datasets"),
+            "{forbidden}"
+        );
     }
 }

@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 const TIMEOUT: Duration = Duration::from_secs(3);
 /// A pod's previous reading older than this is dropped (the pod is gone, or no page shows it).
 const FORGET_AFTER: Duration = Duration::from_secs(600);
+/// A pod read more recently than this is not read again (a burst of changes re-renders the
+/// page): its last window is shown.
+const MIN_GAP: Duration = Duration::from_secs(1);
 
 /// What the page shows of a deployment's traffic.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +59,14 @@ pub struct Window {
 /// name starts afresh).
 #[derive(Default)]
 pub struct Traffic {
-    last: Mutex<HashMap<(String, String), (Instant, TrafficSample)>>,
+    last: Mutex<HashMap<(String, String), Last>>,
+}
+
+/// A pod's latest reading, and the window it closed.
+struct Last {
+    at: Instant,
+    sample: TrafficSample,
+    window: Option<Window>,
 }
 
 impl Traffic {
@@ -82,6 +92,23 @@ impl Traffic {
                 .get(labels::VERSION)
                 .cloned()
                 .unwrap_or_default();
+            let key = (format!("{ns}/{name}"), pod.uid().unwrap_or_default());
+            let recent = self
+                .last
+                .lock()
+                .expect("traffic lock")
+                .get(&key)
+                .filter(|l| l.at.elapsed() < MIN_GAP)
+                .map(|l| l.window.clone());
+            if let Some(window) = recent {
+                out.push(PodTraffic {
+                    pod: name,
+                    version,
+                    window,
+                    problem: None,
+                });
+                continue;
+            }
             let (path, port) = (reader.path(), reader.port());
             let uri = format!("/api/v1/namespaces/{ns}/pods/{name}:{port}/proxy{path}");
             let request = http::Request::get(&uri)
@@ -113,17 +140,26 @@ impl Traffic {
                 }
             };
             let now = (Instant::now(), reader.parse(&text));
-            let key = (format!("{ns}/{name}"), pod.uid().unwrap_or_default());
-            let before = {
-                let mut last = self.last.lock().expect("traffic lock");
-                // Pods come and go for as long as the view runs: forget the long unread.
-                last.retain(|_, (at, _)| at.elapsed() < FORGET_AFTER);
-                last.insert(key, now.clone())
-            };
+            let mut last = self.last.lock().expect("traffic lock");
+            // Pods come and go for as long as the view runs: forget the long unread.
+            last.retain(|_, l| l.at.elapsed() < FORGET_AFTER);
+            let window = last
+                .get(&key)
+                .and_then(|before| window((before.at, &before.sample), (now.0, &now.1)));
+            let (at, sample) = now;
+            last.insert(
+                key,
+                Last {
+                    at,
+                    sample,
+                    window: window.clone(),
+                },
+            );
+            drop(last);
             out.push(PodTraffic {
                 pod: name,
                 version,
-                window: before.and_then(|before| window(&before, &now)),
+                window,
                 problem: None,
             });
         }
@@ -139,7 +175,7 @@ fn running(pod: &Pod) -> bool {
 
 /// The traffic between two readings of one pod; none when they are too close to tell, or
 /// a counter went back (the pod's server restarted).
-fn window(before: &(Instant, TrafficSample), now: &(Instant, TrafficSample)) -> Option<Window> {
+fn window(before: (Instant, &TrafficSample), now: (Instant, &TrafficSample)) -> Option<Window> {
     let seconds = now.0.duration_since(before.0).as_secs_f64();
     let requests = now.1.requests - before.1.requests;
     let errors = now.1.errors - before.1.errors;
@@ -150,7 +186,7 @@ fn window(before: &(Instant, TrafficSample), now: &(Instant, TrafficSample)) -> 
         seconds,
         requests_per_second: requests / seconds,
         error_ratio: (requests > 0.0).then(|| errors / requests),
-        p99: p99_text(&before.1, &now.1),
+        p99: p99_text(before.1, now.1),
     })
 }
 
@@ -181,7 +217,7 @@ mod tests {
         let t0 = Instant::now();
         let before = (t0, sample(99, 1, 90));
         let now = (t0 + Duration::from_secs(10), sample(297, 3, 200));
-        let w = window(&before, &now).unwrap();
+        let w = window((before.0, &before.1), (now.0, &now.1)).unwrap();
         assert_eq!(w.requests_per_second, 20.0);
         assert_eq!(w.error_ratio, Some(0.01));
         // 110 of the 200 new requests within 5 ms, all within 100 ms.
@@ -192,13 +228,13 @@ mod tests {
     fn no_traffic_has_no_error_ratio_and_a_restart_no_window() {
         let t0 = Instant::now();
         let later = t0 + Duration::from_secs(5);
-        let idle = window(&(t0, sample(7, 0, 7)), &(later, sample(7, 0, 7))).unwrap();
+        let idle = window((t0, &sample(7, 0, 7)), (later, &sample(7, 0, 7))).unwrap();
         assert_eq!(
             (idle.requests_per_second, idle.error_ratio, idle.p99),
             (0.0, None, None)
         );
         assert_eq!(
-            window(&(t0, sample(7, 0, 7)), &(later, sample(2, 0, 2))),
+            window((t0, &sample(7, 0, 7)), (later, &sample(2, 0, 2))),
             None
         );
     }
