@@ -151,6 +151,27 @@ async fn mlserver_is_canaried_on_its_own_metrics_promoted_and_a_broken_version_r
     })
     .await
     .unwrap();
+    // kube-proxy follows the EndpointSlice a moment after the pods leave it: until then a
+    // new connection may still reach a version 3 pod (seen once in CI: its 500, not JSON).
+    wait_for(
+        TIMEOUT,
+        "the Service routing to version 2 alone",
+        || async {
+            for _ in 0..10 {
+                let r = http
+                    .post(format!("{target}/v2/models/wdbc/infer"))
+                    .json(&one_row)
+                    .send()
+                    .await?;
+                if !r.status().is_success() || r.json::<Value>().await?["model_version"] != "2" {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
+    .unwrap();
     for _ in 0..10 {
         let answer = infer(&http, &target, "wdbc", &one_row).await;
         assert_eq!(answer["model_version"], "2", "{answer}");
