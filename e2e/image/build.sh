@@ -57,7 +57,9 @@ trap 'rm -rf "$work"' EXIT
 start=$(date +%s)
 # One target directory for every key: a source change recompiles the ciclo crates only.
 echo "build.sh: building the static ciclo binary (cargo --profile $profile)" >&2
-CARGO_TARGET_DIR="$cache_root/image/target" "$here/rootfs.sh" "$work/stage/rootfs" >&2
+# No incremental state: it would double the folder, and a change recompiles only ciclo's
+# crates anyway.
+CARGO_INCREMENTAL=0 CARGO_TARGET_DIR="$cache_root/image/target" "$here/rootfs.sh" "$work/stage/rootfs" >&2
 built=$(date +%s)
 
 # buildah's own store lives in the temporary folder: the archive is the only output.

@@ -36,6 +36,9 @@ archive=$(cd "$src" && CICLO_CACHE_DIR="$cache_root/previous/build" CICLO_IMAGE_
   e2e/image/build.sh | sed -n 's/^archive: *//p')
 [ -f "$archive" ] || { echo "previous.sh: no image archive from $commit's build" >&2; exit 1; }
 echo "$archive" >"$src/image.archive"
+# Only the archive is used; the build's target folder (2.4 GB) is not needed again unless
+# the commit changes, and then it is built from nothing anyway.
+rm -rf "$cache_root/previous/build/image/target"
 touch "$out/complete"
 echo "previous.sh: built in $(( $(date +%s) - start )) s" >&2
 echo "$src"
