@@ -93,20 +93,21 @@ ClusterRole (all namespaces) or into a Role per watched namespace (watchNamespac
 # A distributed training run's headless Service, through which its workers find each other
 # (create; deleted with its Job once the run falls out of the history), and a
 # ModelDeployment's Service, kept as declared by server-side apply (patch; an apply that
-# creates also needs create).
+# creates also needs create). Get: after a restart, each ModelDeployment's Service is read
+# once, and not applied again if it carries the digest of what would be sent.
 - apiGroups: [""]
   resources: [services]
-  verbs: [create, patch, delete]
+  verbs: [get, create, patch, delete]
 # A ModelDeployment serves each version with a Deployment it owns: applied (create, patch),
 # watched for readiness (list, watch), removed once a version no longer serves (delete).
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [list, watch, create, patch, delete]
 # With spec.autoscaling, the stable version's HorizontalPodAutoscaler (garbage-collected with
-# its ModelDeployment).
+# its ModelDeployment), applied as the Service is (get: read once after a restart).
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [create, patch]
+  verbs: [get, create, patch]
 # With spec.trafficRouting, set the weights of the HTTPRoute's two backendRefs ciclo owns
 # (read it, replace it with only those weights changed). Nothing else of the route is touched.
 - apiGroups: [gateway.networking.k8s.io]

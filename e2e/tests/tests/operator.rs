@@ -230,17 +230,22 @@ async fn metric(ip: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Waits until both operator replicas are ready and one holds the Lease.
+async fn two_replicas_and_a_leader(client: &kube::Client) {
+    wait_for(
+        TIMEOUT,
+        "two ready operator replicas and a leader",
+        || async { Ok(replicas(client).await.len() == 2 && !holder(client).await.is_empty()) },
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 #[ignore = "needs the local cluster: make e2e"]
 async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_dies() {
     let client = client().await.unwrap();
-    wait_for(
-        TIMEOUT,
-        "two ready operator replicas and a leader",
-        || async { Ok(replicas(&client).await.len() == 2 && !holder(&client).await.is_empty()) },
-    )
-    .await
-    .unwrap();
+    two_replicas_and_a_leader(&client).await;
     let pods = replicas(&client).await;
     let lease_holder = holder(&client).await;
     let (leader, standby): (Vec<_>, Vec<_>) = pods
@@ -354,4 +359,119 @@ fn the_operator_runs_as_its_service_account_not_as_admin() {
         None,
     );
     assert_eq!(out, "ciclo-operator");
+}
+
+/// A model of one version (no gates: blessed once judged) and its ModelDeployment, whose pod
+/// asks for a resource no node has: it stays Pending, so nothing serves and only the
+/// operator's applies change the Deployment.
+const UNSERVED: &str = r#"
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelVersion
+metadata:
+  name: web-1
+  labels: {ciclo.dev/model: web, ciclo.dev/version: "1"}
+  annotations: {ciclo.dev/gates: '{"gates":[],"metrics":[]}'}
+spec:
+  model: web
+  version: 1
+  artifact: {uri: "s3://ciclo-artifacts/e2e/web/model.json", digest: "blake3:0000000000000000000000000000000000000000000000000000000000000000", format: ciclo.dev/model/v1}
+  lineage: {trainingRun: web, runId: "0123456789", dataset: {name: web, version: web00000000000000000000000000000}, image: ciclo-e2e:none}
+---
+apiVersion: ciclo.dev/v1alpha1
+kind: ModelDeployment
+metadata: {name: web}
+spec:
+  model: {name: web}
+  resources: {limits: {ciclo.dev/e2e-no-such-resource: "1"}}
+"#;
+
+/// A restarted operator knows nothing of what the last one applied: it takes a child that
+/// carries the digest of what it would send as applied (no write), unless another field
+/// manager changed the child's spec since. Here the image is changed while no leader runs,
+/// and the next leader applies the Deployment again.
+#[tokio::test]
+#[ignore = "needs the local cluster: make e2e"]
+async fn a_deployment_edited_while_no_leader_ran_is_applied_again_by_the_next_one() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    let client = client().await.unwrap();
+    let ns = TestNamespace::new(&client, "md-drift").await.unwrap();
+    apply(&ns.name, UNSERVED);
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns.name);
+    let image = |d: &Deployment| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0]
+            .image
+            .clone()
+            .unwrap_or_default()
+    };
+    let digest = |d: &Deployment| {
+        d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("ciclo.dev/applied-digest").cloned())
+    };
+    wait_for(TIMEOUT, "web-v1, applied with its digest", || async {
+        Ok(deployments
+            .get_opt("web-v1")
+            .await?
+            .is_some_and(|d| digest(&d).is_some()))
+    })
+    .await
+    .unwrap();
+    let applied = deployments.get("web-v1").await.unwrap();
+    two_replicas_and_a_leader(&client).await;
+
+    ciclo_e2e::operator::kill_leader(&client).await;
+    // The Lease outlives the leader by up to 15 s: no operator sees this edit happen.
+    let (ok, _, err) = kubectl(
+        &[
+            "patch",
+            "deployment",
+            "web-v1",
+            "-n",
+            &ns.name,
+            "--type",
+            "json",
+            "-p",
+            r#"[{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "localhost/ciclo-e2e/tampered:1"}]"#,
+        ],
+        None,
+    );
+    assert!(ok, "kubectl patch: {err}");
+    let tampered = deployments.get("web-v1").await.unwrap();
+    assert_eq!(image(&tampered), "localhost/ciclo-e2e/tampered:1");
+    assert_eq!(
+        digest(&tampered),
+        digest(&applied),
+        "the edit keeps the annotation"
+    );
+
+    // The next leader (the standby, or the killed one restarted) applies it again.
+    wait_for(TIMEOUT, "the image applied again", || async {
+        Ok(image(&deployments.get("web-v1").await?) == image(&applied))
+    })
+    .await
+    .unwrap();
+    let restored = deployments.get("web-v1").await.unwrap();
+    assert_eq!(digest(&restored), digest(&applied));
+    // ciclo's forced apply took the field back from the edit's manager.
+    let editors: Vec<_> = restored
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| m.manager.as_deref() == Some("kubectl-patch"))
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.to_string().contains("f:image"))
+        })
+        .collect();
+    assert!(editors.is_empty(), "{editors:?}");
 }

@@ -257,8 +257,8 @@ async fn fan_out<K>(
 /// A cache of `K` in the watched namespace(s) (a reflector store, kept by one watch with
 /// `config`), and the stream of its changes to wake a controller with (`owns_stream`,
 /// `watches_stream`): reconciles read what they need from the cache instead of asking the
-/// API server each time. `strip` drops what no reconcile reads (with `managedFields`), so the
-/// cache's memory per object stays small.
+/// API server each time. `strip` drops what no reconcile reads, so the cache's memory per
+/// object stays small; it sees the object's `managedFields`, which are dropped after it.
 pub fn cache<K>(
     ctx: &Context,
     config: kube::runtime::watcher::Config,
@@ -274,8 +274,9 @@ where
     let changes = kube::runtime::watcher(api::<K>(ctx), initial_list(ctx, config))
         .default_backoff()
         .modify(move |obj| {
-            unread_metadata(obj.meta_mut());
+            drop_last_applied(obj.meta_mut());
             strip(obj);
+            obj.meta_mut().managed_fields = None;
         })
         .reflect(writer)
         // Deleted objects too: a child's deletion wakes its owner.
@@ -289,6 +290,11 @@ where
 /// cache must not reset them.
 pub(crate) fn unread_metadata(meta: &mut kube::api::ObjectMeta) {
     meta.managed_fields = None;
+    drop_last_applied(meta);
+}
+
+/// Drops the copy of the whole object `kubectl apply` (client side) keeps in an annotation.
+fn drop_last_applied(meta: &mut kube::api::ObjectMeta) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
     }

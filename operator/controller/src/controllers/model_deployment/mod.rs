@@ -4,6 +4,7 @@
 //! the autoscaler → status, Events and the ModelVersions' `deployedBy`.
 
 pub(crate) mod analysis;
+mod apply;
 mod children;
 mod deployed_by;
 mod rollout;
@@ -22,19 +23,19 @@ use crate::context::Context;
 use crate::error::Result;
 use crate::own_writes::{self, Read};
 use crate::status;
-use ciclo_api::labels::{self, FIELD_MANAGER};
+use apply::{Applied, Live, apply};
+use ciclo_api::labels;
 use ciclo_api::model_deployment::{ModelDeployment, ModelDeploymentStatus};
 use ciclo_api::model_version::ModelVersion;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams};
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource as _, ResourceExt as _};
 use rollout::{VersionPods, View};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,8 +75,7 @@ struct Caches {
     stores: Store<ConfigMap>,
     /// Every cache holds its first list.
     ready: Ready,
-    /// What was last applied of each Service and autoscaler (which are not watched): the
-    /// same object is not sent again.
+    /// What was last applied of each child: the same object is not sent again.
     applied: Arc<Applied>,
     /// Write-backs that pushed nothing, so they are not tried on every reconcile.
     write_backs: Arc<write_back::Attempts>,
@@ -136,7 +136,9 @@ pub async fn run(
 ) {
     // Only the serving Deployments and pods ciclo made: their readiness moves the rollout on.
     let serving_only = || watch_config().labels("app.kubernetes.io/component=model-server");
-    let (deployments, deployment_changes) = cache::<Deployment>(&ctx, serving_only(), |_| {});
+    let (deployments, deployment_changes) = cache::<Deployment>(&ctx, serving_only(), |d| {
+        apply::forget_if_edited(&mut d.metadata)
+    });
     let (pods, pod_changes) = cache::<Pod>(&ctx, serving_only(), |p| p.spec = None);
     let (versions, version_changes) =
         cache::<DeserializeGuard<ModelVersion>>(&ctx, watch_config(), |mv| {
@@ -315,7 +317,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         if let (Some(_), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             for s in routing::services(&md, stable, next.canary_version) {
-                apply(&services, &s, &caches.applied, None).await?;
+                apply(&services, &s, &caches.applied, Live::Unwatched).await?;
             }
         }
         Ok::<_, crate::error::Error>(())
@@ -471,54 +473,6 @@ fn observe(pods: &[Pod]) -> BTreeMap<i64, VersionPods> {
     by_version
 }
 
-/// What this controller last applied of each child, by kind, namespace and name: a digest of
-/// the object sent, and the generation the API server gave it. A child whose desired object
-/// has the same digest, and whose cached generation (for the watched Deployments) is still
-/// the one that apply made, is not sent again: a reconcile that changes nothing makes no
-/// request. An edit by someone else moves the generation (and wakes the reconcile), so the
-/// declared fields are applied again.
-#[derive(Default)]
-pub struct Applied(
-    std::sync::Mutex<std::collections::HashMap<String, (blake3::Hash, Option<i64>)>>,
-);
-
-impl Applied {
-    fn key<K: kube::Resource<DynamicType = ()>>(obj: &K) -> String {
-        format!(
-            "{}/{}/{}",
-            K::kind(&()),
-            obj.namespace().unwrap_or_default(),
-            obj.name_any()
-        )
-    }
-
-    /// Whether `obj` (digest `digest`) is what was last applied, and the live object's
-    /// generation (`None`: not watched) is still the one that apply left.
-    fn current<K: kube::Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        digest: blake3::Hash,
-        live_generation: Option<Option<i64>>,
-    ) -> bool {
-        let memo = self.0.lock().expect("applied lock");
-        memo.get(&Self::key(obj)).is_some_and(|(d, generation)| {
-            *d == digest && live_generation.is_none_or(|g| g.is_some() && g == *generation)
-        })
-    }
-
-    fn remember<K: kube::Resource<DynamicType = ()>>(
-        &self,
-        obj: &K,
-        digest: blake3::Hash,
-        generation: Option<i64>,
-    ) {
-        self.0
-            .lock()
-            .expect("applied lock")
-            .insert(Self::key(obj), (digest, generation));
-    }
-}
-
 /// Server-side applies what `replicas` asks for (each child only if it changed, see
 /// [`Applied`]) and deletes the version Deployments it does not name (their pods get SIGTERM
 /// and drain while endpoints drop them).
@@ -545,7 +499,7 @@ async fn apply_children(
             super::artifact_store::ArtifactStore::default()
         });
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    apply(&services, &children::service(md), applied, None).await?;
+    apply(&services, &children::service(md), applied, Live::Unwatched).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let live = owned_by(
         &caches.deployments,
@@ -565,13 +519,18 @@ async fn apply_children(
         if rolling_out && let Some(running) = running {
             children::keep_pod_template(&mut d, running);
         }
-        let generation = running.map(|l| l.metadata.generation);
         // A Deployment not in the cache (deleted, or not seen yet) is applied.
-        apply(&deployments, &d, applied, Some(generation.unwrap_or(None))).await?;
+        apply(
+            &deployments,
+            &d,
+            applied,
+            Live::Cached(running.map(|l| &l.metadata)),
+        )
+        .await?;
     }
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some(hpa) = stable.and_then(|s| children::autoscaler(md, s)) {
-        apply(&hpas, &hpa, applied, None).await?;
+        apply(&hpas, &hpa, applied, Live::Unwatched).await?;
     }
     for d in &live {
         let version = d.labels().get(labels::VERSION).and_then(|v| v.parse().ok());
@@ -580,42 +539,11 @@ async fn apply_children(
                 .delete(&d.name_any(), &DeleteParams::background())
                 .await
             {
-                Ok(_) => {}
+                Ok(_) => applied.forget(d),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    Ok(())
-}
-
-/// Server-side applies `obj` (field manager `ciclo-operator`, forced) unless [`Applied`] says
-/// it is what the cluster already has; `live_generation`: the watched object's generation
-/// (`Some(None)`: not in the cache), or `None` for an object that is not watched.
-async fn apply<K>(
-    api: &Api<K>,
-    obj: &K,
-    applied: &Applied,
-    live_generation: Option<Option<i64>>,
-) -> Result<()>
-where
-    K: kube::Resource<DynamicType = ()>
-        + Clone
-        + Serialize
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-{
-    let mut value = serde_json::to_value(obj)?;
-    value["apiVersion"] = K::api_version(&()).into();
-    value["kind"] = K::kind(&()).into();
-    let digest = blake3::hash(value.to_string().as_bytes());
-    if applied.current(obj, digest, live_generation) {
-        return Ok(());
-    }
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    let result = api
-        .patch(&obj.name_any(), &params, &Patch::Apply(&value))
-        .await?;
-    applied.remember(obj, digest, result.meta().generation);
     Ok(())
 }
