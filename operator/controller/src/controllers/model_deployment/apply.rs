@@ -22,10 +22,13 @@ use std::sync::Mutex;
 pub const DIGEST: &str = "ciclo.dev/applied-digest";
 
 /// What is known of a child in the cluster before it is applied.
+#[derive(Clone, Copy)]
 pub enum Live<'a> {
     /// A kind no cache holds (Services, autoscalers): read once, the first time this process
-    /// would apply the object.
-    Unwatched,
+    /// would apply the object, if an earlier process may have applied it: if its
+    /// ModelDeployment has a status (written after its children are applied). A new
+    /// ModelDeployment's children are applied without a read.
+    Unwatched { owner_has_status: bool },
     /// A watched kind's cached object, `None` when the cache has none (deleted, or not seen
     /// yet). The cache keeps [`DIGEST`] only on a child whose spec no one else changed
     /// ([`forget_if_edited`]).
@@ -156,7 +159,7 @@ where
     let digest = blake3::hash(value.to_string().as_bytes());
     let key = Applied::key(obj);
     let live_generation = match &live {
-        Live::Unwatched => None,
+        Live::Unwatched { .. } => None,
         Live::Cached(meta) => Some(meta.and_then(|m| m.generation)),
     };
     match applied.verdict(&key, digest, live_generation) {
@@ -166,7 +169,12 @@ where
             // An earlier process (before a restart, or another leader) may have applied it.
             let earlier = match live {
                 Live::Cached(meta) => meta.filter(|m| carries(m, &digest)).cloned(),
-                Live::Unwatched => api
+                Live::Unwatched {
+                    owner_has_status: false,
+                } => None,
+                Live::Unwatched {
+                    owner_has_status: true,
+                } => api
                     .get_opt(&obj.name_any())
                     .await?
                     .map(|o| o.meta().clone())
@@ -313,11 +321,17 @@ mod tests {
             .collect()
     }
 
+    /// The Service of a ModelDeployment that has a status: an earlier process may have
+    /// applied it.
+    const RECORDED: Live = Live::Unwatched {
+        owner_has_status: true,
+    };
+
     /// What a process with an empty memo asks a server holding `live` to apply the Service.
-    async fn fresh_process_applies(live: Option<serde_json::Value>) -> Seen {
+    async fn fresh_process_applies(live: Option<serde_json::Value>, owner: Live<'_>) -> Seen {
         let (client, seen) = fake_api_server(live);
         let api = Api::namespaced(client, "ml");
-        apply(&api, &service(), &Applied::default(), Live::Unwatched)
+        apply(&api, &service(), &Applied::default(), owner)
             .await
             .unwrap();
         seen
@@ -325,11 +339,19 @@ mod tests {
 
     #[tokio::test]
     async fn after_a_restart_a_service_that_carries_the_digest_is_read_once_and_not_applied() {
-        // The first apply, by the process before the restart: not in the cluster, so read,
-        // then applied with the digest.
-        let seen = fresh_process_applies(None).await;
-        assert_eq!(methods(&seen), ["GET", "PATCH"]);
-        let (_, path, sent) = seen.lock().unwrap()[1].clone();
+        // The first apply, by the process before the restart, of a new ModelDeployment's
+        // Service: applied with the digest, not read first.
+        let new = Live::Unwatched {
+            owner_has_status: false,
+        };
+        let seen = fresh_process_applies(None, new).await;
+        assert_eq!(methods(&seen), ["PATCH"]);
+        // With a status, not in the cluster: read, then applied.
+        assert_eq!(
+            methods(&fresh_process_applies(None, RECORDED).await),
+            ["GET", "PATCH"]
+        );
+        let (_, path, sent) = seen.lock().unwrap()[0].clone();
         assert_eq!(path, "/api/v1/namespaces/ml/services/web");
         // The object as that apply left it in the cluster, with ciclo's managed fields.
         let mut live: serde_json::Value = serde_json::from_str(&sent).unwrap();
@@ -349,17 +371,13 @@ mod tests {
         let api = Api::namespaced(client, "ml");
         let applied = Applied::default();
         for _ in 0..3 {
-            apply(&api, &service(), &applied, Live::Unwatched)
-                .await
-                .unwrap();
+            apply(&api, &service(), &applied, RECORDED).await.unwrap();
         }
         assert_eq!(methods(&seen), ["GET"]);
         // A changed spec is applied, with no read.
         let mut changed = service();
         changed.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].port = 9090;
-        apply(&api, &changed, &applied, Live::Unwatched)
-            .await
-            .unwrap();
+        apply(&api, &changed, &applied, RECORDED).await.unwrap();
         assert_eq!(methods(&seen), ["GET", "PATCH"]);
 
         // Edited by someone else while no process ran: applied again.
@@ -370,7 +388,7 @@ mod tests {
                 "manager": "kubectl-edit", "operation": "Update",
                 "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {"f:ports": {}}}
             }));
-        let seen = fresh_process_applies(Some(live)).await;
+        let seen = fresh_process_applies(Some(live), RECORDED).await;
         assert_eq!(methods(&seen), ["GET", "PATCH"]);
     }
 

@@ -317,7 +317,14 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
         if let (Some(_), Some(stable)) = (&md.spec.traffic_routing, next.serving_version) {
             let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
             for s in routing::services(&md, stable, next.canary_version) {
-                apply(&services, &s, &caches.applied, Live::Unwatched).await?;
+                let owner_has_status = md.status.is_some();
+                apply(
+                    &services,
+                    &s,
+                    &caches.applied,
+                    Live::Unwatched { owner_has_status },
+                )
+                .await?;
             }
         }
         Ok::<_, crate::error::Error>(())
@@ -499,7 +506,11 @@ async fn apply_children(
             super::artifact_store::ArtifactStore::default()
         });
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    apply(&services, &children::service(md), applied, Live::Unwatched).await?;
+    // A new ModelDeployment's children are not read first: no earlier process applied them.
+    let unwatched = Live::Unwatched {
+        owner_has_status: md.status.is_some(),
+    };
+    apply(&services, &children::service(md), applied, unwatched).await?;
     let deployments: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
     let live = owned_by(
         &caches.deployments,
@@ -530,7 +541,7 @@ async fn apply_children(
     }
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(ctx.client.clone(), &ns);
     if let Some(hpa) = stable.and_then(|s| children::autoscaler(md, s)) {
-        apply(&hpas, &hpa, applied, Live::Unwatched).await?;
+        apply(&hpas, &hpa, applied, unwatched).await?;
     }
     for d in &live {
         let version = d.labels().get(labels::VERSION).and_then(|v| v.parse().ok());
