@@ -167,8 +167,10 @@ where
         Verdict::Apply => {}
         Verdict::Unknown => {
             // An earlier process (before a restart, or another leader) may have applied it.
-            let earlier = match live {
-                Live::Cached(meta) => meta.filter(|m| carries(m, &digest)).cloned(),
+            // Its generation, if it did.
+            let earlier = |meta: &ObjectMeta| carries(meta, &digest).then_some(meta.generation);
+            let generation = match live {
+                Live::Cached(meta) => meta.and_then(earlier),
                 Live::Unwatched {
                     owner_has_status: false,
                 } => None,
@@ -177,11 +179,10 @@ where
                 } => api
                     .get_opt(&obj.name_any())
                     .await?
-                    .map(|o| o.meta().clone())
-                    .filter(|m| carries(m, &digest)),
+                    .and_then(|o| earlier(o.meta())),
             };
-            if let Some(meta) = earlier {
-                applied.remember(key, digest, meta.generation);
+            if let Some(generation) = generation {
+                applied.remember(key, digest, generation);
                 return Ok(());
             }
         }
