@@ -294,7 +294,17 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
                             "the canary step of version {canary} waits: its request counters cannot be read ({e})"
                         ),
                     );
-                    status::update(&ctx, &md, md.status.as_ref(), &conditions, |_| {}).await?;
+                    // What the plan decided before it needed the counters is recorded too: a
+                    // rollout it starts here (a leader that died after applying the canary's
+                    // Deployment, before recording it) shows its canary while the step waits.
+                    if let Some((type_, reason, note)) = &plan.event {
+                        ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
+                            .await;
+                    }
+                    status::update(&ctx, &md, md.status.as_ref(), &conditions, |s| {
+                        *s = next.clone()
+                    })
+                    .await?;
                 }
                 return Ok(Action::requeue(Duration::from_secs(2)));
             }
