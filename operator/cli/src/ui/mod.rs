@@ -194,6 +194,26 @@ async fn model_page(
     )
 }
 
+/// The object a page shows, from its watch's cache; or the page saying it is not there (or
+/// cannot be read: not listed yet, forbidden).
+fn found<K: kube::Resource<DynamicType = ()> + Clone + 'static>(
+    c: &Cluster,
+    watched: &cluster::Watched<K>,
+    title: &str,
+    kind: (&str, &str),
+    namespace: &str,
+    name: &str,
+) -> Result<Arc<K>, maud::Markup> {
+    match watched.get(namespace, name) {
+        Ok(Some(obj)) => Ok(obj),
+        found => {
+            let found = found.as_ref().map(|_| ());
+            let body = overview::missing(title, kind, namespace, name, found);
+            Err(layout::page(title, &c.scope, body))
+        }
+    }
+}
+
 async fn dataset_page(
     State(ui): State<Arc<Ui>>,
     Path((namespace, name)): Path<(String, String)>,
@@ -201,18 +221,10 @@ async fn dataset_page(
 ) -> maud::Markup {
     let c = &ui.cluster;
     let title = format!("Dataset {name}");
-    let ds = match c.datasets.get(&namespace, &name) {
-        Ok(Some(ds)) => ds,
-        found => {
-            let body = overview::missing(
-                &title,
-                ("Dataset", "datasets"),
-                &namespace,
-                &name,
-                found.as_ref().map(|_| ()),
-            );
-            return layout::page(&title, &c.scope, body);
-        }
+    let kind = ("Dataset", "datasets");
+    let ds = match found(c, &c.datasets, &title, kind, &namespace, &name) {
+        Ok(ds) => ds,
+        Err(missing) => return missing,
     };
     let all = dataset::versions(&ds);
     let shown = dataset::pick(&all, &ds, choice.version.as_deref());
@@ -246,18 +258,10 @@ async fn deployment_page(
 ) -> maud::Markup {
     let c = &ui.cluster;
     let title = format!("Deployment {name}");
-    let md = match c.model_deployments.get(&namespace, &name) {
-        Ok(Some(md)) => md,
-        found => {
-            let body = overview::missing(
-                &title,
-                ("ModelDeployment", "model deployments"),
-                &namespace,
-                &name,
-                found.as_ref().map(|_| ()),
-            );
-            return layout::page(&title, &c.scope, body);
-        }
+    let kind = ("ModelDeployment", "model deployments");
+    let md = match found(c, &c.model_deployments, &title, kind, &namespace, &name) {
+        Ok(md) => md,
+        Err(missing) => return missing,
     };
     let events = c.deployment_events.objects();
     let traffic = ui.traffic.read(&ui.client, &md).await;
