@@ -27,6 +27,8 @@ scaled_down=()
 watchers=()
 # The namespaces the benchmark creates, deleted at the end.
 namespaces=()
+# The cluster-scoped objects it creates (the operator's ClusterRole and its binding).
+cluster_rbac=()
 
 cleanup() {
     local code=$?
@@ -40,6 +42,9 @@ cleanup() {
             # Not waited for: at 10,000 Jobs the garbage collector takes over half an hour.
             log "deleting namespaces ${namespaces[*]} (their TrainingRuns, Jobs and Pods; in the background)"
             kc delete namespace "${namespaces[@]}" --ignore-not-found --wait=false >/dev/null
+        fi
+        if ((${#cluster_rbac[@]})); then
+            kc delete "${cluster_rbac[@]}" --ignore-not-found >/dev/null
         fi
         for d in "${scaled_down[@]}"; do
             log "restoring deployment ${d%=*} to ${d##*=} replicas"
@@ -88,9 +93,53 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 metrics_url=http://127.0.0.1:$port/metrics
 namespaces+=("$ns")
 kc create namespace "$ns" >/dev/null
+
+# --- the operator's credentials ---------------------------------------------------------------
+# As in a cluster: the operator is a ServiceAccount with the chart's ClusterRole and
+# leader-election Role (manifests/base/ciclo.yaml, renamed for this run), and presents its
+# token. So every request is authorized by RBAC against the rules the chart ships, and
+# authenticated as an operator in a cluster is, with a token whose check the API server
+# caches, not with the admin kubeconfig's client certificate (verified on every request, and
+# in a group RBAC does not check). BENCH_OPERATOR_AS=admin runs it with the admin kubeconfig.
+operator_kubeconfig=$KUBECONFIG
+rbac_name=ciclo-bench-$$
+if [[ "${BENCH_OPERATOR_AS:-serviceaccount}" != admin ]]; then
+    python3 - "$root/manifests/base/ciclo.yaml" "$rbac_name" "$ns" >"$work/rbac.yaml" <<'PY'
+import sys, yaml
+path, name, ns = sys.argv[1:]
+sa = {"kind": "ServiceAccount", "name": "ciclo-operator", "namespace": ns}
+out = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ciclo-operator", "namespace": ns}}]
+for doc in yaml.safe_load_all(open(path)):
+    if doc and doc["kind"] == "ClusterRole" and doc["metadata"]["name"] == "ciclo-operator":
+        out.append({**doc, "metadata": {"name": name}})
+        out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}, "subjects": [sa]})
+    if doc and doc["kind"] == "Role" and doc["metadata"]["name"] == "ciclo-operator-leader-election":
+        out.append({**doc, "metadata": {"name": name, "namespace": ns}})
+        out.append({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": name, "namespace": ns},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}, "subjects": [sa]})
+if len(out) != 5:
+    sys.exit(f"{path}: expected the ClusterRole ciclo-operator and the Role ciclo-operator-leader-election")
+yaml.safe_dump_all(out, sys.stdout)
+PY
+    cluster_rbac+=("clusterrole/$rbac_name" "clusterrolebinding/$rbac_name")
+    kc apply -f "$work/rbac.yaml" >/dev/null
+    operator_kubeconfig=$work/operator.kubeconfig
+    kc config view --raw --minify -o json | python3 -c '
+import json, sys
+c = json.load(sys.stdin)
+cluster = c["clusters"][0]
+token = sys.argv[1]
+print(json.dumps({"apiVersion": "v1", "kind": "Config", "current-context": "operator",
+    "clusters": [cluster], "users": [{"name": "operator", "user": {"token": token}}],
+    "contexts": [{"name": "operator", "context": {"cluster": cluster["name"], "user": "operator"}}]}))
+' "$(kc -n "$ns" create token ciclo-operator --duration=24h)" >"$operator_kubeconfig"
+    chmod 600 "$operator_kubeconfig"
+    log "the operator runs as ServiceAccount $ns/ciclo-operator with the chart's RBAC (BENCH_OPERATOR_AS=admin: the admin kubeconfig)"
+fi
 start_operator() {
     log "starting the operator (log: $work/operator.log)"
-    RUST_LOG=${RUST_LOG:-info} "$bin" operator \
+    KUBECONFIG=$operator_kubeconfig RUST_LOG=${RUST_LOG:-info} "$bin" operator \
         --metrics-bind-address "127.0.0.1:$port" \
         --leader-election-namespace "$ns" \
         --artifact-store "file://$work/artifacts" \
