@@ -72,7 +72,13 @@ impl Writes {
             }
             // Unless the object was written again since: that write has its own place.
             if let Some(w) = self.last.get_mut(key).filter(|w| w.at == *at) {
-                w.object = None;
+                if w.caught_up {
+                    // Nothing left to wait for either: 10,000 TrainingRuns written once and
+                    // not reconciled again kept their entries (3 MiB) for good.
+                    self.last.remove(key);
+                } else {
+                    w.object = None;
+                }
             }
             self.kept.pop_front();
         }
@@ -86,6 +92,8 @@ struct Written {
     at: Instant,
     /// The object as the write returned it, for a kind that keeps them.
     object: Option<Arc<dyn Any + Send + Sync>>,
+    /// The cache has been seen holding this write.
+    caught_up: bool,
 }
 
 /// Kind, namespace, name.
@@ -144,6 +152,7 @@ impl OwnWrites {
                 version: resource_version.unwrap_or_default().to_string(),
                 at,
                 object,
+                caught_up: false,
             },
         );
     }
@@ -195,7 +204,7 @@ impl OwnWrites {
     pub fn freshness(&self, kind: &str, ns: &str, name: &str, cached: Option<&str>) -> Freshness {
         let key = (kind.to_string(), ns.to_string(), name.to_string());
         let mut written = self.written.lock().expect("own writes lock");
-        let Some(w) = written.last.get(&key) else {
+        let Some(w) = written.last.get_mut(&key) else {
             return Freshness::Current;
         };
         let order = cached.and_then(|c| compare(c, &w.version));
@@ -207,6 +216,7 @@ impl OwnWrites {
         // A kept object stays while the cache holds its version (the reconciles that follow
         // read it); otherwise the write is forgotten once the cache is past it.
         let kept = w.object.is_some() && order == Some(Ordering::Equal);
+        w.caught_up |= kept;
         if verdict != Freshness::Behind && !kept {
             written.last.remove(&key);
         }
@@ -506,6 +516,24 @@ mod tests {
         assert!(
             w.kept::<k8s_openapi::api::batch::v1::Job>("Job", "ml", "f", "401")
                 .is_some()
+        );
+        // A kept write the cache was seen holding leaves nothing behind once it goes; one
+        // never seen keeps its version.
+        w.age(KEEP);
+        w.write(("Job", "ml", "h"), ok("500")).await.unwrap();
+        w.write(("Job", "ml", "i"), ok("501")).await.unwrap();
+        assert_eq!(
+            w.freshness("Job", "ml", "h", Some("500")),
+            Freshness::Current
+        );
+        let before = w.len();
+        w.age(KEEP);
+        w.write(("Job", "ml", "j"), ok("502")).await.unwrap();
+        assert_eq!(w.len(), before, "h gone, j added, i kept as a version");
+        assert_eq!(
+            w.freshness("Job", "ml", "i", Some("500")),
+            Freshness::Behind,
+            "i's write (501) is still known past KEEP: a cache behind it waits"
         );
         // A failed write keeps nothing, and reads fresh.
         let failed = std::future::ready(Err::<k8s_openapi::api::batch::v1::Job, _>(

@@ -88,8 +88,6 @@ pub fn of_namespace(
     shared: &ArtifactStoreArgs,
 ) -> Result<ArtifactStore, Unusable> {
     let cm = configs
-        .state()
-        .into_iter()
         .find(|cm| cm.namespace().as_deref() == Some(namespace) && cm.name_any() == CONFIG_MAP);
     resolve(namespace, cm.as_deref(), shared)
 }
@@ -121,10 +119,9 @@ pub fn wakes<K: Watched>(
     move |cm| {
         let ns = cm.namespace();
         store
-            .state()
-            .into_iter()
-            .filter(|o| o.namespace() == ns)
-            .map(|o| ObjectRef::from_obj(&*o))
+            .state_filter(|o| o.namespace() == ns)
+            .iter()
+            .map(|o| ObjectRef::from_obj(&**o))
             .collect()
     }
 }

@@ -68,12 +68,14 @@ async fn reconcile(
     // wait and look again: never a verdict against a wrong baseline.
     let earlier: Vec<ModelVersion> = if needs_baseline(&mv) {
         store
-            .state()
+            .state_filter(|g| {
+                g.namespace() == mv.namespace()
+                    && g.0
+                        .as_ref()
+                        .is_ok_and(|other| other.spec.model == mv.spec.model)
+            })
             .iter()
-            .filter(|g| g.namespace() == mv.namespace())
-            .filter_map(|g| g.0.as_ref().ok())
-            .filter(|other| other.spec.model == mv.spec.model)
-            .cloned()
+            .filter_map(|g| g.0.as_ref().ok().cloned())
             .collect()
     } else {
         Vec::new()

@@ -54,10 +54,11 @@ fn serving(
     model: &str,
 ) -> Vec<ObjectRef<DeserializeGuard<ModelDeployment>>> {
     store
-        .state()
-        .into_iter()
-        .filter(|g| g.namespace() == ns && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model))
-        .map(|g| ObjectRef::from_obj(&*g))
+        .state_filter(|g| {
+            g.namespace() == ns && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model)
+        })
+        .iter()
+        .map(|g| ObjectRef::from_obj(&**g))
         .collect()
 }
 
@@ -205,10 +206,9 @@ where
     K: kube::Resource<DynamicType = ()> + Clone,
 {
     store
-        .state()
+        .state_filter(|g| g.namespace().as_deref() == Some(ns) && g.0.as_ref().is_ok_and(&keep))
         .iter()
-        .filter(|g| g.namespace().as_deref() == Some(ns))
-        .filter_map(|g| g.0.as_ref().ok().filter(|k| keep(k)).cloned())
+        .filter_map(|g| g.0.as_ref().ok().cloned())
         .collect()
 }
 
@@ -235,11 +235,11 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
     // Who would register the model matters only while it has no version.
     let producers = caches
         .runs
-        .state()
-        .iter()
-        .filter(|g| g.namespace().as_deref() == Some(&ns))
-        .filter(|g| g.0.as_ref().is_ok_and(|tr| &tr.spec.model.name == model))
-        .count();
+        .state_filter(|g| {
+            g.namespace().as_deref() == Some(&ns)
+                && g.0.as_ref().is_ok_and(|tr| &tr.spec.model.name == model)
+        })
+        .len();
     let serving_now = md.status.as_ref().and_then(|s| s.serving_version);
     let (selection, held_back) = select::hold_back(
         &md,

@@ -82,12 +82,11 @@ pub async fn run(
     let controller = controller.watches_stream(dataset_changes, move |ds| {
         let (ns, name) = (ds.namespace(), ds.name_any());
         store
-            .state()
-            .into_iter()
-            .filter(|g| {
+            .state_filter(|g| {
                 g.namespace() == ns && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
             })
-            .map(|g| ObjectRef::from_obj(&*g))
+            .iter()
+            .map(|g| ObjectRef::from_obj(&**g))
             .collect::<Vec<_>>()
     });
     // A run's Pod finishing wakes its TrainingRun (its Job says so only a second later).
