@@ -69,7 +69,7 @@ async fn reconcile(
     let earlier: Vec<ModelVersion> = if needs_baseline(&mv) {
         store
             .state_filter(|g| {
-                g.namespace() == mv.namespace()
+                kube::Resource::meta(g).namespace == mv.metadata.namespace
                     && g.0
                         .as_ref()
                         .is_ok_and(|other| other.spec.model == mv.spec.model)

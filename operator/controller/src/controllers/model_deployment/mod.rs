@@ -55,7 +55,8 @@ fn serving(
 ) -> Vec<ObjectRef<DeserializeGuard<ModelDeployment>>> {
     store
         .state_filter(|g| {
-            g.namespace() == ns && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model)
+            kube::Resource::meta(g).namespace == ns
+                && g.0.as_ref().is_ok_and(|md| md.spec.model.name == model)
         })
         .iter()
         .map(|g| ObjectRef::from_obj(&**g))
@@ -212,6 +213,14 @@ where
         .collect()
 }
 
+/// Publishes the Event the rollout plan decided on (a rollout started, promoted, rolled back).
+async fn publish_plan_event(ctx: &Context, md: &ModelDeployment, plan: &rollout::Plan) {
+    if let Some((type_, reason, note)) = &plan.event {
+        ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
+            .await;
+    }
+}
+
 async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -> Result<Action> {
     let ns = cached.namespace().unwrap_or_default();
     // The rollout's step lives in the status: act on the cached object only once it holds
@@ -297,10 +306,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
                     // What the plan decided before it needed the counters is recorded too: a
                     // rollout it starts here (a leader that died after applying the canary's
                     // Deployment, before recording it) shows its canary while the step waits.
-                    if let Some((type_, reason, note)) = &plan.event {
-                        ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
-                            .await;
-                    }
+                    publish_plan_event(&ctx, &md, &plan).await;
                     status::update(&ctx, &md, md.status.as_ref(), &conditions, |s| {
                         *s = next.clone()
                     })
@@ -375,10 +381,7 @@ async fn reconcile(ctx: Arc<Context>, caches: Caches, cached: ModelDeployment) -
             .await?
             .err();
     }
-    if let Some((type_, reason, note)) = &plan.event {
-        ctx.publish(&md.object_ref(&()), *type_, reason, note, "Rollout")
-            .await;
-    }
+    publish_plan_event(&ctx, &md, &plan).await;
     let mut conditions = select::conditions(
         selection.conditions,
         plan.conditions,

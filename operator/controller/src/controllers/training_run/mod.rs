@@ -83,7 +83,8 @@ pub async fn run(
         let (ns, name) = (ds.namespace(), ds.name_any());
         store
             .state_filter(|g| {
-                g.namespace() == ns && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
+                kube::Resource::meta(g).namespace == ns
+                    && g.0.as_ref().is_ok_and(|tr| tr.spec.dataset.name == name)
             })
             .iter()
             .map(|g| ObjectRef::from_obj(&**g))
